@@ -1,0 +1,98 @@
+//! `lookalike bench`: embedding throughput, exact query latency and store open time.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{self, Embedder};
+use crate::store::{self, Entry, Identity, Store};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EmbedFigure {
+    pub threads: usize,
+    pub batch: usize,
+    pub images: usize,
+    pub images_per_s: f64,
+    pub ms_per_image: f64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SearchFigure {
+    pub vectors: usize,
+    pub query_ms: f64,
+    pub store_open_ms: f64,
+    pub store_mib: f64,
+}
+
+/// Times the model alone on already-decoded inputs, after one warm-up batch.
+pub fn embed_throughput(embedder: &Embedder, images: &[&Path], batch: usize, threads: usize) -> Result<EmbedFigure> {
+    if images.is_empty() {
+        bail!("no images to benchmark with");
+    }
+    let inputs: Vec<Vec<f32>> = images
+        .iter()
+        .map(|p| model::load_input(p, embedder.policy()).map_err(|e| anyhow::anyhow!("{}: {e}", p.display())))
+        .collect::<Result<_>>()?;
+    embedder.embed_inputs(&inputs[..batch.min(inputs.len())])?;
+    let started = Instant::now();
+    for chunk in inputs.chunks(batch) {
+        embedder.embed_inputs(chunk)?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    Ok(EmbedFigure {
+        threads,
+        batch,
+        images: inputs.len(),
+        images_per_s: inputs.len() as f64 / secs,
+        ms_per_image: secs * 1000.0 / inputs.len() as f64,
+    })
+}
+
+/// Random unit vectors from a fixed-seed generator (the search cost does not depend on
+/// where vectors come from).
+fn random_unit_vectors(n: usize, dims: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed;
+    let mut out: Vec<f32> = (0..n * dims)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        })
+        .collect();
+    out.chunks_mut(dims).for_each(model::normalize);
+    out
+}
+
+/// Exact top-10 latency (median of `repeats`) and store open time at `n` vectors.
+pub fn search_latency(n: usize, repeats: usize, scratch: &Path) -> Result<SearchFigure> {
+    let dims = model::DIMS;
+    let vectors = random_unit_vectors(n, dims, 0x9E3779B97F4A7C15 ^ n as u64);
+    let entries: Vec<Entry> = (0..n)
+        .map(|i| Entry { path: format!("{i:09}.jpg"), size: 0, mtime_ns: 0, hash: String::new() })
+        .collect();
+    let identity = Identity { model: "bench".into(), preprocessing: "bench".into(), dims };
+    let path = scratch.join(format!("bench-{n}.lks"));
+    store::write(&path, &identity, &entries, |i| &vectors[i * dims..(i + 1) * dims])?;
+    drop(vectors);
+    let started = Instant::now();
+    let opened = Store::open(&path)?;
+    let store_open_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let queries = random_unit_vectors(repeats, dims, 42);
+    let mut times: Vec<f64> = queries
+        .chunks(dims)
+        .map(|q| {
+            let started = Instant::now();
+            let top = crate::index::exact_top_k(opened.vectors(), dims, q, 10, |_| true);
+            assert_eq!(top.len(), 10.min(n));
+            started.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let store_mib = opened.file_size() as f64 / (1 << 20) as f64;
+    drop(opened);
+    std::fs::remove_file(&path)?;
+    Ok(SearchFigure { vectors: n, query_ms: times[times.len() / 2], store_open_ms, store_mib })
+}

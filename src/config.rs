@@ -1,0 +1,264 @@
+//! Settings: built-in defaults, then `config.toml`, then `LOOKALIKE_*` variables, then flags.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use crate::model::ResizePolicy;
+
+/// The file read when neither `--config` nor `LOOKALIKE_CONFIG` names one.
+pub const DEFAULT_CONFIG_FILE: &str = "config.toml";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Folder of product images, walked recursively.
+    pub catalog: PathBuf,
+    /// Kaggle-style `styles.csv`; `None` means `<catalog>/styles.csv` when present.
+    pub labels: Option<PathBuf>,
+    /// Where the store lives; `None` means a per-catalog folder under the user's data dir.
+    pub state_dir: Option<PathBuf>,
+    pub weights: PathBuf,
+    pub resize: ResizePolicy,
+    pub batch_size: usize,
+    /// Compute threads; 0 means one per physical core.
+    pub threads: usize,
+    pub k: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            catalog: PathBuf::from("catalog"),
+            labels: None,
+            state_dir: None,
+            weights: PathBuf::from("weights/resnet50.safetensors"),
+            resize: ResizePolicy::Stretch,
+            batch_size: 16,
+            threads: 0,
+            k: 10,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    catalog: CatalogSection,
+    #[serde(default)]
+    store: StoreSection,
+    #[serde(default)]
+    model: ModelSection,
+    #[serde(default)]
+    search: SearchSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogSection {
+    dir: Option<PathBuf>,
+    labels: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreSection {
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelSection {
+    weights: Option<PathBuf>,
+    resize: Option<ResizePolicy>,
+    batch_size: Option<i64>,
+    threads: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchSection {
+    k: Option<i64>,
+}
+
+/// Values given on the command line; they win over everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub catalog: Option<PathBuf>,
+    pub labels: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    pub weights: Option<PathBuf>,
+    pub threads: Option<usize>,
+}
+
+impl Config {
+    /// Resolves the configuration the way the binary does: file, environment, flags.
+    pub fn load(overrides: &Overrides) -> Result<Config> {
+        let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        let explicit = overrides
+            .config_file
+            .clone()
+            .or_else(|| env("LOOKALIKE_CONFIG").map(PathBuf::from));
+        let mut config = match &explicit {
+            Some(path) => Config::from_file(path)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+                Config::from_file(Path::new(DEFAULT_CONFIG_FILE))?
+            }
+            None => Config::default(),
+        };
+        if let Some(v) = env("LOOKALIKE_CATALOG") {
+            config.catalog = v.into();
+        }
+        if let Some(v) = env("LOOKALIKE_LABELS") {
+            config.labels = Some(v.into());
+        }
+        if let Some(v) = env("LOOKALIKE_STATE_DIR") {
+            config.state_dir = Some(v.into());
+        }
+        if let Some(v) = env("LOOKALIKE_WEIGHTS") {
+            config.weights = v.into();
+        }
+        if let Some(v) = env("LOOKALIKE_THREADS") {
+            let text = v.to_string_lossy();
+            config.threads = text
+                .parse()
+                .with_context(|| format!("LOOKALIKE_THREADS: {text:?} is not a thread count (0 = all cores)"))?;
+        }
+        if let Some(v) = &overrides.catalog {
+            config.catalog = v.clone();
+            // A catalog given by flag brings its own styles.csv unless labels are named too.
+            if overrides.labels.is_none() && env("LOOKALIKE_LABELS").is_none() {
+                config.labels = None;
+            }
+        }
+        if let Some(v) = &overrides.labels {
+            config.labels = Some(v.clone());
+        }
+        if let Some(v) = &overrides.state_dir {
+            config.state_dir = Some(v.clone());
+        }
+        if let Some(v) = &overrides.weights {
+            config.weights = v.clone();
+        }
+        if let Some(v) = overrides.threads {
+            config.threads = v;
+        }
+        Ok(config)
+    }
+
+    /// Reads one TOML file; relative paths in it are taken from the file's folder.
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        Config::from_toml(&text, base).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    pub fn from_toml(text: &str, base: &Path) -> Result<Config> {
+        let file: FileConfig = toml::from_str(text)?;
+        let mut config = Config::default();
+        let rel = |p: PathBuf| if p.is_absolute() || base.as_os_str().is_empty() { p } else { base.join(p) };
+        // Relative defaults also follow the config file, so the repo works from any folder.
+        config.catalog = rel(file.catalog.dir.unwrap_or(config.catalog));
+        config.weights = rel(file.model.weights.unwrap_or(config.weights));
+        config.labels = file.catalog.labels.filter(|p| !p.as_os_str().is_empty()).map(rel);
+        config.state_dir = file.store.state_dir.filter(|p| !p.as_os_str().is_empty()).map(rel);
+        if let Some(r) = file.model.resize {
+            config.resize = r;
+        }
+        if let Some(v) = file.model.batch_size {
+            config.batch_size = in_range("model.batch_size", v, 1, 1024)?;
+        }
+        if let Some(v) = file.model.threads {
+            config.threads = in_range("model.threads", v, 0, 1024)?;
+        }
+        if let Some(v) = file.search.k {
+            config.k = in_range("search.k", v, 1, 10_000)?;
+        }
+        Ok(config)
+    }
+
+    /// The styles.csv to use, if any: the configured one, or `<catalog>/styles.csv`.
+    pub fn labels_path(&self) -> Option<PathBuf> {
+        match &self.labels {
+            Some(p) => Some(p.clone()),
+            None => Some(self.catalog.join("styles.csv")).filter(|p| p.is_file()),
+        }
+    }
+
+    /// The state folder: configured, or `<data dir>/lookalike/<catalog name>-<path hash>`
+    /// so a read-only catalog works and several catalogs never share a store.
+    pub fn state_dir(&self) -> Result<PathBuf> {
+        if let Some(dir) = &self.state_dir {
+            return Ok(dir.clone());
+        }
+        let catalog = std::fs::canonicalize(&self.catalog)
+            .with_context(|| format!("catalog folder {} not found", self.catalog.display()))?;
+        let base = dirs::data_local_dir()
+            .or_else(|| std::env::current_dir().ok().map(|d| d.join(".lookalike")))
+            .context("no data folder: set LOOKALIKE_STATE_DIR or [store] state_dir")?;
+        let name: String = catalog
+            .file_name()
+            .map(|n| n.to_string_lossy().chars().filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_').collect())
+            .unwrap_or_default();
+        let hash = crate::store::hex(&sha2_of(catalog.as_os_str().as_encoded_bytes())[..6]);
+        Ok(base.join("lookalike").join(format!("{name}-{hash}")))
+    }
+}
+
+fn sha2_of(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+fn in_range(key: &str, value: i64, min: i64, max: i64) -> Result<usize> {
+    if value < min || value > max {
+        bail!("{key} = {value} is out of range: allowed {min} to {max}");
+    }
+    Ok(value as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::from_toml("", Path::new("")).unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn relative_paths_follow_the_file() {
+        let c = Config::from_toml("[catalog]\ndir = \"cat\"\n", Path::new("/etc/x")).unwrap();
+        assert_eq!(c.catalog, PathBuf::from("/etc/x/cat"));
+        assert_eq!(c.weights, PathBuf::from("/etc/x/weights/resnet50.safetensors"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_toml("[model]\nbatchsize = 3\n", Path::new("")).unwrap_err();
+        assert!(format!("{err:#}").contains("batchsize"), "{err:#}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let err = Config::from_toml("[model]\nbatch_size = 0\n", Path::new("")).unwrap_err();
+        assert!(format!("{err:#}").contains("model.batch_size"), "{err:#}");
+        let err = Config::from_toml("[model]\nresize = \"squash\"\n", Path::new("")).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("resize") && msg.contains("stretch"), "{msg}");
+    }
+
+    #[test]
+    fn repo_config_matches_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+        let c = Config::from_file(&path).unwrap();
+        let base = path.parent().unwrap();
+        let d = Config::default();
+        assert_eq!(c.catalog, base.join(&d.catalog));
+        assert_eq!((c.resize, c.batch_size, c.threads, c.k), (d.resize, d.batch_size, d.threads, d.k));
+    }
+}

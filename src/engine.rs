@@ -1,0 +1,602 @@
+//! The engine API shared by the CLI and the TUI: index a catalog, search it, describe it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::catalog::{self, CatalogFile, Metadata, Product, RowError, Skipped};
+use crate::config::Config;
+use crate::index::{self, Scored};
+use crate::model::{self, DecodeError, Embedder};
+use crate::store::{self, Entry, Identity, Journal, Store};
+
+/// Where an index run is, for progress displays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Scanning,
+    Hashing,
+    Embedding,
+    Saving,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub phase: Phase,
+    pub done: usize,
+    pub total: usize,
+}
+
+/// What an index run did.
+#[derive(Debug, Default, Serialize)]
+pub struct IndexReport {
+    pub catalog: PathBuf,
+    pub state_dir: PathBuf,
+    /// Images in the store after the run.
+    pub items: usize,
+    pub added: Vec<String>,
+    pub updated: Vec<String>,
+    pub removed: Vec<String>,
+    pub unchanged: usize,
+    pub skipped: Vec<Skipped>,
+    /// Images passed through the model in this run.
+    pub embedded: usize,
+    /// Images whose vectors came from an interrupted run's journal.
+    pub resumed: usize,
+    /// Images whose vectors were copied from a byte-identical file.
+    pub deduplicated: usize,
+    /// Why every image was embedded again, when it was.
+    pub rebuilt: Option<String>,
+    pub cancelled: bool,
+    pub metadata_errors: Vec<RowError>,
+    pub seconds: f64,
+}
+
+/// A way to stop a long run between batches, keeping what is done.
+pub type Cancel = AtomicBool;
+
+pub struct Engine {
+    config: Config,
+    state_dir: PathBuf,
+}
+
+/// A held lock on a state folder; released on drop or when the process dies.
+struct StateLock(#[allow(dead_code)] std::fs::File);
+
+impl Engine {
+    pub fn new(config: Config) -> Result<Engine> {
+        let state_dir = config.state_dir()?;
+        Ok(Engine { config, state_dir })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.state_dir.join(store::STORE_FILE)
+    }
+
+    fn journal_path(&self) -> PathBuf {
+        self.state_dir.join(store::JOURNAL_FILE)
+    }
+
+    pub fn identity(&self) -> Identity {
+        Identity {
+            model: model::MODEL_ID.to_string(),
+            preprocessing: self.config.resize.preprocessing_id(),
+            dims: model::DIMS,
+        }
+    }
+
+    fn lock(&self) -> Result<StateLock> {
+        std::fs::create_dir_all(&self.state_dir).with_context(|| {
+            format!(
+                "cannot create state folder {}: set LOOKALIKE_STATE_DIR or [store] state_dir to a writable folder",
+                self.state_dir.display()
+            )
+        })?;
+        let path = self.state_dir.join("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open lock file {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(StateLock(file)),
+            Err(std::fs::TryLockError::WouldBlock) => bail!(
+                "another lookalike is indexing {} right now; wait for it to finish and run again",
+                self.state_dir.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
+    }
+
+    pub fn load_metadata(&self) -> Result<Metadata> {
+        match self.config.labels_path() {
+            Some(path) => Metadata::load(&path),
+            None => Ok(Metadata::default()),
+        }
+    }
+
+    /// Brings the store up to date with the catalog: embeds new and changed images only,
+    /// drops removed ones, resumes an interrupted run from its journal.
+    pub fn index(
+        &self,
+        embedder: &Embedder,
+        full: bool,
+        cancel: &Cancel,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<IndexReport> {
+        let started = Instant::now();
+        let identity = self.identity();
+        if embedder.preprocessing_id() != identity.preprocessing {
+            bail!("the embedder's preprocessing differs from the configuration");
+        }
+        let _lock = self.lock()?;
+        let mut report = IndexReport {
+            catalog: self.config.catalog.clone(),
+            state_dir: self.state_dir.clone(),
+            ..Default::default()
+        };
+        report.metadata_errors = self.load_metadata()?.errors;
+
+        progress(Progress { phase: Phase::Scanning, done: 0, total: 0 });
+        let scan = catalog::scan(&self.config.catalog)?;
+        report.skipped = scan.skipped;
+
+        let store_path = self.store_path();
+        let old = if full || !store_path.exists() {
+            None
+        } else {
+            let old = Store::open(&store_path)?;
+            if old.identity() != &identity {
+                report.rebuilt = Some(format!(
+                    "the store was made with {} / {}, the configuration asks for {} / {}",
+                    old.identity().model,
+                    old.identity().preprocessing,
+                    identity.model,
+                    identity.preprocessing
+                ));
+                None
+            } else {
+                Some(old)
+            }
+        };
+        if full {
+            report.rebuilt = Some("--full was given".into());
+            remove_if_present(&self.journal_path())?;
+        }
+        let (mut journal, journaled) = Journal::open(&self.journal_path(), &identity)?;
+
+        // Where each scanned file's vector comes from.
+        let mut sources: Vec<Option<Source>> = vec![None; scan.files.len()];
+        let mut entries: Vec<Option<Entry>> = vec![None; scan.files.len()];
+        let mut needs_hash = Vec::new();
+        for (i, f) in scan.files.iter().enumerate() {
+            let row = old.as_ref().and_then(|s| s.find(&f.rel));
+            match (&old, row) {
+                (Some(s), Some(row)) if same_stat(&s.entries()[row], f) => {
+                    sources[i] = Some(Source::Store(row));
+                    entries[i] = Some(s.entries()[row].clone());
+                }
+                _ => needs_hash.push(i),
+            }
+        }
+        let total_hash = needs_hash.len();
+        let hashed: Vec<(usize, std::io::Result<String>)> = needs_hash
+            .par_iter()
+            .map(|&i| (i, store::content_hash(&scan.files[i].abs)))
+            .collect();
+        progress(Progress { phase: Phase::Hashing, done: total_hash, total: total_hash });
+
+        let mut by_hash: HashMap<&str, Source> = HashMap::new();
+        if let Some(s) = &old {
+            for (row, e) in s.entries().iter().enumerate() {
+                by_hash.entry(e.hash.as_str()).or_insert(Source::Store(row));
+            }
+        }
+        for (j, r) in journaled.iter().enumerate() {
+            by_hash.insert(r.entry.hash.as_str(), Source::Journal(j));
+        }
+        let mut to_embed: Vec<usize> = Vec::new();
+        let mut resumed = 0;
+        for (i, hash) in hashed {
+            let f = &scan.files[i];
+            let hash = match hash {
+                Ok(h) => h,
+                Err(e) => {
+                    report.skipped.push(Skipped { path: f.rel.clone(), reason: format!("cannot read: {e}") });
+                    continue;
+                }
+            };
+            let old_row = old.as_ref().and_then(|s| s.find(&f.rel));
+            let entry = Entry { path: f.rel.clone(), size: f.size, mtime_ns: f.mtime_ns, hash };
+            let same_content = old_row.filter(|&r| old.as_ref().unwrap().entries()[r].hash == entry.hash);
+            if let Some(row) = same_content {
+                sources[i] = Some(Source::Store(row));
+            } else if let Some(&src) = by_hash.get(entry.hash.as_str()) {
+                match src {
+                    Source::Journal(_) => resumed += 1,
+                    _ => report.deduplicated += 1,
+                }
+                sources[i] = Some(src);
+            } else {
+                to_embed.push(i);
+            }
+            entries[i] = Some(entry);
+        }
+        report.resumed = resumed;
+
+        let mut fresh: Vec<Vec<f32>> = Vec::new();
+        let mut failed = vec![false; scan.files.len()];
+        self.embed_files(embedder, &scan.files, &to_embed, cancel, progress, |batch| {
+            let mut appended = Vec::new();
+            for (i, result) in batch {
+                match result {
+                    Ok(v) => {
+                        sources[i] = Some(Source::Fresh(fresh.len()));
+                        fresh.push(v);
+                        appended.push(i);
+                    }
+                    Err(e) => {
+                        report.skipped.push(Skipped { path: scan.files[i].rel.clone(), reason: e.to_string() });
+                        failed[i] = true;
+                    }
+                }
+            }
+            report.embedded += appended.len();
+            let records: Vec<(Entry, &[f32])> = appended
+                .iter()
+                .map(|&i| {
+                    let Some(Source::Fresh(k)) = sources[i] else { unreachable!() };
+                    (entries[i].clone().unwrap(), fresh[k].as_slice())
+                })
+                .collect();
+            journal.append(&records)
+        })?;
+        report.cancelled = cancel.load(Ordering::Relaxed);
+
+        // Files without a vector yet (cancelled) keep their old version, if any, so the
+        // store stays consistent; the next run sees them as changed and embeds them.
+        let mut final_entries: Vec<Entry> = Vec::new();
+        let mut final_sources: Vec<Source> = Vec::new();
+        for (i, f) in scan.files.iter().enumerate() {
+            let old_row = old.as_ref().and_then(|s| s.find(&f.rel));
+            match (sources[i], old_row) {
+                (Some(src), _) => {
+                    let entry = entries[i].clone().unwrap();
+                    match old_row {
+                        None => report.added.push(f.rel.clone()),
+                        Some(r) if matches!(src, Source::Store(x) if x == r) => report.unchanged += 1,
+                        Some(_) => report.updated.push(f.rel.clone()),
+                    }
+                    final_entries.push(entry);
+                    final_sources.push(src);
+                }
+                (None, Some(r)) if !failed[i] && report.cancelled => {
+                    final_entries.push(old.as_ref().unwrap().entries()[r].clone());
+                    final_sources.push(Source::Store(r));
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = &old {
+            let kept: std::collections::HashSet<&str> = final_entries.iter().map(|e| e.path.as_str()).collect();
+            report.removed = s.entries().iter().filter(|e| !kept.contains(e.path.as_str())).map(|e| e.path.clone()).collect();
+        }
+        report.items = final_entries.len();
+
+        let unchanged_store = old.as_ref().is_some_and(|s| s.entries() == final_entries.as_slice());
+        if !unchanged_store {
+            progress(Progress { phase: Phase::Saving, done: 0, total: final_entries.len() });
+            let vector = |i: usize| -> &[f32] {
+                match final_sources[i] {
+                    Source::Store(r) => old.as_ref().unwrap().vector(r),
+                    Source::Journal(j) => &journaled[j].vector,
+                    Source::Fresh(k) => &fresh[k],
+                }
+            };
+            store::write(&store_path, &identity, &final_entries, vector)?;
+        }
+        drop(journal);
+        if !report.cancelled {
+            remove_if_present(&self.journal_path())?;
+        }
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok(report)
+    }
+
+    /// Decodes on the rayon pool while the model runs on the previous batch.
+    #[allow(clippy::type_complexity)]
+    fn embed_files(
+        &self,
+        embedder: &Embedder,
+        files: &[CatalogFile],
+        todo: &[usize],
+        cancel: &Cancel,
+        progress: &(dyn Fn(Progress) + Sync),
+        mut on_batch: impl FnMut(Vec<(usize, Result<Vec<f32>, DecodeError>)>) -> Result<()>,
+    ) -> Result<()> {
+        let total = todo.len();
+        progress(Progress { phase: Phase::Embedding, done: 0, total });
+        if total == 0 {
+            return Ok(());
+        }
+        let batch = self.config.batch_size.max(1);
+        let policy = embedder.policy();
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(usize, Result<Vec<f32>, DecodeError>)>>(1);
+        std::thread::scope(|scope| -> Result<()> {
+            scope.spawn(move || {
+                for chunk in todo.chunks(batch) {
+                    if cancel.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let decoded = chunk.par_iter().map(|&i| (i, model::load_input(&files[i].abs, policy))).collect();
+                    if tx.send(decoded).is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut done = 0;
+            for decoded in rx {
+                let (ok, bad): (Vec<_>, Vec<_>) = decoded.into_iter().partition(|(_, r)| r.is_ok());
+                let inputs: Vec<Vec<f32>> = ok.iter().map(|(_, r)| r.as_ref().unwrap().clone()).collect();
+                let vectors = embedder.embed_inputs(&inputs)?;
+                let mut results: Vec<(usize, Result<Vec<f32>, DecodeError>)> = ok
+                    .iter()
+                    .zip(vectors.chunks(model::DIMS))
+                    .map(|((i, _), v)| (*i, Ok(v.to_vec())))
+                    .collect();
+                results.extend(bad);
+                done += results.len();
+                on_batch(results)?;
+                progress(Progress { phase: Phase::Embedding, done, total });
+                if cancel.load(Ordering::Relaxed) {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Opens the store for searching.
+    pub fn searcher(&self) -> Result<Searcher> {
+        let path = self.store_path();
+        if !path.exists() {
+            bail!(
+                "catalog {} is not indexed yet (no {}): run `lookalike index`",
+                self.config.catalog.display(),
+                path.display()
+            );
+        }
+        let store = Store::open(&path)?;
+        let identity = self.identity();
+        if store.identity() != &identity {
+            bail!(
+                "the store was made with {} / {} but the configuration asks for {} / {}: run `lookalike index`",
+                store.identity().model,
+                store.identity().preprocessing,
+                identity.model,
+                identity.preprocessing
+            );
+        }
+        Ok(Searcher {
+            store,
+            metadata: self.load_metadata()?,
+            catalog: self.config.catalog.clone(),
+            weights: self.config.weights.clone(),
+            policy: self.config.resize,
+            embedder: OnceLock::new(),
+        })
+    }
+
+    /// Facts about the catalog and its store, for `lookalike info`.
+    pub fn info(&self) -> Result<Info> {
+        let path = self.store_path();
+        let store = if path.exists() { Some(Store::open(&path)?) } else { None };
+        Ok(Info {
+            catalog: self.config.catalog.clone(),
+            labels: self.config.labels_path(),
+            state_dir: self.state_dir.clone(),
+            store: path,
+            store_bytes: store.as_ref().map(|s| s.file_size()),
+            items: store.as_ref().map(|s| s.len()),
+            model: self.identity().model,
+            preprocessing: self.identity().preprocessing,
+            weights: self.config.weights.clone(),
+            weights_present: self.config.weights.is_file(),
+            stale: store.as_ref().is_some_and(|s| s.identity() != &self.identity()),
+            interrupted_run: self.journal_path().exists(),
+            search: "exact",
+        })
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Info {
+    pub catalog: PathBuf,
+    pub labels: Option<PathBuf>,
+    pub state_dir: PathBuf,
+    pub store: PathBuf,
+    pub store_bytes: Option<u64>,
+    pub items: Option<usize>,
+    pub model: String,
+    pub preprocessing: String,
+    pub weights: PathBuf,
+    pub weights_present: bool,
+    /// The store was made with another model or preprocessing than configured.
+    pub stale: bool,
+    /// A journal of an unfinished index run is waiting to be resumed.
+    pub interrupted_run: bool,
+    pub search: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Store(usize),
+    Journal(usize),
+    Fresh(usize),
+}
+
+fn same_stat(e: &Entry, f: &CatalogFile) -> bool {
+    e.size == f.size && e.mtime_ns == f.mtime_ns
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A metadata condition: `field=value`, case-insensitive on the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub field: String,
+    pub value: String,
+}
+
+impl std::str::FromStr for Filter {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (field, value) = s.split_once('=').ok_or_else(|| format!("{s:?} is not FIELD=VALUE"))?;
+        let field = field.trim();
+        if !catalog::FIELDS.contains(&field) {
+            return Err(format!("unknown field {field:?}: use one of {}", catalog::FIELDS.join(", ")));
+        }
+        Ok(Filter { field: field.to_string(), value: value.trim().to_string() })
+    }
+}
+
+impl Filter {
+    pub fn matches(&self, product: Option<&Product>) -> bool {
+        product.and_then(|p| p.field(&self.field)).is_some_and(|v| v.eq_ignore_ascii_case(&self.value))
+    }
+}
+
+/// What to search with.
+#[derive(Debug, Clone)]
+pub enum Query {
+    /// Any image file; it is embedded.
+    Image(PathBuf),
+    /// A catalog item, by product id or catalog-relative path; its stored vector is used
+    /// and the item itself is left out of the results.
+    Item(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    pub rank: usize,
+    pub path: PathBuf,
+    pub rel: String,
+    pub id: String,
+    pub score: f32,
+    pub metadata: Option<Product>,
+}
+
+/// An open store plus what a search needs; the model loads on the first image query.
+pub struct Searcher {
+    store: Store,
+    metadata: Metadata,
+    catalog: PathBuf,
+    weights: PathBuf,
+    policy: model::ResizePolicy,
+    embedder: OnceLock<Embedder>,
+}
+
+impl Searcher {
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    pub fn product(&self, row: usize) -> Option<&Product> {
+        self.metadata.get(catalog::product_id(&self.store.entries()[row].path))
+    }
+
+    fn embedder(&self) -> Result<&Embedder> {
+        if let Some(e) = self.embedder.get() {
+            return Ok(e);
+        }
+        let e = Embedder::load(&self.weights, self.policy)?;
+        Ok(self.embedder.get_or_init(|| e))
+    }
+
+    /// Row of a catalog item given by catalog-relative path or product id.
+    pub fn find_item(&self, item: &str) -> Result<usize> {
+        if let Some(row) = self.store.find(item) {
+            return Ok(row);
+        }
+        let rows: Vec<usize> = (0..self.store.len())
+            .filter(|&r| catalog::product_id(&self.store.entries()[r].path) == item)
+            .collect();
+        match rows.as_slice() {
+            [row] => Ok(*row),
+            [] => bail!("no catalog item {item:?}: give a product id or a path relative to the catalog"),
+            _ => bail!(
+                "{item:?} names {} catalog files; give the path instead: {}",
+                rows.len(),
+                rows.iter().map(|&r| self.store.entries()[r].path.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+
+    /// The query's vector, and the row to leave out of the results for item queries.
+    pub fn query_vector(&self, query: &Query) -> Result<(Vec<f32>, Option<usize>)> {
+        match query {
+            Query::Image(path) => Ok((self.embedder()?.embed_file(path)?, None)),
+            Query::Item(item) => {
+                let row = self.find_item(item)?;
+                Ok((self.store.vector(row).to_vec(), Some(row)))
+            }
+        }
+    }
+
+    pub fn search(&self, query: &Query, k: usize, filters: &[Filter]) -> Result<Vec<Hit>> {
+        let (vector, exclude) = self.query_vector(query)?;
+        Ok(self.search_vector(&vector, k, filters, |row| Some(row) != exclude))
+    }
+
+    /// Exact cosine search with metadata filters and an extra row predicate.
+    pub fn search_vector(
+        &self,
+        vector: &[f32],
+        k: usize,
+        filters: &[Filter],
+        keep: impl Fn(usize) -> bool + Sync,
+    ) -> Vec<Hit> {
+        let keep = |row| keep(row) && filters.iter().all(|f| f.matches(self.product(row)));
+        let top = index::exact_top_k(self.store.vectors(), self.store.dims(), vector, k, keep);
+        top.into_iter().enumerate().map(|(rank, s)| self.hit(rank + 1, s)).collect()
+    }
+
+    fn hit(&self, rank: usize, s: Scored) -> Hit {
+        let rel = self.store.entries()[s.row].path.clone();
+        Hit {
+            rank,
+            path: self.catalog.join(&rel),
+            id: catalog::product_id(&rel).to_string(),
+            metadata: self.product(s.row).cloned(),
+            rel,
+            score: s.score,
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! lookalike: visual similarity search over fashion product catalogs.
+//!
+//! One module per concern: `model` (weights + embedding), `catalog` (files + metadata),
+//! `store` (persisted vectors), `index` (search), `engine` (the API the CLI and TUI share),
+//! `eval` and `bench` (measurements), `weights` (fetching the model), `config`, `cli`.
+
+pub mod bench;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod eval;
+pub mod index;
+pub mod model;
+pub mod store;
+pub mod weights;

@@ -1,0 +1,273 @@
+//! The embedding model: image decoding, preprocessing and the ResNet50 encoder.
+
+use std::io::{Cursor, Read};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::VarBuilder;
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
+use serde::{Deserialize, Serialize};
+
+/// Length of every embedding.
+pub const DIMS: usize = 2048;
+/// Side of the square the network sees.
+pub const INPUT: u32 = 224;
+/// Names the weights and the output layer; stored in every store header.
+pub const MODEL_ID: &str = "resnet50/imgsim-0.1.2/gap-l2";
+
+const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+const STD: [f32; 3] = [0.229, 0.224, 0.225];
+/// A catalog photo bigger than this is not a product photo; refuse before reading it.
+const MAX_FILE_BYTES: u64 = 256 << 20;
+const MAX_SIDE: u32 = 20_000;
+const MAX_DECODE_BYTES: u64 = 512 << 20;
+
+/// How a photo of any shape becomes the 224x224 network input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ResizePolicy {
+    /// Resize to 224x224, ignoring the aspect ratio.
+    Stretch,
+    /// Keep the aspect ratio: pad to a square with white, then resize.
+    Pad,
+    /// Resize the short side to 256 and take the centre 224x224 (torchvision's eval transform).
+    Crop,
+}
+
+impl ResizePolicy {
+    /// Identifies the whole preprocessing; a store made with another one is rebuilt.
+    pub fn preprocessing_id(self) -> String {
+        let name = match self {
+            ResizePolicy::Stretch => "stretch",
+            ResizePolicy::Pad => "pad-white",
+            ResizePolicy::Crop => "resize256-crop224",
+        };
+        format!("{name}/bilinear/{INPUT}/imagenet-norm/v1")
+    }
+}
+
+/// Why a file could not be used as an image.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("cannot read: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("not a regular file")]
+    NotAFile,
+    #[error("file is {0} bytes, larger than the {MAX_FILE_BYTES}-byte limit")]
+    TooLarge(u64),
+    #[error("empty file")]
+    Empty,
+    #[error("not a decodable image: {0}")]
+    Image(#[from] image::ImageError),
+}
+
+/// Reads a file without ever blocking on a FIFO or device that carries an image's name.
+fn read_regular_file(path: &Path) -> Result<Vec<u8>, DecodeError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let mut file = options.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(DecodeError::NotAFile);
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(DecodeError::TooLarge(meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.by_ref().take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(DecodeError::TooLarge(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// Decodes any supported format (sniffed from the content, not the name) to upright RGB:
+/// EXIF orientation applied, alpha composited on white, first frame of animations.
+pub fn decode(path: &Path) -> Result<RgbImage, DecodeError> {
+    decode_bytes(&read_regular_file(path)?)
+}
+
+pub fn decode_bytes(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
+    let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format()?;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder()?;
+    let orientation = decoder.orientation()?;
+    let mut img = DynamicImage::from_decoder(decoder)?;
+    img.apply_orientation(orientation);
+    Ok(flatten_on_white(img))
+}
+
+fn flatten_on_white(img: DynamicImage) -> RgbImage {
+    if !img.color().has_alpha() {
+        return img.into_rgb8();
+    }
+    let rgba = img.into_rgba8();
+    let (w, h) = rgba.dimensions();
+    RgbImage::from_fn(w, h, |x, y| {
+        let [r, g, b, a] = rgba.get_pixel(x, y).0;
+        let blend = |c: u8| ((c as u32 * a as u32 + 255 * (255 - a as u32) + 127) / 255) as u8;
+        image::Rgb([blend(r), blend(g), blend(b)])
+    })
+}
+
+/// Turns an upright RGB image into the normalized CHW input of the network.
+pub fn preprocess(img: &RgbImage, policy: ResizePolicy) -> Vec<f32> {
+    use image::imageops::{self, FilterType};
+    let (w, h) = img.dimensions();
+    let square = match policy {
+        ResizePolicy::Stretch => imageops::resize(img, INPUT, INPUT, FilterType::Triangle),
+        ResizePolicy::Pad => {
+            let side = w.max(h);
+            let mut canvas = RgbImage::from_pixel(side, side, image::Rgb([255, 255, 255]));
+            imageops::overlay(&mut canvas, img, ((side - w) / 2) as i64, ((side - h) / 2) as i64);
+            imageops::resize(&canvas, INPUT, INPUT, FilterType::Triangle)
+        }
+        ResizePolicy::Crop => {
+            let short = 256.0 / w.min(h) as f64;
+            let (nw, nh) = (
+                ((w as f64 * short).round() as u32).max(INPUT),
+                ((h as f64 * short).round() as u32).max(INPUT),
+            );
+            let resized = imageops::resize(img, nw, nh, FilterType::Triangle);
+            imageops::crop_imm(&resized, (nw - INPUT) / 2, (nh - INPUT) / 2, INPUT, INPUT).to_image()
+        }
+    };
+    let plane = (INPUT * INPUT) as usize;
+    let mut out = vec![0f32; 3 * plane];
+    for (i, px) in square.pixels().enumerate() {
+        for c in 0..3 {
+            out[c * plane + i] = (px.0[c] as f32 / 255.0 - MEAN[c]) / STD[c];
+        }
+    }
+    out
+}
+
+/// Decodes and preprocesses in one step, for the worker threads.
+pub fn load_input(path: &Path, policy: ResizePolicy) -> Result<Vec<f32>, DecodeError> {
+    Ok(preprocess(&decode(path)?, policy))
+}
+
+/// The ResNet50 encoder up to global average pooling, on the CPU.
+pub struct Embedder {
+    net: candle_nn::Func<'static>,
+    device: Device,
+    policy: ResizePolicy,
+}
+
+impl Embedder {
+    /// Memory-maps the safetensors weights written by `lookalike fetch-weights`.
+    pub fn load(weights: &Path, policy: ResizePolicy) -> Result<Embedder> {
+        if !weights.is_file() {
+            anyhow::bail!(
+                "model weights not found at {}: run `lookalike fetch-weights` first",
+                weights.display()
+            );
+        }
+        let device = Device::Cpu;
+        // SAFETY: the file is only read; fetch-weights replaces it by rename, never in place.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &device) }
+            .with_context(|| format!("cannot read weights {}", weights.display()))?;
+        let net = candle_transformers::models::resnet::resnet50_no_final_layer(vb).with_context(|| {
+            format!(
+                "weights {} do not hold a torchvision ResNet50: run `lookalike fetch-weights --force`",
+                weights.display()
+            )
+        })?;
+        Ok(Embedder { net, device, policy })
+    }
+
+    pub fn policy(&self) -> ResizePolicy {
+        self.policy
+    }
+
+    pub fn preprocessing_id(&self) -> String {
+        self.policy.preprocessing_id()
+    }
+
+    /// Embeds preprocessed inputs (from [`load_input`]); returns `n * DIMS` unit-norm floats.
+    pub fn embed_inputs(&self, inputs: &[Vec<f32>]) -> Result<Vec<f32>> {
+        let n = inputs.len();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let flat: Vec<f32> = inputs.concat();
+        let side = INPUT as usize;
+        let x = Tensor::from_vec(flat, (n, 3, side, side), &self.device)?;
+        let y = self.net.forward(&x)?;
+        let mut out = y.flatten_all()?.to_vec1::<f32>()?;
+        for v in out.chunks_mut(DIMS) {
+            normalize(v);
+        }
+        Ok(out)
+    }
+
+    /// Decodes, preprocesses and embeds one image file.
+    pub fn embed_file(&self, path: &Path) -> Result<Vec<f32>> {
+        let input = load_input(path, self.policy).with_context(|| format!("{}", path.display()))?;
+        self.embed_inputs(&[input])
+    }
+}
+
+/// Scales a vector to unit length (a zero vector stays zero).
+pub fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gradient(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 128]))
+    }
+
+    #[test]
+    fn every_policy_gives_network_input() {
+        for policy in [ResizePolicy::Stretch, ResizePolicy::Pad, ResizePolicy::Crop] {
+            for (w, h) in [(1, 1), (1000, 3), (3, 1000), (300, 400)] {
+                let x = preprocess(&gradient(w, h), policy);
+                assert_eq!(x.len(), 3 * 224 * 224, "{policy:?} {w}x{h}");
+                assert!(x.iter().all(|v| v.is_finite()));
+            }
+        }
+    }
+
+    #[test]
+    fn alpha_is_composited_on_white() {
+        let img = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(2, 2, image::Rgba([0, 0, 0, 0])));
+        assert_eq!(flatten_on_white(img).get_pixel(0, 0).0, [255, 255, 255]);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(matches!(decode_bytes(b"<html>not an image</html>"), Err(DecodeError::Image(_))));
+    }
+
+    #[test]
+    fn huge_claimed_dimensions_are_refused() {
+        // A valid PNG header claiming 100000x100000 pixels, and nothing else.
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        png.extend_from_slice(&100_000u32.to_be_bytes());
+        png.extend_from_slice(&100_000u32.to_be_bytes());
+        png.extend_from_slice(&[8, 2, 0, 0, 0]);
+        let crc = crc32fast::hash(&png[12..]);
+        png.extend_from_slice(&crc.to_be_bytes());
+        assert!(decode_bytes(&png).is_err());
+    }
+}

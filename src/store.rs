@@ -1,0 +1,467 @@
+//! The store: embeddings persisted on disk, the source of truth for every search.
+//!
+//! `store.lks` (all integers little-endian):
+//!
+//! | offset | size | content |
+//! |---|---|---|
+//! | 0 | 8 | magic `LKSTORE\0` |
+//! | 8 | 4 | format version (1) |
+//! | 12 | 4 | header length H |
+//! | 16 | 4 | CRC-32 of the header |
+//! | 20 | 4 | zero |
+//! | 24 | H | header, JSON: model, preprocessing, dims, count, section offsets and CRCs |
+//! | 4096 | count x dims x 4 | f32 vectors, row i = manifest entry i, memory-mapped |
+//! | after | M | manifest: one JSON object per line (path, size, mtime_ns, hash), sorted by path |
+//!
+//! The file is replaced atomically (temp file, fsync, rename). While an index run is
+//! embedding, finished batches go to `journal.lkj` (length + CRC framed records, fsynced per
+//! batch) so an interrupted run resumes without embedding them again.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use memmap2::Mmap;
+use serde::{Deserialize, Serialize};
+
+const MAGIC: &[u8; 8] = b"LKSTORE\0";
+const FORMAT_VERSION: u32 = 1;
+const VECTORS_OFFSET: u64 = 4096;
+const JOURNAL_MAGIC: &[u8; 8] = b"LKJOURN\0";
+const HASH_BYTES: usize = 16;
+
+pub const STORE_FILE: &str = "store.lks";
+pub const JOURNAL_FILE: &str = "journal.lkj";
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Content hash of a file: the first 128 bits of its SHA-256, in hex.
+pub fn content_hash(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut file = File::open(path)?;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()[..HASH_BYTES]))
+}
+
+/// One stored image, keyed by its path relative to the catalog root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub path: String,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub hash: String,
+}
+
+/// What produced the vectors; a store whose identity differs from the engine's is rebuilt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub model: String,
+    pub preprocessing: String,
+    pub dims: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Header {
+    #[serde(flatten)]
+    identity: Identity,
+    count: usize,
+    vectors_offset: u64,
+    vectors_crc: u32,
+    manifest_offset: u64,
+    manifest_len: u64,
+    manifest_crc: u32,
+}
+
+/// An open, verified store, its vectors memory-mapped.
+pub struct Store {
+    path: PathBuf,
+    header: Header,
+    entries: Vec<Entry>,
+    map: Mmap,
+}
+
+fn corrupt(path: &Path, why: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!(
+        "store {} is damaged ({why}); run `lookalike index --full` to rebuild it",
+        path.display()
+    )
+}
+
+impl Store {
+    /// Opens and verifies a store: magic, version, and the CRC of every section.
+    pub fn open(path: &Path) -> Result<Store> {
+        if cfg!(target_endian = "big") {
+            bail!("the store format is little-endian; this machine is not");
+        }
+        let file = File::open(path).with_context(|| format!("cannot open store {}", path.display()))?;
+        // SAFETY: stores are only ever replaced by rename, never written in place.
+        let map = unsafe { Mmap::map(&file) }.with_context(|| format!("cannot map store {}", path.display()))?;
+        if map.len() < VECTORS_OFFSET as usize {
+            return Err(corrupt(path, "shorter than its header"));
+        }
+        if &map[..8] != MAGIC {
+            return Err(corrupt(path, "not a lookalike store"));
+        }
+        let word = |at: usize| u32::from_le_bytes(map[at..at + 4].try_into().unwrap());
+        if word(8) != FORMAT_VERSION {
+            bail!(
+                "store {} has format version {}, this lookalike reads {FORMAT_VERSION}; run `lookalike index --full`",
+                path.display(),
+                word(8)
+            );
+        }
+        let header_len = word(12) as usize;
+        if 24 + header_len > VECTORS_OFFSET as usize {
+            return Err(corrupt(path, "header length out of range"));
+        }
+        let header_bytes = &map[24..24 + header_len];
+        if crc32fast::hash(header_bytes) != word(16) {
+            return Err(corrupt(path, "header checksum mismatch"));
+        }
+        let header: Header = serde_json::from_slice(header_bytes).map_err(|e| corrupt(path, e))?;
+        let vec_bytes = (header.count as u64)
+            .checked_mul(header.identity.dims as u64 * 4)
+            .ok_or_else(|| corrupt(path, "count out of range"))?;
+        let expected_len = header.vectors_offset + vec_bytes + header.manifest_len;
+        if header.vectors_offset != VECTORS_OFFSET
+            || header.manifest_offset != header.vectors_offset + vec_bytes
+            || map.len() as u64 != expected_len
+        {
+            return Err(corrupt(path, format!("size {} does not match its header", map.len())));
+        }
+        let vectors = &map[header.vectors_offset as usize..header.manifest_offset as usize];
+        if crc32fast::hash(vectors) != header.vectors_crc {
+            return Err(corrupt(path, "vector checksum mismatch"));
+        }
+        let manifest = &map[header.manifest_offset as usize..];
+        if crc32fast::hash(manifest) != header.manifest_crc {
+            return Err(corrupt(path, "manifest checksum mismatch"));
+        }
+        let entries = manifest
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(serde_json::from_slice::<Entry>)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| corrupt(path, e))?;
+        if entries.len() != header.count {
+            return Err(corrupt(path, "manifest and vector counts differ"));
+        }
+        Ok(Store { path: path.to_path_buf(), header, entries, map })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.header.identity
+    }
+
+    pub fn dims(&self) -> usize {
+        self.header.identity.dims
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// CRC-32 of all vectors: changes whenever the searchable content changes.
+    pub fn vectors_crc(&self) -> u32 {
+        self.header.vectors_crc
+    }
+
+    pub fn file_size(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// All vectors, row-major.
+    pub fn vectors(&self) -> &[f32] {
+        bytemuck::cast_slice(&self.map[self.header.vectors_offset as usize..self.header.manifest_offset as usize])
+    }
+
+    pub fn vector(&self, i: usize) -> &[f32] {
+        let d = self.dims();
+        &self.vectors()[i * d..(i + 1) * d]
+    }
+
+    /// Row of a catalog path, if stored.
+    pub fn find(&self, path: &str) -> Option<usize> {
+        self.entries.binary_search_by(|e| e.path.as_str().cmp(path)).ok()
+    }
+}
+
+/// Writes a store atomically: entries must be sorted by path, `vector(i)` gives row i.
+pub fn write<'a>(
+    path: &Path,
+    identity: &Identity,
+    entries: &[Entry],
+    vector: impl Fn(usize) -> &'a [f32],
+) -> Result<()> {
+    debug_assert!(entries.windows(2).all(|w| w[0].path < w[1].path));
+    let dir = path.parent().context("store path has no folder")?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".store-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    let context = || format!("cannot write store {}", path.display());
+    let mut manifest = Vec::new();
+    for e in entries {
+        serde_json::to_writer(&mut manifest, e)?;
+        manifest.push(b'\n');
+    }
+    let mut vectors_crc = crc32fast::Hasher::new();
+    {
+        let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+        w.write_all(&[0u8; VECTORS_OFFSET as usize]).with_context(context)?;
+        for i in 0..entries.len() {
+            let v = vector(i);
+            if v.len() != identity.dims {
+                bail!("vector {i} has {} dims, expected {}", v.len(), identity.dims);
+            }
+            let bytes: &[u8] = bytemuck::cast_slice(v);
+            vectors_crc.update(bytes);
+            w.write_all(bytes).with_context(context)?;
+        }
+        w.write_all(&manifest).with_context(context)?;
+        w.flush().with_context(context)?;
+    }
+    let vec_bytes = (entries.len() * identity.dims * 4) as u64;
+    let header = Header {
+        identity: identity.clone(),
+        count: entries.len(),
+        vectors_offset: VECTORS_OFFSET,
+        vectors_crc: vectors_crc.finalize(),
+        manifest_offset: VECTORS_OFFSET + vec_bytes,
+        manifest_len: manifest.len() as u64,
+        manifest_crc: crc32fast::hash(&manifest),
+    };
+    let json = serde_json::to_vec(&header)?;
+    let mut head = Vec::with_capacity(24 + json.len());
+    head.extend_from_slice(MAGIC);
+    head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    head.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    head.extend_from_slice(&crc32fast::hash(&json).to_le_bytes());
+    head.extend_from_slice(&[0u8; 4]);
+    head.extend_from_slice(&json);
+    let file = tmp.as_file_mut();
+    file.seek(SeekFrom::Start(0)).with_context(context)?;
+    file.write_all(&head).with_context(context)?;
+    file.sync_all().with_context(context)?;
+    persist(tmp, path)
+}
+
+/// Renames a finished temp file over `path` and makes the rename durable.
+pub fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
+    // Temp files are created private; the result is an ordinary readable file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot replace {}", path.display()))?;
+    if let Some(dir) = path.parent() {
+        File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("cannot sync {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Embeddings finished by an index run that has not yet rewritten the store.
+pub struct Journal {
+    file: File,
+    dims: usize,
+}
+
+/// One journal record.
+pub struct Journaled {
+    pub entry: Entry,
+    pub vector: Vec<f32>,
+}
+
+impl Journal {
+    /// Opens the journal, keeping the valid records of a run with the same identity
+    /// (a torn last record is cut off) and discarding one made by another model.
+    pub fn open(path: &Path, identity: &Identity) -> Result<(Journal, Vec<Journaled>)> {
+        let context = || format!("cannot open journal {}", path.display());
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .with_context(context)?;
+        let id = serde_json::to_vec(identity)?;
+        let mut head = JOURNAL_MAGIC.to_vec();
+        head.extend_from_slice(&(id.len() as u32).to_le_bytes());
+        head.extend_from_slice(&id);
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).with_context(context)?;
+        let mut records = Vec::new();
+        let mut valid = head.len();
+        if bytes.starts_with(&head) {
+            let mut at = head.len();
+            while let Some(rec) = bytes.get(at..at + 8) {
+                let len = u32::from_le_bytes(rec[..4].try_into().unwrap()) as usize;
+                let crc = u32::from_le_bytes(rec[4..8].try_into().unwrap());
+                let Some(payload) = bytes.get(at + 8..at + 8 + len) else { break };
+                if crc32fast::hash(payload) != crc {
+                    break;
+                }
+                match decode_record(payload, identity.dims) {
+                    Some(r) => records.push(r),
+                    None => break,
+                }
+                at += 8 + len;
+                valid = at;
+            }
+        } else {
+            file.set_len(0).with_context(context)?;
+            file.seek(SeekFrom::Start(0)).with_context(context)?;
+            file.write_all(&head).with_context(context)?;
+        }
+        file.set_len(valid as u64).with_context(context)?;
+        file.seek(SeekFrom::Start(valid as u64)).with_context(context)?;
+        file.sync_all().with_context(context)?;
+        Ok((Journal { file, dims: identity.dims }, records))
+    }
+
+    /// Appends a batch and makes it durable before returning.
+    pub fn append(&mut self, batch: &[(Entry, &[f32])]) -> Result<()> {
+        let mut out = Vec::new();
+        for (entry, vector) in batch {
+            if vector.len() != self.dims {
+                bail!("vector for {} has {} dims, expected {}", entry.path, vector.len(), self.dims);
+            }
+            let payload = encode_record(entry, vector);
+            out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+            out.extend_from_slice(&payload);
+        }
+        self.file.write_all(&out).context("cannot append to the journal")?;
+        self.file.sync_data().context("cannot sync the journal")
+    }
+}
+
+fn encode_record(e: &Entry, v: &[f32]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(2 + e.path.len() + 16 + 2 + e.hash.len() + v.len() * 4);
+    p.extend_from_slice(&(e.path.len() as u16).to_le_bytes());
+    p.extend_from_slice(e.path.as_bytes());
+    p.extend_from_slice(&e.size.to_le_bytes());
+    p.extend_from_slice(&e.mtime_ns.to_le_bytes());
+    p.extend_from_slice(&(e.hash.len() as u16).to_le_bytes());
+    p.extend_from_slice(e.hash.as_bytes());
+    p.extend_from_slice(bytemuck::cast_slice(v));
+    p
+}
+
+fn decode_record(p: &[u8], dims: usize) -> Option<Journaled> {
+    let mut at = 0;
+    let mut take = |n: usize| {
+        let s = p.get(at..at + n)?;
+        at += n;
+        Some(s)
+    };
+    let path_len = u16::from_le_bytes(take(2)?.try_into().ok()?) as usize;
+    let path = String::from_utf8(take(path_len)?.to_vec()).ok()?;
+    let size = u64::from_le_bytes(take(8)?.try_into().ok()?);
+    let mtime_ns = i64::from_le_bytes(take(8)?.try_into().ok()?);
+    let hash_len = u16::from_le_bytes(take(2)?.try_into().ok()?) as usize;
+    let hash = String::from_utf8(take(hash_len)?.to_vec()).ok()?;
+    let raw = take(dims * 4)?;
+    if at != p.len() {
+        return None;
+    }
+    let vector = raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    Some(Journaled { entry: Entry { path, size, mtime_ns, hash }, vector })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> Identity {
+        Identity { model: "m".into(), preprocessing: "p".into(), dims: 4 }
+    }
+
+    fn entry(path: &str) -> Entry {
+        Entry { path: path.into(), size: 1, mtime_ns: 2, hash: "ab".into() }
+    }
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(STORE_FILE);
+        let vecs = [[1.0f32, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]];
+        write(&path, &identity(), &[entry("a"), entry("b")], |i| &vecs[i]).unwrap();
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.len(), 2);
+        assert_eq!(store.vector(1), &vecs[1]);
+        assert_eq!(store.find("b"), Some(1));
+        assert_eq!(store.identity(), &identity());
+    }
+
+    #[test]
+    fn every_flipped_byte_and_truncation_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(STORE_FILE);
+        let vecs = [[0.5f32; 4]];
+        write(&path, &identity(), &[entry("a")], |i| &vecs[i]).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        let header_len = 24 + u32::from_le_bytes(good[12..16].try_into().unwrap()) as usize;
+        let meaningful = (0..header_len).chain(VECTORS_OFFSET as usize..good.len());
+        for at in meaningful {
+            let mut bad = good.clone();
+            bad[at] ^= 0x10;
+            std::fs::write(&path, &bad).unwrap();
+            assert!(Store::open(&path).is_err(), "flip at {at} not detected");
+        }
+        for len in [0, 100, 4096, good.len() - 1] {
+            std::fs::write(&path, &good[..len]).unwrap();
+            let err = Store::open(&path).err().expect("truncation not detected");
+            assert!(format!("{err:#}").contains("index --full"), "{err:#}");
+        }
+    }
+
+    #[test]
+    fn journal_keeps_whole_records_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let (mut j, recs) = Journal::open(&path, &identity()).unwrap();
+        assert!(recs.is_empty());
+        j.append(&[(entry("a"), &[1.0; 4]), (entry("b"), &[2.0; 4])]).unwrap();
+        drop(j);
+        let full = std::fs::metadata(&path).unwrap().len();
+        // Tear the last record, as a kill during a write would.
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(full - 3).unwrap();
+        let (mut j, recs) = Journal::open(&path, &identity()).unwrap();
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].entry, entry("a"));
+        assert_eq!(recs[0].vector, vec![1.0; 4]);
+        j.append(&[(entry("c"), &[3.0; 4])]).unwrap();
+        drop(j);
+        let (_, recs) = Journal::open(&path, &identity()).unwrap();
+        assert_eq!(recs.iter().map(|r| r.entry.path.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+        // Another model's journal is discarded, not reused.
+        let other = Identity { model: "other".into(), ..identity() };
+        let (_, recs) = Journal::open(&path, &other).unwrap();
+        assert!(recs.is_empty());
+    }
+}
