@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::bench;
 use crate::catalog::{self, Metadata};
+use crate::demo;
 use crate::config::{Config, Overrides};
 use crate::engine::{Cancel, Engine, Filter, IndexReport, Phase, Progress, Query};
 use crate::eval::{self, EvalOptions};
@@ -104,6 +105,15 @@ pub enum Command {
         /// Print the report as JSON
         #[arg(long)]
         json: bool,
+    },
+    /// Build the Fashion-MNIST demo catalog in the catalog folder, then index it
+    Demo {
+        /// Images per class (10 classes)
+        #[arg(long, default_value_t = 200)]
+        per_class: usize,
+        /// Only write the images and styles.csv
+        #[arg(long)]
+        no_index: bool,
     },
     /// Describe the catalog, its store and the model
     Info {
@@ -235,6 +245,17 @@ pub fn run(cli: Cli) -> Result<()> {
                     "overall: {} queries over {} items: precision@{k} {:.3}, mAP@{k} {:.3} (chance {:.3})",
                     result.queries, result.catalog_items, result.precision, result.map, result.chance
                 );
+            }
+        }
+        Command::Demo { per_class, no_index } => {
+            if per_class == 0 {
+                bail!("--per-class must be at least 1");
+            }
+            let n = demo::build(&config.catalog, per_class, &demo::source_dir())?;
+            println!("demo catalog: {n} Fashion-MNIST images in {}", config.catalog.display());
+            if !no_index {
+                let engine = Engine::new(config)?;
+                print_index_report(&run_index(&engine, false)?);
             }
         }
         Command::Info { json } => {

@@ -124,6 +124,18 @@ impl Engine {
         }
     }
 
+    /// Temp files of a store write that a crash interrupted; only called under the lock.
+    fn remove_stale_temp_files(&self) -> Result<()> {
+        let listing = std::fs::read_dir(&self.state_dir)
+            .with_context(|| format!("cannot list {}", self.state_dir.display()))?;
+        for entry in listing.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(".store-") {
+                remove_if_present(&entry.path())?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn load_metadata(&self) -> Result<Metadata> {
         match self.config.labels_path() {
             Some(path) => Metadata::load(&path),
@@ -146,6 +158,7 @@ impl Engine {
             bail!("the embedder's preprocessing differs from the configuration");
         }
         let _lock = self.lock()?;
+        self.remove_stale_temp_files()?;
         let mut report = IndexReport {
             catalog: self.config.catalog.clone(),
             state_dir: self.state_dir.clone(),

