@@ -27,13 +27,21 @@ pub struct SearchFigure {
 }
 
 /// Times the model alone on already-decoded inputs, after one warm-up batch.
-pub fn embed_throughput(embedder: &Embedder, images: &[&Path], batch: usize, threads: usize) -> Result<EmbedFigure> {
+pub fn embed_throughput(
+    embedder: &Embedder,
+    images: &[&Path],
+    batch: usize,
+    threads: usize,
+) -> Result<EmbedFigure> {
     if images.is_empty() {
         bail!("no images to benchmark with");
     }
     let inputs: Vec<Vec<f32>> = images
         .iter()
-        .map(|p| model::load_input(p, embedder.policy()).map_err(|e| anyhow::anyhow!("{}: {e}", p.display())))
+        .map(|p| {
+            model::load_input(p, embedder.policy())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+        })
         .collect::<Result<_>>()?;
     embedder.embed_inputs(&inputs[..batch.min(inputs.len())])?;
     let started = Instant::now();
@@ -71,11 +79,22 @@ pub fn search_latency(n: usize, repeats: usize, scratch: &Path) -> Result<Search
     let dims = model::DIMS;
     let vectors = random_unit_vectors(n, dims, 0x9E3779B97F4A7C15 ^ n as u64);
     let entries: Vec<Entry> = (0..n)
-        .map(|i| Entry { path: format!("{i:09}.jpg"), size: 0, mtime_ns: 0, hash: String::new() })
+        .map(|i| Entry {
+            path: format!("{i:09}.jpg"),
+            size: 0,
+            mtime_ns: 0,
+            hash: String::new(),
+        })
         .collect();
-    let identity = Identity { model: "bench".into(), preprocessing: "bench".into(), dims };
+    let identity = Identity {
+        model: "bench".into(),
+        preprocessing: "bench".into(),
+        dims,
+    };
     let path = scratch.join(format!("bench-{n}.lks"));
-    store::write(&path, &identity, &entries, |i| &vectors[i * dims..(i + 1) * dims])?;
+    store::write(&path, &identity, &entries, |i| {
+        &vectors[i * dims..(i + 1) * dims]
+    })?;
     drop(vectors);
     let started = Instant::now();
     let opened = Store::open(&path)?;
@@ -94,5 +113,10 @@ pub fn search_latency(n: usize, repeats: usize, scratch: &Path) -> Result<Search
     let store_mib = opened.file_size() as f64 / (1 << 20) as f64;
     drop(opened);
     std::fs::remove_file(&path)?;
-    Ok(SearchFigure { vectors: n, query_ms: times[times.len() / 2], store_open_ms, store_mib })
+    Ok(SearchFigure {
+        vectors: n,
+        query_ms: times[times.len() / 2],
+        store_open_ms,
+        store_mib,
+    })
 }

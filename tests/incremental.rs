@@ -9,11 +9,25 @@ use std::time::Duration;
 use common::{dataset, json, lookalike};
 
 fn index(catalog: &Path, state: &Path, extra: &[&str]) -> serde_json::Value {
-    json(&lookalike().arg("--catalog").arg(catalog).arg("--state-dir").arg(state).args(extra).args(["index", "--json"]).output().unwrap())
+    json(
+        &lookalike()
+            .arg("--catalog")
+            .arg(catalog)
+            .arg("--state-dir")
+            .arg(state)
+            .args(extra)
+            .args(["index", "--json"])
+            .output()
+            .unwrap(),
+    )
 }
 
 fn names(v: &serde_json::Value) -> BTreeSet<String> {
-    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {
@@ -37,7 +51,8 @@ fn only_new_and_changed_files_are_embedded() {
     }
     for f in &files[..2] {
         let img = image::open(images.join(f)).unwrap().fliph();
-        img.save_with_format(images.join(f), image::ImageFormat::Png).unwrap();
+        img.save_with_format(images.join(f), image::ImageFormat::Png)
+            .unwrap();
     }
     for f in &files[2..4] {
         std::fs::remove_file(images.join(f)).unwrap();
@@ -55,23 +70,52 @@ fn only_new_and_changed_files_are_embedded() {
     let store = state.join("store.lks");
     let before = std::fs::metadata(&store).unwrap().modified().unwrap();
     let third = index(&catalog, &state, &[]);
-    assert_eq!((third["embedded"].as_u64(), third["unchanged"].as_u64()), (Some(0), Some(13)));
-    assert_eq!(std::fs::metadata(&store).unwrap().modified().unwrap(), before);
+    assert_eq!(
+        (third["embedded"].as_u64(), third["unchanged"].as_u64()),
+        (Some(0), Some(13))
+    );
+    assert_eq!(
+        std::fs::metadata(&store).unwrap().modified().unwrap(),
+        before
+    );
 
     // A touched but identical file is recognised by its content hash.
-    let touched = std::fs::File::options().write(true).open(images.join(&files[5])).unwrap();
-    touched.set_modified(std::time::SystemTime::now() + Duration::from_secs(5)).unwrap();
+    let touched = std::fs::File::options()
+        .write(true)
+        .open(images.join(&files[5]))
+        .unwrap();
+    touched
+        .set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
+        .unwrap();
     let fourth = index(&catalog, &state, &[]);
-    assert_eq!((fourth["embedded"].as_u64(), fourth["unchanged"].as_u64()), (Some(0), Some(13)));
+    assert_eq!(
+        (fourth["embedded"].as_u64(), fourth["unchanged"].as_u64()),
+        (Some(0), Some(13))
+    );
 
     // Another preprocessing invalidates the store: everything is embedded again, with a reason.
     let config = dir.path().join("crop.toml");
     std::fs::write(&config, "[model]\nresize = \"crop\"\n").unwrap();
     let cfg = config.to_str().unwrap();
-    let query = lookalike().arg("--config").arg(&config).arg("--catalog").arg(&catalog).arg("--state-dir").arg(&state).args(["query", "--item", "x"]).output().unwrap();
+    let query = lookalike()
+        .arg("--config")
+        .arg(&config)
+        .arg("--catalog")
+        .arg(&catalog)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["query", "--item", "x"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&query.stderr).contains("run `lookalike index`"));
     let fifth = index(&catalog, &state, &["--config", cfg]);
-    assert!(fifth["rebuilt"].as_str().unwrap().contains("resize256-crop224"), "{fifth}");
+    assert!(
+        fifth["rebuilt"]
+            .as_str()
+            .unwrap()
+            .contains("resize256-crop224"),
+        "{fifth}"
+    );
     assert_eq!(fifth["embedded"], 13);
 }
 
@@ -115,9 +159,15 @@ fn killed_runs_lose_nothing_and_resume() {
         child.wait().unwrap();
     }
     let last = index(&catalog, &state, &["--config", config.to_str().unwrap()]);
-    let accounted = ["embedded", "resumed", "unchanged", "deduplicated"].iter().map(|k| last[k].as_u64().unwrap()).sum::<u64>();
+    let accounted = ["embedded", "resumed", "unchanged", "deduplicated"]
+        .iter()
+        .map(|k| last[k].as_u64().unwrap())
+        .sum::<u64>();
     assert_eq!(accounted, 40, "{last}");
-    assert!(last["embedded"].as_u64().unwrap() < 40, "the killed runs kept nothing: {last}");
+    assert!(
+        last["embedded"].as_u64().unwrap() < 40,
+        "the killed runs kept nothing: {last}"
+    );
     let store = lookalike::store::Store::open(&state.join("store.lks")).unwrap();
     let stored: Vec<String> = store.entries().iter().map(|e| e.path.clone()).collect();
     let unique: BTreeSet<String> = stored.iter().cloned().collect();
@@ -125,6 +175,10 @@ fn killed_runs_lose_nothing_and_resume() {
     let expected: BTreeSet<String> = files.iter().map(|f| format!("images/{f}")).collect();
     assert_eq!(unique, expected);
     assert!(!state.join("journal.lkj").exists());
-    let leftovers: Vec<_> = std::fs::read_dir(&state).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(".store-")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&state)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".store-"))
+        .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
