@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::index::annoy::Annoy;
 use crate::model::{self, Embedder};
 use crate::store::{self, Entry, Identity, Store};
 
@@ -27,21 +28,13 @@ pub struct SearchFigure {
 }
 
 /// Times the model alone on already-decoded inputs, after one warm-up batch.
-pub fn embed_throughput(
-    embedder: &Embedder,
-    images: &[&Path],
-    batch: usize,
-    threads: usize,
-) -> Result<EmbedFigure> {
+pub fn embed_throughput(embedder: &Embedder, images: &[&Path], batch: usize, threads: usize) -> Result<EmbedFigure> {
     if images.is_empty() {
         bail!("no images to benchmark with");
     }
     let inputs: Vec<Vec<f32>> = images
         .iter()
-        .map(|p| {
-            model::load_input(p, embedder.policy())
-                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
-        })
+        .map(|p| model::load_input(p, embedder.policy()).map_err(|e| anyhow::anyhow!("{}: {e}", p.display())))
         .collect::<Result<_>>()?;
     embedder.embed_inputs(&inputs[..batch.min(inputs.len())])?;
     let started = Instant::now();
@@ -78,23 +71,11 @@ fn random_unit_vectors(n: usize, dims: usize, seed: u64) -> Vec<f32> {
 pub fn search_latency(n: usize, repeats: usize, scratch: &Path) -> Result<SearchFigure> {
     let dims = model::DIMS;
     let vectors = random_unit_vectors(n, dims, 0x9E3779B97F4A7C15 ^ n as u64);
-    let entries: Vec<Entry> = (0..n)
-        .map(|i| Entry {
-            path: format!("{i:09}.jpg"),
-            size: 0,
-            mtime_ns: 0,
-            hash: String::new(),
-        })
-        .collect();
-    let identity = Identity {
-        model: "bench".into(),
-        preprocessing: "bench".into(),
-        dims,
-    };
+    let entries: Vec<Entry> =
+        (0..n).map(|i| Entry { path: format!("{i:09}.jpg"), size: 0, mtime_ns: 0, hash: String::new() }).collect();
+    let identity = Identity { model: "bench".into(), preprocessing: "bench".into(), dims };
     let path = scratch.join(format!("bench-{n}.lks"));
-    store::write(&path, &identity, &entries, |i| {
-        &vectors[i * dims..(i + 1) * dims]
-    })?;
+    store::write(&path, &identity, &entries, |i| &vectors[i * dims..(i + 1) * dims])?;
     drop(vectors);
     let started = Instant::now();
     let opened = Store::open(&path)?;
@@ -113,10 +94,78 @@ pub fn search_latency(n: usize, repeats: usize, scratch: &Path) -> Result<Search
     let store_mib = opened.file_size() as f64 / (1 << 20) as f64;
     drop(opened);
     std::fs::remove_file(&path)?;
-    Ok(SearchFigure {
-        vectors: n,
-        query_ms: times[times.len() / 2],
-        store_open_ms,
-        store_mib,
-    })
+    Ok(SearchFigure { vectors: n, query_ms: times[times.len() / 2], store_open_ms, store_mib })
+}
+
+#[derive(Debug, Serialize)]
+pub struct AnnoyFigure {
+    pub search_k: usize,
+    /// Annoy's own top 10.
+    pub recall_at_10: f64,
+    /// Top 10 of all `search_k` candidates re-ranked by exact cosine from the store.
+    pub recall_at_10_reranked: f64,
+    pub queries_per_s: f64,
+    pub queries_per_s_reranked: f64,
+}
+
+/// Recall@10 of Annoy against exact search, and query throughput, using `queries` stored
+/// vectors (spread over the store) as queries; each query's own row is left out.
+pub fn annoy_recall(store: &Store, annoy: &Annoy, search_ks: &[usize], queries: usize) -> Vec<AnnoyFigure> {
+    let n = store.len();
+    let rows: Vec<usize> = (0..queries.min(n)).map(|i| i * n / queries.min(n)).collect();
+    let exact: Vec<Vec<usize>> = rows
+        .iter()
+        .map(|&q| {
+            let top = crate::index::exact_top_k(store.vectors(), store.dims(), store.vector(q), 10, |r| r != q);
+            top.iter().map(|s| s.row).collect()
+        })
+        .collect();
+    let recall = |found: &[Vec<usize>]| -> f64 {
+        let hits: usize =
+            found.iter().zip(&exact).map(|(f, e)| f.iter().take(10).filter(|r| e.contains(r)).count()).sum();
+        hits as f64 / exact.iter().map(Vec::len).sum::<usize>().max(1) as f64
+    };
+    search_ks
+        .iter()
+        .map(|&search_k| {
+            let started = Instant::now();
+            let plain: Vec<Vec<usize>> = rows
+                .iter()
+                .map(|&q| annoy.candidates(store.vector(q), 11, search_k).into_iter().filter(|&r| r != q).collect())
+                .collect();
+            let plain_s = started.elapsed().as_secs_f64();
+            let started = Instant::now();
+            let reranked: Vec<Vec<usize>> = rows
+                .iter()
+                .map(|&q| {
+                    let v = store.vector(q);
+                    let mut c: Vec<(f32, usize)> = annoy
+                        .candidates(v, search_k, search_k)
+                        .into_iter()
+                        .filter(|&r| r != q)
+                        .map(|r| (crate::index::dot(store.vector(r), v), r))
+                        .collect();
+                    c.sort_by(|a, b| b.0.total_cmp(&a.0));
+                    c.into_iter().take(10).map(|(_, r)| r).collect()
+                })
+                .collect();
+            let reranked_s = started.elapsed().as_secs_f64();
+            AnnoyFigure {
+                search_k,
+                recall_at_10: recall(&plain),
+                recall_at_10_reranked: recall(&reranked),
+                queries_per_s: rows.len() as f64 / plain_s,
+                queries_per_s_reranked: rows.len() as f64 / reranked_s,
+            }
+        })
+        .collect()
+}
+
+/// Peak resident memory of this process so far, in MiB (Linux; 0 elsewhere).
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .map_or(0.0, |kb| kb / 1024.0)
 }

@@ -43,8 +43,7 @@ pub struct Scan {
 /// Walks the catalog recursively, following symlinks (loops are detected, not followed);
 /// hidden entries are ignored, and only regular files with an image extension are kept.
 pub fn scan(root: &Path) -> Result<Scan> {
-    let meta =
-        std::fs::metadata(root).with_context(|| format!("catalog folder {}", root.display()))?;
+    let meta = std::fs::metadata(root).with_context(|| format!("catalog folder {}", root.display()))?;
     if !meta.is_dir() {
         anyhow::bail!("catalog {} is not a folder", root.display());
     }
@@ -67,9 +66,7 @@ pub fn scan(root: &Path) -> Result<Scan> {
                 if denied || err.path().is_some_and(has_image_extension) {
                     let reason = match kind {
                         Some(std::io::ErrorKind::NotFound) => "dangling symlink".to_string(),
-                        _ => err
-                            .io_error()
-                            .map_or_else(|| err.to_string(), |io| io.to_string()),
+                        _ => err.io_error().map_or_else(|| err.to_string(), |io| io.to_string()),
                     };
                     scan.skipped.push(Skipped { path, reason });
                 }
@@ -85,31 +82,17 @@ pub fn scan(root: &Path) -> Result<Scan> {
         let meta = match entry.metadata() {
             Ok(m) => m,
             Err(err) => {
-                scan.skipped.push(Skipped {
-                    path: rel,
-                    reason: err.to_string(),
-                });
+                scan.skipped.push(Skipped { path: rel, reason: err.to_string() });
                 continue;
             }
         };
         if !meta.is_file() {
-            scan.skipped.push(Skipped {
-                path: rel,
-                reason: "not a regular file".into(),
-            });
+            scan.skipped.push(Skipped { path: rel, reason: "not a regular file".into() });
             continue;
         }
-        let mtime_ns = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as i64);
-        scan.files.push(CatalogFile {
-            rel,
-            abs: path.to_path_buf(),
-            size: meta.len(),
-            mtime_ns,
-        });
+        let mtime_ns =
+            meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as i64);
+        scan.files.push(CatalogFile { rel, abs: path.to_path_buf(), size: meta.len(), mtime_ns });
     }
     scan.files.sort_by(|a, b| a.rel.cmp(&b.rel));
     scan.files.dedup_by(|a, b| a.rel == b.rel);
@@ -119,10 +102,7 @@ pub fn scan(root: &Path) -> Result<Scan> {
 
 fn rel_path(root: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(root).unwrap_or(path);
-    rel.components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
+    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
 }
 
 /// The product id of a catalog file: its file name without extension (Kaggle layout).
@@ -205,32 +185,21 @@ impl Metadata {
 
     /// Reads a `styles.csv`; a malformed row is recorded with its line number and skipped.
     pub fn load(path: &Path) -> Result<Metadata> {
-        let file = std::fs::File::open(path)
-            .with_context(|| format!("cannot open labels {}", path.display()))?;
-        let mut reader = csv::ReaderBuilder::new()
-            .flexible(true)
-            .from_reader(std::io::BufReader::new(file));
-        let headers = reader
-            .headers()
-            .with_context(|| format!("cannot read the header row of {}", path.display()))?
-            .clone();
+        let file = std::fs::File::open(path).with_context(|| format!("cannot open labels {}", path.display()))?;
+        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(std::io::BufReader::new(file));
+        let headers =
+            reader.headers().with_context(|| format!("cannot read the header row of {}", path.display()))?.clone();
         let col = |name: &str| headers.iter().position(|h| h.trim() == name);
         let id_col = col("id").with_context(|| format!("{} has no `id` column", path.display()))?;
         let columns: Vec<Option<usize>> = FIELDS.iter().map(|f| col(f)).collect();
-        let mut meta = Metadata {
-            source: Some(path.to_path_buf()),
-            ..Default::default()
-        };
+        let mut meta = Metadata { source: Some(path.to_path_buf()), ..Default::default() };
         for (i, record) in reader.records().enumerate() {
             let line = i as u64 + 2;
             let record = match record {
                 Ok(r) => r,
                 Err(err) => {
                     let line = err.position().map_or(line, |p| p.line());
-                    meta.errors.push(RowError {
-                        line,
-                        reason: err.to_string(),
-                    });
+                    meta.errors.push(RowError { line, reason: err.to_string() });
                     continue;
                 }
             };
@@ -242,19 +211,10 @@ impl Metadata {
                 });
                 continue;
             }
-            let get = |k: usize| {
-                columns[k]
-                    .and_then(|c| record.get(c))
-                    .unwrap_or("")
-                    .trim()
-                    .to_string()
-            };
+            let get = |k: usize| columns[k].and_then(|c| record.get(c)).unwrap_or("").trim().to_string();
             let id = record.get(id_col).unwrap_or("").trim().to_string();
             if id.is_empty() {
-                meta.errors.push(RowError {
-                    line,
-                    reason: "empty id".into(),
-                });
+                meta.errors.push(RowError { line, reason: "empty id".into() });
                 continue;
             }
             let product = Product {
@@ -325,23 +285,12 @@ mod tests {
         std::fs::create_dir(root.join("folder.jpg")).unwrap();
         std::os::unix::fs::symlink(root, root.join("sub/loop")).unwrap();
         std::os::unix::fs::symlink(root.join("missing.jpg"), root.join("dangling.jpg")).unwrap();
-        let fifo =
-            std::ffi::CString::new(root.join("pipe.jpg").as_os_str().as_encoded_bytes()).unwrap();
+        let fifo = std::ffi::CString::new(root.join("pipe.jpg").as_os_str().as_encoded_bytes()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
         let scan = scan(root).unwrap();
         let rels: Vec<_> = scan.files.iter().map(|f| f.rel.as_str()).collect();
         assert_eq!(rels, ["a.JPG", "sub/deeper/b.png"]);
-        let skipped: Vec<_> = scan
-            .skipped
-            .iter()
-            .map(|s| (s.path.as_str(), s.reason.as_str()))
-            .collect();
-        assert_eq!(
-            skipped,
-            [
-                ("dangling.jpg", "dangling symlink"),
-                ("pipe.jpg", "not a regular file")
-            ]
-        );
+        let skipped: Vec<_> = scan.skipped.iter().map(|s| (s.path.as_str(), s.reason.as_str())).collect();
+        assert_eq!(skipped, [("dangling.jpg", "dangling symlink"), ("pipe.jpg", "not a regular file")]);
     }
 }

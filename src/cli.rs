@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::bench;
 use crate::catalog::{self, Metadata};
-use crate::config::{Config, Overrides};
+use crate::config::{Config, Overrides, SearchMode};
 use crate::demo;
 use crate::engine::{Cancel, Engine, Filter, IndexReport, Phase, Progress, Query};
 use crate::eval::{self, EvalOptions};
@@ -18,11 +18,7 @@ use crate::model::Embedder;
 use crate::weights::{self, Fetched};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "lookalike",
-    version,
-    about = "Visual similarity search over fashion product catalogs"
-)]
+#[command(name = "lookalike", version, about = "Visual similarity search over fashion product catalogs")]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -89,6 +85,8 @@ pub enum Command {
         /// Print results as JSON
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        mode: ModeArgs,
     },
     /// Measure retrieval quality (precision@k, mAP@k) against catalog labels
     Eval {
@@ -147,6 +145,50 @@ pub enum Command {
         #[arg(long, hide = true)]
         embed_only: bool,
     },
+    /// Measure the Annoy index: build time and memory, file size, recall@10 and query speed
+    BenchAnnoy {
+        /// search_k values to measure recall and speed at
+        #[arg(long, value_delimiter = ',', default_value = "1000,4000,10000")]
+        search_k: Vec<usize>,
+        /// Stored vectors used as queries
+        #[arg(long, default_value_t = 500)]
+        queries: usize,
+        /// Build from a raw little-endian f32 file instead of the catalog's store (build only)
+        #[arg(long, value_name = "FILE")]
+        vectors: Option<PathBuf>,
+        /// Dimensions of the --vectors file
+        #[arg(long, default_value_t = 2048)]
+        dims: usize,
+        /// Trees [default: index.n_trees]
+        #[arg(long)]
+        trees: Option<usize>,
+        /// Keep the built index at this path
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `--exact` / `--approx`: override `[index] mode`.
+#[derive(Debug, Args)]
+pub struct ModeArgs {
+    /// Search exactly (brute force), whatever the catalog size
+    #[arg(long, conflicts_with = "approx")]
+    exact: bool,
+    /// Search with the Annoy index, whatever the catalog size
+    #[arg(long)]
+    approx: bool,
+}
+
+impl ModeArgs {
+    pub fn get(&self) -> Option<SearchMode> {
+        match (self.exact, self.approx) {
+            (true, _) => Some(SearchMode::Exact),
+            (_, true) => Some(SearchMode::Approx),
+            _ => None,
+        }
+    }
 }
 
 impl Cli {
@@ -193,16 +235,13 @@ pub fn run(cli: Cli) -> Result<()> {
                 print_index_report(&report);
             }
         }
-        Command::Query {
-            image,
-            item,
-            k,
-            filters,
-            json,
-        } => {
+        Command::Query { image, item, k, filters, json, mode } => {
             let k = k.unwrap_or(config.k);
             let engine = Engine::new(config)?;
-            let searcher = engine.searcher()?;
+            let searcher = engine.searcher(mode.get())?;
+            if let Some(note) = searcher.note() {
+                eprintln!("note: {note}");
+            }
             let query = match (image, item) {
                 (Some(path), _) => Query::Image(path),
                 (None, Some(item)) => Query::Item(item),
@@ -220,11 +259,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 );
                 for h in &hits {
                     let m = h.metadata.clone().unwrap_or_default();
-                    let name = if m.name.is_empty() {
-                        h.path.display().to_string()
-                    } else {
-                        m.name
-                    };
+                    let name = if m.name.is_empty() { h.path.display().to_string() } else { m.name };
                     println!(
                         "{:>4}  {:>5.1}%  {:<10} {:<16} {:<12} {}",
                         h.rank,
@@ -237,14 +272,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Eval {
-            field,
-            k,
-            duplicates,
-            queries,
-            min_class,
-            json,
-        } => {
+        Command::Eval { field, k, duplicates, queries, min_class, json } => {
             let engine = Engine::new(config)?;
             let labels_path = engine
                 .config()
@@ -254,36 +282,18 @@ pub fn run(cli: Cli) -> Result<()> {
             if !json {
                 print_index_report(&report);
             }
-            let searcher = engine.searcher()?;
+            let searcher = engine.searcher(Some(SearchMode::Exact))?;
             let labels = Metadata::load(&labels_path)?;
-            let dups = duplicates
-                .as_deref()
-                .map(eval::load_duplicates)
-                .transpose()?
-                .unwrap_or_default();
+            let dups = duplicates.as_deref().map(eval::load_duplicates).transpose()?.unwrap_or_default();
             let query_ids = queries.as_deref().map(eval::load_query_ids).transpose()?;
-            let opts = EvalOptions {
-                field,
-                k,
-                min_class,
-            };
-            let result =
-                eval::evaluate(searcher.store(), &labels, &dups, query_ids.as_ref(), &opts)?;
+            let opts = EvalOptions { field, k, min_class };
+            let result = eval::evaluate(searcher.store(), &labels, &dups, query_ids.as_ref(), &opts)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&result)?);
             } else {
-                println!(
-                    "{:<28} {:>7} {:>8} {:>8}",
-                    opts.field,
-                    "queries",
-                    format!("P@{k}"),
-                    format!("mAP@{k}")
-                );
+                println!("{:<28} {:>7} {:>8} {:>8}", opts.field, "queries", format!("P@{k}"), format!("mAP@{k}"));
                 for c in &result.classes {
-                    println!(
-                        "{:<28} {:>7} {:>8.3} {:>8.3}",
-                        c.class, c.queries, c.precision, c.map
-                    );
+                    println!("{:<28} {:>7} {:>8.3} {:>8.3}", c.class, c.queries, c.precision, c.map);
                 }
                 println!(
                     "overall: {} queries over {} items: precision@{k} {:.3}, mAP@{k} {:.3} (chance {:.3})",
@@ -291,18 +301,12 @@ pub fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
-        Command::Demo {
-            per_class,
-            no_index,
-        } => {
+        Command::Demo { per_class, no_index } => {
             if per_class == 0 {
                 bail!("--per-class must be at least 1");
             }
             let n = demo::build(&config.catalog, per_class, &demo::source_dir())?;
-            println!(
-                "demo catalog: {n} Fashion-MNIST images in {}",
-                config.catalog.display()
-            );
+            println!("demo catalog: {n} Fashion-MNIST images in {}", config.catalog.display());
             if !no_index {
                 let engine = Engine::new(config)?;
                 print_index_report(&run_index(&engine, false)?);
@@ -315,67 +319,43 @@ pub fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&info)?);
             } else {
                 println!("catalog:       {}", info.catalog.display());
-                println!(
-                    "labels:        {}",
-                    info.labels
-                        .as_ref()
-                        .map_or("none".into(), |p| p.display().to_string())
-                );
-                println!(
-                    "items:         {}",
-                    info.items
-                        .map_or("not indexed yet".into(), |n| n.to_string())
-                );
+                println!("labels:        {}", info.labels.as_ref().map_or("none".into(), |p| p.display().to_string()));
+                println!("items:         {}", info.items.map_or("not indexed yet".into(), |n| n.to_string()));
                 println!("model:         {} ({})", info.model, info.preprocessing);
                 println!(
                     "weights:       {}{}",
                     info.weights.display(),
-                    if info.weights_present {
-                        ""
-                    } else {
-                        " (missing: run `lookalike fetch-weights`)"
-                    }
+                    if info.weights_present { "" } else { " (missing: run `lookalike fetch-weights`)" }
                 );
                 println!("state folder:  {}", info.state_dir.display());
-                let size = info.store_bytes.map_or(String::new(), |b| {
-                    format!(" ({:.1} MiB)", b as f64 / 1048576.0)
-                });
+                let size = info.store_bytes.map_or(String::new(), |b| format!(" ({:.1} MiB)", b as f64 / 1048576.0));
                 println!("store:         {}{size}", info.store.display());
                 println!("search:        {}", info.search);
+                let state = if info.annoy_current { "current" } else { "not built for this store yet" };
+                println!("annoy index:   {} ({state})", info.annoy_index.display());
                 if info.stale {
                     println!("note: the store was made with another model or preprocessing; run `lookalike index`");
                 }
                 if info.interrupted_run {
-                    println!(
-                        "note: an interrupted index run will resume on the next `lookalike index`"
-                    );
+                    println!("note: an interrupted index run will resume on the next `lookalike index`");
                 }
             }
         }
-        Command::Bench {
-            images,
-            batch,
-            thread_counts,
-            sizes,
-            no_embed,
-            json,
-            embed_only,
-        } => {
+        Command::Bench { images, batch, thread_counts, sizes, no_embed, json, embed_only } => {
             let batch = batch.unwrap_or(config.batch_size);
             if embed_only {
                 let figures = bench_embed_here(&config, images, batch)?;
                 println!("{}", serde_json::to_string(&figures)?);
                 return Ok(());
             }
-            run_bench(
-                &config,
-                images,
-                batch,
-                &thread_counts,
-                &sizes,
-                no_embed,
-                json,
-            )?;
+            run_bench(&config, images, batch, &thread_counts, &sizes, no_embed, json)?;
+        }
+        Command::BenchAnnoy { search_k, queries, vectors, dims, trees, out, json } => {
+            let trees = trees.unwrap_or(config.index.n_trees);
+            let report = bench_annoy(&config, &search_k, queries, vectors.as_deref(), dims, trees, out.as_deref())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
         }
     }
     Ok(())
@@ -389,11 +369,9 @@ fn run_index(engine: &Engine, full: bool) -> Result<IndexReport> {
     let bar = indicatif::ProgressBar::new(0);
     if tty {
         bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg:>9} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}",
-            )
-            .unwrap()
-            .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template("{msg:>9} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}")
+                .unwrap()
+                .progress_chars("=> "),
         );
     } else {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -406,12 +384,13 @@ fn run_index(engine: &Engine, full: bool) -> Result<IndexReport> {
             Phase::Hashing => "hashing",
             Phase::Embedding => "embedding",
             Phase::Saving => "saving",
+            Phase::Trees => "trees",
         };
         if tty {
             bar.set_message(label);
             bar.set_length(p.total as u64);
             bar.set_position(p.done as u64);
-        } else if p.phase == Phase::Embedding {
+        } else if p.phase == Phase::Embedding && p.total > 0 {
             let mut last = last_line.lock().unwrap();
             if last.elapsed() >= Duration::from_secs(10) || p.done == p.total {
                 *last = Instant::now();
@@ -455,23 +434,85 @@ fn print_index_report(r: &IndexReport) {
     }
 }
 
+fn bench_annoy(
+    config: &Config,
+    search_ks: &[usize],
+    queries: usize,
+    vectors: Option<&std::path::Path>,
+    dims: usize,
+    trees: usize,
+    out: Option<&std::path::Path>,
+) -> Result<serde_json::Value> {
+    use crate::index::annoy::{self, Annoy};
+    let scratch = tempfile::tempdir()?;
+    let path = out.map_or_else(|| scratch.path().join("bench.ann"), |p| p.to_path_buf());
+    let store = match vectors {
+        Some(_) => None,
+        None => Some(Engine::new(config.clone())?.searcher(Some(SearchMode::Exact))?.into_store()),
+    };
+    let raw;
+    let data: &[f32] = match (vectors, &store) {
+        (Some(file), _) => {
+            let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+            // SAFETY: a benchmark input, only read.
+            raw = unsafe { memmap2::Mmap::map(&f)? };
+            if raw.len() % (4 * dims) != 0 {
+                bail!("{} is not a whole number of {dims}-d f32 rows", file.display());
+            }
+            bytemuck::try_cast_slice(&raw).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
+        }
+        (None, Some(store)) => store.vectors(),
+        (None, None) => unreachable!(),
+    };
+    let dims = store.as_ref().map_or(dims, |s| s.dims());
+    let started = Instant::now();
+    let built = annoy::build(data, dims, trees, 1_234_567_890, 0, &path)?;
+    let build_s = started.elapsed().as_secs_f64();
+    let rss = bench::peak_rss_mib();
+    println!(
+        "annoy build: {} items x {} dims, {} trees: {:.2} s, file {:.1} MiB, peak RSS {:.0} MiB",
+        built.items,
+        dims,
+        trees,
+        build_s,
+        built.file_len as f64 / 1048576.0,
+        rss
+    );
+    let mut figures = Vec::new();
+    if let Some(store) = &store {
+        let index = Annoy::open(&path, dims, store.len())?;
+        let started = Instant::now();
+        let rows: Vec<usize> =
+            (0..queries.min(store.len())).map(|i| i * store.len() / queries.min(store.len())).collect();
+        for &q in &rows {
+            crate::index::exact_top_k(store.vectors(), dims, store.vector(q), 10, |r| r != q);
+        }
+        let exact_qps = rows.len() as f64 / started.elapsed().as_secs_f64();
+        println!("exact: {exact_qps:.0} queries/s over {} items", store.len());
+        figures = bench::annoy_recall(store, &index, search_ks, queries);
+        for f in &figures {
+            println!(
+                "search_k {:>6}: recall@10 {:.4} ({:.0} q/s), re-ranked {:.4} ({:.0} q/s)",
+                f.search_k, f.recall_at_10, f.queries_per_s, f.recall_at_10_reranked, f.queries_per_s_reranked
+            );
+        }
+    }
+    Ok(serde_json::json!({
+        "items": built.items, "dims": dims, "trees": trees, "build_s": build_s,
+        "file_mib": built.file_len as f64 / 1048576.0, "peak_rss_mib": rss, "search": figures,
+    }))
+}
+
 fn bench_images(config: &Config, n: usize) -> Result<Vec<PathBuf>> {
     let scan = catalog::scan(&config.catalog)?;
     let files: Vec<PathBuf> = scan.files.into_iter().take(n).map(|f| f.abs).collect();
     if files.is_empty() {
-        bail!(
-            "no images in catalog {} to benchmark with",
-            config.catalog.display()
-        );
+        bail!("no images in catalog {} to benchmark with", config.catalog.display());
     }
     Ok(files)
 }
 
-fn bench_embed_here(
-    config: &Config,
-    images: usize,
-    batch: usize,
-) -> Result<Vec<bench::EmbedFigure>> {
+fn bench_embed_here(config: &Config, images: usize, batch: usize) -> Result<Vec<bench::EmbedFigure>> {
     let files = bench_images(config, images)?;
     let paths: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
     let embedder = Embedder::load(&config.weights, config.resize)?;
@@ -504,20 +545,10 @@ fn run_bench(
                 .arg(&config.catalog)
                 .arg("--weights")
                 .arg(&config.weights)
-                .args([
-                    "bench",
-                    "--embed-only",
-                    "--images",
-                    &images.to_string(),
-                    "--batch",
-                    &batch.to_string(),
-                ])
+                .args(["bench", "--embed-only", "--images", &images.to_string(), "--batch", &batch.to_string()])
                 .output()?;
             if !out.status.success() {
-                bail!(
-                    "embedding benchmark failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
+                bail!("embedding benchmark failed: {}", String::from_utf8_lossy(&out.stderr).trim());
             }
             let figures: Vec<bench::EmbedFigure> = serde_json::from_slice(&out.stdout)?;
             if !json {
@@ -544,10 +575,7 @@ fn run_bench(
         search.push(f);
     }
     if json {
-        println!(
-            "{}",
-            serde_json::json!({ "embed": embed, "search": search })
-        );
+        println!("{}", serde_json::json!({ "embed": embed, "search": search }));
     }
     Ok(())
 }

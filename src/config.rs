@@ -24,6 +24,32 @@ pub struct Config {
     /// Compute threads; 0 means one per physical core.
     pub threads: usize,
     pub k: usize,
+    pub index: IndexConfig,
+}
+
+/// How searches pick between exact and Annoy search, and how the Annoy index is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexConfig {
+    pub mode: SearchMode,
+    pub n_trees: usize,
+    pub search_k: usize,
+    /// Catalogs smaller than this are searched exactly in `auto` mode.
+    pub exact_below: usize,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig { mode: SearchMode::Auto, n_trees: 16, search_k: 4000, exact_below: 20_000 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// Annoy from `exact_below` items on, exact below.
+    Auto,
+    Exact,
+    Approx,
 }
 
 impl Default for Config {
@@ -37,6 +63,7 @@ impl Default for Config {
             batch_size: 16,
             threads: 0,
             k: 10,
+            index: IndexConfig::default(),
         }
     }
 }
@@ -52,6 +79,17 @@ struct FileConfig {
     model: ModelSection,
     #[serde(default)]
     search: SearchSection,
+    #[serde(default)]
+    index: IndexSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IndexSection {
+    mode: Option<SearchMode>,
+    n_trees: Option<i64>,
+    search_k: Option<i64>,
+    exact_below: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,15 +135,10 @@ impl Config {
     /// Resolves the configuration the way the binary does: file, environment, flags.
     pub fn load(overrides: &Overrides) -> Result<Config> {
         let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-        let explicit = overrides
-            .config_file
-            .clone()
-            .or_else(|| env("LOOKALIKE_CONFIG").map(PathBuf::from));
+        let explicit = overrides.config_file.clone().or_else(|| env("LOOKALIKE_CONFIG").map(PathBuf::from));
         let mut config = match &explicit {
             Some(path) => Config::from_file(path)?,
-            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
-                Config::from_file(Path::new(DEFAULT_CONFIG_FILE))?
-            }
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => Config::from_file(Path::new(DEFAULT_CONFIG_FILE))?,
             None => Config::default(),
         };
         if let Some(v) = env("LOOKALIKE_CATALOG") {
@@ -122,9 +155,9 @@ impl Config {
         }
         if let Some(v) = env("LOOKALIKE_THREADS") {
             let text = v.to_string_lossy();
-            config.threads = text.parse().with_context(|| {
-                format!("LOOKALIKE_THREADS: {text:?} is not a thread count (0 = all cores)")
-            })?;
+            config.threads = text
+                .parse()
+                .with_context(|| format!("LOOKALIKE_THREADS: {text:?} is not a thread count (0 = all cores)"))?;
         }
         if let Some(v) = &overrides.catalog {
             config.catalog = v.clone();
@@ -150,11 +183,10 @@ impl Config {
 
     /// Reads one TOML file; relative paths in it are taken from the file's folder.
     pub fn from_file(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new(""));
-        Config::from_toml(&text, base)
-            .with_context(|| format!("invalid config file {}", path.display()))
+        Config::from_toml(&text, base).with_context(|| format!("invalid config file {}", path.display()))
     }
 
     pub fn from_toml(text: &str, base: &Path) -> Result<Config> {
@@ -170,16 +202,8 @@ impl Config {
         // Relative defaults also follow the config file, so the repo works from any folder.
         config.catalog = rel(file.catalog.dir.unwrap_or(config.catalog));
         config.weights = rel(file.model.weights.unwrap_or(config.weights));
-        config.labels = file
-            .catalog
-            .labels
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(rel);
-        config.state_dir = file
-            .store
-            .state_dir
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(rel);
+        config.labels = file.catalog.labels.filter(|p| !p.as_os_str().is_empty()).map(rel);
+        config.state_dir = file.store.state_dir.filter(|p| !p.as_os_str().is_empty()).map(rel);
         if let Some(r) = file.model.resize {
             config.resize = r;
         }
@@ -191,6 +215,18 @@ impl Config {
         }
         if let Some(v) = file.search.k {
             config.k = in_range("search.k", v, 1, 10_000)?;
+        }
+        if let Some(m) = file.index.mode {
+            config.index.mode = m;
+        }
+        if let Some(v) = file.index.n_trees {
+            config.index.n_trees = in_range("index.n_trees", v, 1, 1024)?;
+        }
+        if let Some(v) = file.index.search_k {
+            config.index.search_k = in_range("index.search_k", v, 1, i32::MAX as i64)?;
+        }
+        if let Some(v) = file.index.exact_below {
+            config.index.exact_below = in_range("index.exact_below", v, 0, i64::MAX)?;
         }
         Ok(config)
     }
@@ -216,12 +252,7 @@ impl Config {
             .context("no data folder: set LOOKALIKE_STATE_DIR or [store] state_dir")?;
         let name: String = catalog
             .file_name()
-            .map(|n| {
-                n.to_string_lossy()
-                    .chars()
-                    .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_')
-                    .collect()
-            })
+            .map(|n| n.to_string_lossy().chars().filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_').collect())
             .unwrap_or_default();
         let hash = crate::store::hex(&sha2_of(catalog.as_os_str().as_encoded_bytes())[..6]);
         Ok(base.join("lookalike").join(format!("{name}-{hash}")))
@@ -254,10 +285,7 @@ mod tests {
     fn relative_paths_follow_the_file() {
         let c = Config::from_toml("[catalog]\ndir = \"cat\"\n", Path::new("/etc/x")).unwrap();
         assert_eq!(c.catalog, PathBuf::from("/etc/x/cat"));
-        assert_eq!(
-            c.weights,
-            PathBuf::from("/etc/x/weights/resnet50.safetensors")
-        );
+        assert_eq!(c.weights, PathBuf::from("/etc/x/weights/resnet50.safetensors"));
     }
 
     #[test]
@@ -282,9 +310,6 @@ mod tests {
         let base = path.parent().unwrap();
         let d = Config::default();
         assert_eq!(c.catalog, base.join(&d.catalog));
-        assert_eq!(
-            (c.resize, c.batch_size, c.threads, c.k),
-            (d.resize, d.batch_size, d.threads, d.k)
-        );
+        assert_eq!((c.resize, c.batch_size, c.threads, c.k), (d.resize, d.batch_size, d.threads, d.k));
     }
 }

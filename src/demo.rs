@@ -9,18 +9,8 @@ use anyhow::{bail, Context, Result};
 pub const DATASET_DIR: &str = "/usr/share/datasets/fashion-mnist";
 const IMAGES: &str = "t10k-images-idx3-ubyte.gz";
 const LABELS: &str = "t10k-labels-idx1-ubyte.gz";
-pub const CLASSES: [&str; 10] = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-];
+pub const CLASSES: [&str; 10] =
+    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 const MASTER: [&str; 10] = [
     "Apparel",
     "Apparel",
@@ -54,18 +44,10 @@ fn be_u32(b: &[u8], at: usize) -> u32 {
 
 /// Parses IDX image (magic 2051) and label (magic 2049) files into 28x28 images and labels.
 pub fn parse_idx(images: &[u8], labels: &[u8]) -> Result<Vec<(Vec<u8>, u8)>> {
-    if images.len() < 16
-        || be_u32(images, 0) != 2051
-        || labels.len() < 8
-        || be_u32(labels, 0) != 2049
-    {
+    if images.len() < 16 || be_u32(images, 0) != 2051 || labels.len() < 8 || be_u32(labels, 0) != 2049 {
         bail!("not Fashion-MNIST IDX files");
     }
-    let (n, rows, cols) = (
-        be_u32(images, 4) as usize,
-        be_u32(images, 8) as usize,
-        be_u32(images, 12) as usize,
-    );
+    let (n, rows, cols) = (be_u32(images, 4) as usize, be_u32(images, 8) as usize, be_u32(images, 12) as usize);
     if rows != 28
         || cols != 28
         || be_u32(labels, 4) as usize != n
@@ -75,12 +57,7 @@ pub fn parse_idx(images: &[u8], labels: &[u8]) -> Result<Vec<(Vec<u8>, u8)>> {
         bail!("Fashion-MNIST IDX files have unexpected sizes");
     }
     Ok((0..n)
-        .map(|i| {
-            (
-                images[16 + i * 784..16 + (i + 1) * 784].to_vec(),
-                labels[8 + i],
-            )
-        })
+        .map(|i| (images[16 + i * 784..16 + (i + 1) * 784].to_vec(), labels[8 + i]))
         .filter(|(_, l)| (*l as usize) < CLASSES.len())
         .collect())
 }
@@ -95,24 +72,18 @@ pub fn build(out: &Path, per_class: usize, source: &Path) -> Result<usize> {
         let rows = text.lines().skip(1).filter(|l| !l.is_empty()).count();
         let images = out.join("images");
         if rows == expected
-            && text.lines().skip(1).all(|l| {
-                images
-                    .join(format!("{}.png", l.split(',').next().unwrap_or("")))
-                    .is_file()
-            })
+            && text.lines().skip(1).all(|l| images.join(format!("{}.png", l.split(',').next().unwrap_or(""))).is_file())
         {
             return Ok(expected);
         }
     }
-    let data = parse_idx(
-        &read_gz(&source.join(IMAGES))?,
-        &read_gz(&source.join(LABELS))?,
-    )?;
+    let data = parse_idx(&read_gz(&source.join(IMAGES))?, &read_gz(&source.join(LABELS))?)?;
     let images = out.join("images");
-    std::fs::create_dir_all(&images)
-        .with_context(|| format!("cannot create {}", images.display()))?;
+    std::fs::create_dir_all(&images).with_context(|| format!("cannot create {}", images.display()))?;
     let mut taken = [0usize; 10];
-    let mut csv = String::from("id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName\n");
+    let mut csv = String::from(
+        "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName\n",
+    );
     for (i, (pixels, label)) in data.iter().enumerate() {
         let c = *label as usize;
         if taken[c] == per_class {
@@ -123,8 +94,7 @@ pub fn build(out: &Path, per_class: usize, source: &Path) -> Result<usize> {
         let inverted: Vec<u8> = pixels.iter().map(|p| 255 - p).collect();
         let img = image::GrayImage::from_raw(28, 28, inverted).context("bad image size")?;
         let path = images.join(format!("{i}.png"));
-        img.save(&path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        img.save(&path).with_context(|| format!("cannot write {}", path.display()))?;
         csv.push_str(&format!(
             "{i},Unisex,{},{},{},,,,,\"Fashion-MNIST {} #{i}\"\n",
             MASTER[c], CLASSES[c], CLASSES[c], CLASSES[c]
@@ -141,8 +111,7 @@ pub fn build(out: &Path, per_class: usize, source: &Path) -> Result<usize> {
 
 /// The dataset folder: `LOOKALIKE_FASHION_MNIST` or Debian's install location.
 pub fn source_dir() -> PathBuf {
-    std::env::var_os("LOOKALIKE_FASHION_MNIST")
-        .map_or_else(|| PathBuf::from(DATASET_DIR), PathBuf::from)
+    std::env::var_os("LOOKALIKE_FASHION_MNIST").map_or_else(|| PathBuf::from(DATASET_DIR), PathBuf::from)
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::catalog::{self, CatalogFile, Metadata, Product, RowError, Skipped};
-use crate::config::Config;
+use crate::config::{Config, SearchMode};
+use crate::index::annoy::{self, Annoy, Built};
 use crate::index::{self, Scored};
 use crate::model::{self, DecodeError, Embedder};
 use crate::store::{self, Entry, Identity, Journal, Store};
@@ -23,6 +24,8 @@ pub enum Phase {
     Hashing,
     Embedding,
     Saving,
+    /// Building the Annoy index.
+    Trees,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +56,8 @@ pub struct IndexReport {
     /// Why every image was embedded again, when it was.
     pub rebuilt: Option<String>,
     pub cancelled: bool,
+    /// The Annoy index was (re)built in this run.
+    pub annoy_built: bool,
     pub metadata_errors: Vec<RowError>,
     pub seconds: f64,
 }
@@ -90,6 +95,43 @@ impl Engine {
         self.state_dir.join(store::JOURNAL_FILE)
     }
 
+    /// The Annoy index file, readable by Python's `annoy` (angular, 2048 dims).
+    pub fn annoy_path(&self) -> PathBuf {
+        self.state_dir.join("index.ann")
+    }
+
+    fn annoy_sidecar(&self) -> PathBuf {
+        self.state_dir.join("index.ann.json")
+    }
+
+    /// True when the index file on disk was built from exactly this store and settings.
+    fn annoy_current(&self, store: &Store) -> bool {
+        let Ok(text) = std::fs::read(self.annoy_sidecar()) else { return false };
+        let Ok(built) = serde_json::from_slice::<Built>(&text) else { return false };
+        let len = std::fs::metadata(self.annoy_path()).map(|m| m.len()).unwrap_or(0);
+        built.items == store.len()
+            && built.dims == store.dims()
+            && built.n_trees == self.config.index.n_trees
+            && built.seed == ANNOY_SEED
+            && built.source_crc == store.vectors_crc()
+            && built.file_len == len
+    }
+
+    /// Builds the Annoy index for `store`; the caller holds the state lock.
+    fn build_annoy(&self, store: &Store) -> Result<()> {
+        let sidecar = self.annoy_sidecar();
+        remove_if_present(&sidecar)?;
+        if store.is_empty() {
+            return remove_if_present(&self.annoy_path());
+        }
+        let n_trees = self.config.index.n_trees;
+        let built =
+            annoy::build(store.vectors(), store.dims(), n_trees, ANNOY_SEED, store.vectors_crc(), &self.annoy_path())?;
+        let tmp = tempfile::Builder::new().prefix(".index-").tempfile_in(&self.state_dir)?;
+        std::fs::write(tmp.path(), serde_json::to_vec_pretty(&built)?)?;
+        store::persist(tmp, &sidecar)
+    }
+
     pub fn identity(&self) -> Identity {
         Identity {
             model: model::MODEL_ID.to_string(),
@@ -118,18 +160,18 @@ impl Engine {
                 "another lookalike is indexing {} right now; wait for it to finish and run again",
                 self.state_dir.display()
             ),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(e).with_context(|| format!("cannot lock {}", path.display()))
-            }
+            Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
         }
     }
 
     /// Temp files of a store write that a crash interrupted; only called under the lock.
     fn remove_stale_temp_files(&self) -> Result<()> {
-        let listing = std::fs::read_dir(&self.state_dir)
-            .with_context(|| format!("cannot list {}", self.state_dir.display()))?;
+        let listing =
+            std::fs::read_dir(&self.state_dir).with_context(|| format!("cannot list {}", self.state_dir.display()))?;
         for entry in listing.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(".store-") {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(".store-") || name.starts_with(".index-") {
                 remove_if_present(&entry.path())?;
             }
         }
@@ -166,11 +208,7 @@ impl Engine {
         };
         report.metadata_errors = self.load_metadata()?.errors;
 
-        progress(Progress {
-            phase: Phase::Scanning,
-            done: 0,
-            total: 0,
-        });
+        progress(Progress { phase: Phase::Scanning, done: 0, total: 0 });
         let scan = catalog::scan(&self.config.catalog)?;
         report.skipped = scan.skipped;
 
@@ -213,15 +251,9 @@ impl Engine {
             }
         }
         let total_hash = needs_hash.len();
-        let hashed: Vec<(usize, std::io::Result<String>)> = needs_hash
-            .par_iter()
-            .map(|&i| (i, store::content_hash(&scan.files[i].abs)))
-            .collect();
-        progress(Progress {
-            phase: Phase::Hashing,
-            done: total_hash,
-            total: total_hash,
-        });
+        let hashed: Vec<(usize, std::io::Result<String>)> =
+            needs_hash.par_iter().map(|&i| (i, store::content_hash(&scan.files[i].abs))).collect();
+        progress(Progress { phase: Phase::Hashing, done: total_hash, total: total_hash });
 
         let mut by_hash: HashMap<&str, Source> = HashMap::new();
         if let Some(s) = &old {
@@ -239,22 +271,13 @@ impl Engine {
             let hash = match hash {
                 Ok(h) => h,
                 Err(e) => {
-                    report.skipped.push(Skipped {
-                        path: f.rel.clone(),
-                        reason: format!("cannot read: {e}"),
-                    });
+                    report.skipped.push(Skipped { path: f.rel.clone(), reason: format!("cannot read: {e}") });
                     continue;
                 }
             };
             let old_row = old.as_ref().and_then(|s| s.find(&f.rel));
-            let entry = Entry {
-                path: f.rel.clone(),
-                size: f.size,
-                mtime_ns: f.mtime_ns,
-                hash,
-            };
-            let same_content =
-                old_row.filter(|&r| old.as_ref().unwrap().entries()[r].hash == entry.hash);
+            let entry = Entry { path: f.rel.clone(), size: f.size, mtime_ns: f.mtime_ns, hash };
+            let same_content = old_row.filter(|&r| old.as_ref().unwrap().entries()[r].hash == entry.hash);
             if let Some(row) = same_content {
                 sources[i] = Some(Source::Store(row));
             } else if let Some(&src) = by_hash.get(entry.hash.as_str()) {
@@ -272,43 +295,31 @@ impl Engine {
 
         let mut fresh: Vec<Vec<f32>> = Vec::new();
         let mut failed = vec![false; scan.files.len()];
-        self.embed_files(
-            embedder,
-            &scan.files,
-            &to_embed,
-            cancel,
-            progress,
-            |batch| {
-                let mut appended = Vec::new();
-                for (i, result) in batch {
-                    match result {
-                        Ok(v) => {
-                            sources[i] = Some(Source::Fresh(fresh.len()));
-                            fresh.push(v);
-                            appended.push(i);
-                        }
-                        Err(e) => {
-                            report.skipped.push(Skipped {
-                                path: scan.files[i].rel.clone(),
-                                reason: e.to_string(),
-                            });
-                            failed[i] = true;
-                        }
+        self.embed_files(embedder, &scan.files, &to_embed, cancel, progress, |batch| {
+            let mut appended = Vec::new();
+            for (i, result) in batch {
+                match result {
+                    Ok(v) => {
+                        sources[i] = Some(Source::Fresh(fresh.len()));
+                        fresh.push(v);
+                        appended.push(i);
+                    }
+                    Err(e) => {
+                        report.skipped.push(Skipped { path: scan.files[i].rel.clone(), reason: e.to_string() });
+                        failed[i] = true;
                     }
                 }
-                report.embedded += appended.len();
-                let records: Vec<(Entry, &[f32])> = appended
-                    .iter()
-                    .map(|&i| {
-                        let Some(Source::Fresh(k)) = sources[i] else {
-                            unreachable!()
-                        };
-                        (entries[i].clone().unwrap(), fresh[k].as_slice())
-                    })
-                    .collect();
-                journal.append(&records)
-            },
-        )?;
+            }
+            report.embedded += appended.len();
+            let records: Vec<(Entry, &[f32])> = appended
+                .iter()
+                .map(|&i| {
+                    let Some(Source::Fresh(k)) = sources[i] else { unreachable!() };
+                    (entries[i].clone().unwrap(), fresh[k].as_slice())
+                })
+                .collect();
+            journal.append(&records)
+        })?;
         report.cancelled = cancel.load(Ordering::Relaxed);
 
         // Files without a vector yet (cancelled) keep their old version, if any, so the
@@ -322,9 +333,7 @@ impl Engine {
                     let entry = entries[i].clone().unwrap();
                     match old_row {
                         None => report.added.push(f.rel.clone()),
-                        Some(r) if matches!(src, Source::Store(x) if x == r) => {
-                            report.unchanged += 1
-                        }
+                        Some(r) if matches!(src, Source::Store(x) if x == r) => report.unchanged += 1,
                         Some(_) => report.updated.push(f.rel.clone()),
                     }
                     final_entries.push(entry);
@@ -338,26 +347,15 @@ impl Engine {
             }
         }
         if let Some(s) = &old {
-            let kept: std::collections::HashSet<&str> =
-                final_entries.iter().map(|e| e.path.as_str()).collect();
-            report.removed = s
-                .entries()
-                .iter()
-                .filter(|e| !kept.contains(e.path.as_str()))
-                .map(|e| e.path.clone())
-                .collect();
+            let kept: std::collections::HashSet<&str> = final_entries.iter().map(|e| e.path.as_str()).collect();
+            report.removed =
+                s.entries().iter().filter(|e| !kept.contains(e.path.as_str())).map(|e| e.path.clone()).collect();
         }
         report.items = final_entries.len();
 
-        let unchanged_store = old
-            .as_ref()
-            .is_some_and(|s| s.entries() == final_entries.as_slice());
+        let unchanged_store = old.as_ref().is_some_and(|s| s.entries() == final_entries.as_slice());
         if !unchanged_store {
-            progress(Progress {
-                phase: Phase::Saving,
-                done: 0,
-                total: final_entries.len(),
-            });
+            progress(Progress { phase: Phase::Saving, done: 0, total: final_entries.len() });
             let vector = |i: usize| -> &[f32] {
                 match final_sources[i] {
                     Source::Store(r) => old.as_ref().unwrap().vector(r),
@@ -368,6 +366,15 @@ impl Engine {
             store::write(&store_path, &identity, &final_entries, vector)?;
         }
         drop(journal);
+        drop(old);
+        if store_path.exists() {
+            let current = Store::open(&store_path)?;
+            if !self.annoy_current(&current) {
+                progress(Progress { phase: Phase::Trees, done: 0, total: current.len() });
+                self.build_annoy(&current)?;
+                report.annoy_built = true;
+            }
+        }
         if !report.cancelled {
             remove_if_present(&self.journal_path())?;
         }
@@ -387,28 +394,20 @@ impl Engine {
         mut on_batch: impl FnMut(Vec<(usize, Result<Vec<f32>, DecodeError>)>) -> Result<()>,
     ) -> Result<()> {
         let total = todo.len();
-        progress(Progress {
-            phase: Phase::Embedding,
-            done: 0,
-            total,
-        });
+        progress(Progress { phase: Phase::Embedding, done: 0, total });
         if total == 0 {
             return Ok(());
         }
         let batch = self.config.batch_size.max(1);
         let policy = embedder.policy();
-        let (tx, rx) =
-            std::sync::mpsc::sync_channel::<Vec<(usize, Result<Vec<f32>, DecodeError>)>>(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(usize, Result<Vec<f32>, DecodeError>)>>(1);
         std::thread::scope(|scope| -> Result<()> {
             scope.spawn(move || {
                 for chunk in todo.chunks(batch) {
                     if cancel.load(Ordering::Relaxed) {
                         break;
                     }
-                    let decoded = chunk
-                        .par_iter()
-                        .map(|&i| (i, model::load_input(&files[i].abs, policy)))
-                        .collect();
+                    let decoded = chunk.par_iter().map(|&i| (i, model::load_input(&files[i].abs, policy))).collect();
                     if tx.send(decoded).is_err() {
                         break;
                     }
@@ -417,24 +416,14 @@ impl Engine {
             let mut done = 0;
             for decoded in rx {
                 let (ok, bad): (Vec<_>, Vec<_>) = decoded.into_iter().partition(|(_, r)| r.is_ok());
-                let inputs: Vec<Vec<f32>> = ok
-                    .iter()
-                    .map(|(_, r)| r.as_ref().unwrap().clone())
-                    .collect();
+                let inputs: Vec<Vec<f32>> = ok.iter().map(|(_, r)| r.as_ref().unwrap().clone()).collect();
                 let vectors = embedder.embed_inputs(&inputs)?;
-                let mut results: Vec<(usize, Result<Vec<f32>, DecodeError>)> = ok
-                    .iter()
-                    .zip(vectors.chunks(model::DIMS))
-                    .map(|((i, _), v)| (*i, Ok(v.to_vec())))
-                    .collect();
+                let mut results: Vec<(usize, Result<Vec<f32>, DecodeError>)> =
+                    ok.iter().zip(vectors.chunks(model::DIMS)).map(|((i, _), v)| (*i, Ok(v.to_vec()))).collect();
                 results.extend(bad);
                 done += results.len();
                 on_batch(results)?;
-                progress(Progress {
-                    phase: Phase::Embedding,
-                    done,
-                    total,
-                });
+                progress(Progress { phase: Phase::Embedding, done, total });
                 if cancel.load(Ordering::Relaxed) {
                     break;
                 }
@@ -443,8 +432,8 @@ impl Engine {
         })
     }
 
-    /// Opens the store for searching.
-    pub fn searcher(&self) -> Result<Searcher> {
+    /// Opens the store for searching; `mode` overrides `[index] mode`.
+    pub fn searcher(&self, mode: Option<SearchMode>) -> Result<Searcher> {
         let path = self.store_path();
         if !path.exists() {
             bail!(
@@ -464,7 +453,16 @@ impl Engine {
                 identity.preprocessing
             );
         }
+        let approx = match mode.unwrap_or(self.config.index.mode) {
+            SearchMode::Exact => false,
+            SearchMode::Approx => true,
+            SearchMode::Auto => store.len() >= self.config.index.exact_below,
+        };
+        let (annoy, note) = if approx && !store.is_empty() { self.open_annoy(&store) } else { (None, None) };
         Ok(Searcher {
+            annoy,
+            search_k: self.config.index.search_k,
+            note,
             store,
             metadata: self.load_metadata()?,
             catalog: self.config.catalog.clone(),
@@ -474,14 +472,21 @@ impl Engine {
         })
     }
 
+    /// The Annoy index for `store`, rebuilt first when stale or damaged; without it,
+    /// searches are exact and the note says why.
+    fn open_annoy(&self, store: &Store) -> (Option<Annoy>, Option<String>) {
+        let rebuilt =
+            if self.annoy_current(store) { Ok(()) } else { self.lock().and_then(|_lock| self.build_annoy(store)) };
+        match rebuilt.and_then(|()| Annoy::open(&self.annoy_path(), store.dims(), store.len())) {
+            Ok(a) => (Some(a), None),
+            Err(e) => (None, Some(format!("searching exactly: the Annoy index is unusable ({e:#})"))),
+        }
+    }
+
     /// Facts about the catalog and its store, for `lookalike info`.
     pub fn info(&self) -> Result<Info> {
         let path = self.store_path();
-        let store = if path.exists() {
-            Some(Store::open(&path)?)
-        } else {
-            None
-        };
+        let store = if path.exists() { Some(Store::open(&path)?) } else { None };
         Ok(Info {
             catalog: self.config.catalog.clone(),
             labels: self.config.labels_path(),
@@ -493,11 +498,15 @@ impl Engine {
             preprocessing: self.identity().preprocessing,
             weights: self.config.weights.clone(),
             weights_present: self.config.weights.is_file(),
-            stale: store
-                .as_ref()
-                .is_some_and(|s| s.identity() != &self.identity()),
+            stale: store.as_ref().is_some_and(|s| s.identity() != &self.identity()),
             interrupted_run: self.journal_path().exists(),
-            search: "exact",
+            search: match self.config.index.mode {
+                SearchMode::Auto if store.as_ref().is_some_and(|s| s.len() >= self.config.index.exact_below) => "annoy",
+                SearchMode::Auto | SearchMode::Exact => "exact",
+                SearchMode::Approx => "annoy",
+            },
+            annoy_index: self.annoy_path(),
+            annoy_current: store.as_ref().is_some_and(|s| self.annoy_current(s)),
         })
     }
 }
@@ -519,7 +528,13 @@ pub struct Info {
     /// A journal of an unfinished index run is waiting to be resumed.
     pub interrupted_run: bool,
     pub search: &'static str,
+    pub annoy_index: PathBuf,
+    /// The Annoy index was built from the current store with the current settings.
+    pub annoy_current: bool,
 }
+
+/// Seed of the Annoy forest: a fixed one keeps index files reproducible.
+const ANNOY_SEED: u64 = 1_234_567_890;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
@@ -551,29 +566,23 @@ pub struct Filter {
 impl std::str::FromStr for Filter {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (field, value) = s
-            .split_once('=')
-            .ok_or_else(|| format!("{s:?} is not FIELD=VALUE"))?;
+        let (field, value) = s.split_once('=').ok_or_else(|| format!("{s:?} is not FIELD=VALUE"))?;
         let field = field.trim();
         if !catalog::FIELDS.contains(&field) {
-            return Err(format!(
-                "unknown field {field:?}: use one of {}",
-                catalog::FIELDS.join(", ")
-            ));
+            return Err(format!("unknown field {field:?}: use one of {}", catalog::FIELDS.join(", ")));
         }
-        Ok(Filter {
-            field: field.to_string(),
-            value: value.trim().to_string(),
-        })
+        Ok(Filter { field: field.to_string(), value: value.trim().to_string() })
     }
 }
 
 impl Filter {
     pub fn matches(&self, product: Option<&Product>) -> bool {
-        product
-            .and_then(|p| p.field(&self.field))
-            .is_some_and(|v| v.eq_ignore_ascii_case(&self.value))
+        product.and_then(|p| p.field(&self.field)).is_some_and(|v| v.eq_ignore_ascii_case(&self.value))
     }
+}
+
+fn product_of<'a>(store: &Store, metadata: &'a Metadata, row: usize) -> Option<&'a Product> {
+    metadata.get(catalog::product_id(&store.entries()[row].path))
 }
 
 /// What to search with.
@@ -598,6 +607,9 @@ pub struct Hit {
 
 /// An open store plus what a search needs; the model loads on the first image query.
 pub struct Searcher {
+    annoy: Option<Annoy>,
+    search_k: usize,
+    note: Option<String>,
     store: Store,
     metadata: Metadata,
     catalog: PathBuf,
@@ -611,13 +623,30 @@ impl Searcher {
         &self.store
     }
 
+    pub fn into_store(self) -> Store {
+        self.store
+    }
+
+    /// "annoy" or "exact": what `search` uses.
+    pub fn method(&self) -> &'static str {
+        if self.annoy.is_some() {
+            "annoy"
+        } else {
+            "exact"
+        }
+    }
+
+    /// Why an approximate search fell back to exact, if it did.
+    pub fn note(&self) -> Option<&str> {
+        self.note.as_deref()
+    }
+
     pub fn metadata(&self) -> &Metadata {
         &self.metadata
     }
 
     pub fn product(&self, row: usize) -> Option<&Product> {
-        self.metadata
-            .get(catalog::product_id(&self.store.entries()[row].path))
+        product_of(&self.store, &self.metadata, row)
     }
 
     fn embedder(&self) -> Result<&Embedder> {
@@ -633,21 +662,15 @@ impl Searcher {
         if let Some(row) = self.store.find(item) {
             return Ok(row);
         }
-        let rows: Vec<usize> = (0..self.store.len())
-            .filter(|&r| catalog::product_id(&self.store.entries()[r].path) == item)
-            .collect();
+        let rows: Vec<usize> =
+            (0..self.store.len()).filter(|&r| catalog::product_id(&self.store.entries()[r].path) == item).collect();
         match rows.as_slice() {
             [row] => Ok(*row),
-            [] => bail!(
-                "no catalog item {item:?}: give a product id or a path relative to the catalog"
-            ),
+            [] => bail!("no catalog item {item:?}: give a product id or a path relative to the catalog"),
             _ => bail!(
                 "{item:?} names {} catalog files; give the path instead: {}",
                 rows.len(),
-                rows.iter()
-                    .map(|&r| self.store.entries()[r].path.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                rows.iter().map(|&r| self.store.entries()[r].path.as_str()).collect::<Vec<_>>().join(", ")
             ),
         }
     }
@@ -676,12 +699,26 @@ impl Searcher {
         filters: &[Filter],
         keep: impl Fn(usize) -> bool + Sync,
     ) -> Vec<Hit> {
-        let keep = |row| keep(row) && filters.iter().all(|f| f.matches(self.product(row)));
+        // Annoy is not Sync, so the parallel predicate borrows only the store and metadata.
+        let (store, metadata) = (&self.store, &self.metadata);
+        let keep = |row| keep(row) && filters.iter().all(|f| f.matches(product_of(store, metadata, row)));
+        if let Some(annoy) = &self.annoy {
+            // Annoy proposes candidates; scores come exact from the store. When filters
+            // leave fewer than k of them, the exact search below answers instead.
+            let mut top: Vec<Scored> = annoy
+                .candidates(vector, self.search_k.max(k + 1), self.search_k)
+                .into_iter()
+                .filter(|&row| row < self.store.len() && keep(row))
+                .map(|row| Scored { row, score: index::dot(self.store.vector(row), vector) })
+                .collect();
+            top.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
+            if top.len() >= k {
+                top.truncate(k);
+                return top.into_iter().enumerate().map(|(rank, s)| self.hit(rank + 1, s)).collect();
+            }
+        }
         let top = index::exact_top_k(self.store.vectors(), self.store.dims(), vector, k, keep);
-        top.into_iter()
-            .enumerate()
-            .map(|(rank, s)| self.hit(rank + 1, s))
-            .collect()
+        top.into_iter().enumerate().map(|(rank, s)| self.hit(rank + 1, s)).collect()
     }
 
     fn hit(&self, rank: usize, s: Scored) -> Hit {

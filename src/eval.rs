@@ -43,8 +43,7 @@ pub struct EvalReport {
 
 /// Reads a duplicates file: one group of byte-identical ids per line, separated by spaces.
 pub fn load_duplicates(path: &Path) -> Result<Vec<Vec<String>>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read duplicates {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read duplicates {}", path.display()))?;
     Ok(text
         .lines()
         .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
@@ -54,14 +53,8 @@ pub fn load_duplicates(path: &Path) -> Result<Vec<Vec<String>>> {
 
 /// Reads a query list: one product id per line.
 pub fn load_query_ids(path: &Path) -> Result<HashSet<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read queries {}", path.display()))?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect())
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read queries {}", path.display()))?;
+    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
 }
 
 /// Precision@k and average precision@k of one ranked relevance list. AP@k averages the
@@ -90,35 +83,17 @@ pub fn evaluate(
         bail!("k must be at least 1");
     }
     if !catalog::FIELDS.contains(&opts.field.as_str()) {
-        bail!(
-            "unknown label field {:?}: use one of {}",
-            opts.field,
-            catalog::FIELDS.join(", ")
-        );
+        bail!("unknown label field {:?}: use one of {}", opts.field, catalog::FIELDS.join(", "));
     }
-    let ids: Vec<&str> = store
-        .entries()
-        .iter()
-        .map(|e| catalog::product_id(&e.path))
-        .collect();
-    let class_of: Vec<Option<&str>> = ids
-        .iter()
-        .map(|id| {
-            labels
-                .get(id)
-                .and_then(|p| p.field(&opts.field))
-                .filter(|v| !v.is_empty())
-        })
-        .collect();
+    let ids: Vec<&str> = store.entries().iter().map(|e| catalog::product_id(&e.path)).collect();
+    let class_of: Vec<Option<&str>> =
+        ids.iter().map(|id| labels.get(id).and_then(|p| p.field(&opts.field)).filter(|v| !v.is_empty())).collect();
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for c in class_of.iter().flatten() {
         *counts.entry(c).or_default() += 1;
     }
-    let group_of: HashMap<&str, usize> = duplicates
-        .iter()
-        .enumerate()
-        .flat_map(|(g, ids)| ids.iter().map(move |id| (id.as_str(), g)))
-        .collect();
+    let group_of: HashMap<&str, usize> =
+        duplicates.iter().enumerate().flat_map(|(g, ids)| ids.iter().map(move |id| (id.as_str(), g))).collect();
     let row_group: Vec<Option<usize>> = ids.iter().map(|id| group_of.get(id).copied()).collect();
     let queries: Vec<usize> = (0..store.len())
         .filter(|&r| class_of[r].is_some_and(|c| counts[c] >= opts.min_class))
@@ -135,15 +110,8 @@ pub fn evaluate(
     let scores: Vec<(f64, f64)> = queries
         .par_iter()
         .map(|&q| {
-            let excluded =
-                |r: usize| r == q || (row_group[q].is_some() && row_group[r] == row_group[q]);
-            let top = index::exact_top_k(
-                store.vectors(),
-                store.dims(),
-                store.vector(q),
-                opts.k,
-                |r| !excluded(r),
-            );
+            let excluded = |r: usize| r == q || (row_group[q].is_some() && row_group[r] == row_group[q]);
+            let top = index::exact_top_k(store.vectors(), store.dims(), store.vector(q), opts.k, |r| !excluded(r));
             let relevant: Vec<bool> = top.iter().map(|s| class_of[s.row] == class_of[q]).collect();
             precision_and_ap(&relevant, opts.k)
         })
@@ -157,11 +125,9 @@ pub fn evaluate(
     }
     let n = queries.len() as f64;
     let labelled = class_of.iter().flatten().count() as f64;
-    let chance = queries
-        .iter()
-        .map(|&q| (counts[class_of[q].unwrap()] as f64 - 1.0) / (labelled - 1.0).max(1.0))
-        .sum::<f64>()
-        / n;
+    let chance =
+        queries.iter().map(|&q| (counts[class_of[q].unwrap()] as f64 - 1.0) / (labelled - 1.0).max(1.0)).sum::<f64>()
+            / n;
     Ok(EvalReport {
         field: opts.field.clone(),
         k: opts.k,

@@ -80,9 +80,7 @@ fn read_regular_file(path: &Path) -> Result<Vec<u8>, DecodeError> {
         return Err(DecodeError::TooLarge(meta.len()));
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.by_ref()
-        .take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)?;
+    file.by_ref().take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
@@ -134,23 +132,15 @@ pub fn preprocess(img: &RgbImage, policy: ResizePolicy) -> Vec<f32> {
         ResizePolicy::Pad => {
             let side = w.max(h);
             let mut canvas = RgbImage::from_pixel(side, side, image::Rgb([255, 255, 255]));
-            imageops::overlay(
-                &mut canvas,
-                img,
-                ((side - w) / 2) as i64,
-                ((side - h) / 2) as i64,
-            );
+            imageops::overlay(&mut canvas, img, ((side - w) / 2) as i64, ((side - h) / 2) as i64);
             imageops::resize(&canvas, INPUT, INPUT, FilterType::Triangle)
         }
         ResizePolicy::Crop => {
             let short = 256.0 / w.min(h) as f64;
-            let (nw, nh) = (
-                ((w as f64 * short).round() as u32).max(INPUT),
-                ((h as f64 * short).round() as u32).max(INPUT),
-            );
+            let (nw, nh) =
+                (((w as f64 * short).round() as u32).max(INPUT), ((h as f64 * short).round() as u32).max(INPUT));
             let resized = imageops::resize(img, nw, nh, FilterType::Triangle);
-            imageops::crop_imm(&resized, (nw - INPUT) / 2, (nh - INPUT) / 2, INPUT, INPUT)
-                .to_image()
+            imageops::crop_imm(&resized, (nw - INPUT) / 2, (nh - INPUT) / 2, INPUT, INPUT).to_image()
         }
     };
     let plane = (INPUT * INPUT) as usize;
@@ -179,10 +169,7 @@ impl Embedder {
     /// Memory-maps the safetensors weights written by `lookalike fetch-weights`.
     pub fn load(weights: &Path, policy: ResizePolicy) -> Result<Embedder> {
         if !weights.is_file() {
-            anyhow::bail!(
-                "model weights not found at {}: run `lookalike fetch-weights` first",
-                weights.display()
-            );
+            anyhow::bail!("model weights not found at {}: run `lookalike fetch-weights` first", weights.display());
         }
         let device = Device::Cpu;
         // SAFETY: the file is only read; fetch-weights replaces it by rename, never in place.
@@ -194,11 +181,7 @@ impl Embedder {
                 weights.display()
             )
         })?;
-        Ok(Embedder {
-            net,
-            device,
-            policy,
-        })
+        Ok(Embedder { net, device, policy })
     }
 
     pub fn policy(&self) -> ResizePolicy {
@@ -246,9 +229,7 @@ mod tests {
     use super::*;
 
     fn gradient(w: u32, h: u32) -> RgbImage {
-        RgbImage::from_fn(w, h, |x, y| {
-            image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
-        })
+        RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 128]))
     }
 
     #[test]
@@ -264,20 +245,13 @@ mod tests {
 
     #[test]
     fn alpha_is_composited_on_white() {
-        let img = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(
-            2,
-            2,
-            image::Rgba([0, 0, 0, 0]),
-        ));
+        let img = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(2, 2, image::Rgba([0, 0, 0, 0])));
         assert_eq!(flatten_on_white(img).get_pixel(0, 0).0, [255, 255, 255]);
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        assert!(matches!(
-            decode_bytes(b"<html>not an image</html>"),
-            Err(DecodeError::Image(_))
-        ));
+        assert!(matches!(decode_bytes(b"<html>not an image</html>"), Err(DecodeError::Image(_))));
     }
 
     #[test]

@@ -92,10 +92,7 @@ pub struct Store {
 }
 
 fn corrupt(path: &Path, why: impl std::fmt::Display) -> anyhow::Error {
-    anyhow::anyhow!(
-        "store {} is damaged ({why}); run `lookalike index --full` to rebuild it",
-        path.display()
-    )
+    anyhow::anyhow!("store {} is damaged ({why}); run `lookalike index --full` to rebuild it", path.display())
 }
 
 impl Store {
@@ -104,11 +101,9 @@ impl Store {
         if cfg!(target_endian = "big") {
             bail!("the store format is little-endian; this machine is not");
         }
-        let file =
-            File::open(path).with_context(|| format!("cannot open store {}", path.display()))?;
+        let file = File::open(path).with_context(|| format!("cannot open store {}", path.display()))?;
         // SAFETY: stores are only ever replaced by rename, never written in place.
-        let map = unsafe { Mmap::map(&file) }
-            .with_context(|| format!("cannot map store {}", path.display()))?;
+        let map = unsafe { Mmap::map(&file) }.with_context(|| format!("cannot map store {}", path.display()))?;
         if map.len() < VECTORS_OFFSET as usize {
             return Err(corrupt(path, "shorter than its header"));
         }
@@ -143,10 +138,7 @@ impl Store {
             || header.manifest_offset != header.vectors_offset + vec_bytes
             || map.len() as u64 != expected_len
         {
-            return Err(corrupt(
-                path,
-                format!("size {} does not match its header", map.len()),
-            ));
+            return Err(corrupt(path, format!("size {} does not match its header", map.len())));
         }
         let vectors = &map[header.vectors_offset as usize..header.manifest_offset as usize];
         if crc32fast::hash(vectors) != header.vectors_crc {
@@ -165,12 +157,7 @@ impl Store {
         if entries.len() != header.count {
             return Err(corrupt(path, "manifest and vector counts differ"));
         }
-        Ok(Store {
-            path: path.to_path_buf(),
-            header,
-            entries,
-            map,
-        })
+        Ok(Store { path: path.to_path_buf(), header, entries, map })
     }
 
     pub fn path(&self) -> &Path {
@@ -208,9 +195,7 @@ impl Store {
 
     /// All vectors, row-major.
     pub fn vectors(&self) -> &[f32] {
-        bytemuck::cast_slice(
-            &self.map[self.header.vectors_offset as usize..self.header.manifest_offset as usize],
-        )
+        bytemuck::cast_slice(&self.map[self.header.vectors_offset as usize..self.header.manifest_offset as usize])
     }
 
     pub fn vector(&self, i: usize) -> &[f32] {
@@ -220,9 +205,7 @@ impl Store {
 
     /// Row of a catalog path, if stored.
     pub fn find(&self, path: &str) -> Option<usize> {
-        self.entries
-            .binary_search_by(|e| e.path.as_str().cmp(path))
-            .ok()
+        self.entries.binary_search_by(|e| e.path.as_str().cmp(path)).ok()
     }
 }
 
@@ -248,16 +231,11 @@ pub fn write<'a>(
     let mut vectors_crc = crc32fast::Hasher::new();
     {
         let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-        w.write_all(&[0u8; VECTORS_OFFSET as usize])
-            .with_context(context)?;
+        w.write_all(&[0u8; VECTORS_OFFSET as usize]).with_context(context)?;
         for i in 0..entries.len() {
             let v = vector(i);
             if v.len() != identity.dims {
-                bail!(
-                    "vector {i} has {} dims, expected {}",
-                    v.len(),
-                    identity.dims
-                );
+                bail!("vector {i} has {} dims, expected {}", v.len(), identity.dims);
             }
             let bytes: &[u8] = bytemuck::cast_slice(v);
             vectors_crc.update(bytes);
@@ -297,16 +275,11 @@ pub fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
     }
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot replace {}", path.display()))?;
+    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot replace {}", path.display()))?;
     if let Some(dir) = path.parent() {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .with_context(|| format!("cannot sync {}", dir.display()))?;
+        File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("cannot sync {}", dir.display()))?;
     }
     Ok(())
 }
@@ -367,16 +340,9 @@ impl Journal {
             file.write_all(&head).with_context(context)?;
         }
         file.set_len(valid as u64).with_context(context)?;
-        file.seek(SeekFrom::Start(valid as u64))
-            .with_context(context)?;
+        file.seek(SeekFrom::Start(valid as u64)).with_context(context)?;
         file.sync_all().with_context(context)?;
-        Ok((
-            Journal {
-                file,
-                dims: identity.dims,
-            },
-            records,
-        ))
+        Ok((Journal { file, dims: identity.dims }, records))
     }
 
     /// Appends a batch and makes it durable before returning.
@@ -384,21 +350,14 @@ impl Journal {
         let mut out = Vec::new();
         for (entry, vector) in batch {
             if vector.len() != self.dims {
-                bail!(
-                    "vector for {} has {} dims, expected {}",
-                    entry.path,
-                    vector.len(),
-                    self.dims
-                );
+                bail!("vector for {} has {} dims, expected {}", entry.path, vector.len(), self.dims);
             }
             let payload = encode_record(entry, vector);
             out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
             out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
             out.extend_from_slice(&payload);
         }
-        self.file
-            .write_all(&out)
-            .context("cannot append to the journal")?;
+        self.file.write_all(&out).context("cannot append to the journal")?;
         self.file.sync_data().context("cannot sync the journal")
     }
 }
@@ -432,19 +391,8 @@ fn decode_record(p: &[u8], dims: usize) -> Option<Journaled> {
     if at != p.len() {
         return None;
     }
-    let vector = raw
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    Some(Journaled {
-        entry: Entry {
-            path,
-            size,
-            mtime_ns,
-            hash,
-        },
-        vector,
-    })
+    let vector = raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    Some(Journaled { entry: Entry { path, size, mtime_ns, hash }, vector })
 }
 
 #[cfg(test)]
@@ -452,20 +400,11 @@ mod tests {
     use super::*;
 
     fn identity() -> Identity {
-        Identity {
-            model: "m".into(),
-            preprocessing: "p".into(),
-            dims: 4,
-        }
+        Identity { model: "m".into(), preprocessing: "p".into(), dims: 4 }
     }
 
     fn entry(path: &str) -> Entry {
-        Entry {
-            path: path.into(),
-            size: 1,
-            mtime_ns: 2,
-            hash: "ab".into(),
-        }
+        Entry { path: path.into(), size: 1, mtime_ns: 2, hash: "ab".into() }
     }
 
     #[test]
@@ -509,17 +448,11 @@ mod tests {
         let path = dir.path().join(JOURNAL_FILE);
         let (mut j, recs) = Journal::open(&path, &identity()).unwrap();
         assert!(recs.is_empty());
-        j.append(&[(entry("a"), &[1.0; 4]), (entry("b"), &[2.0; 4])])
-            .unwrap();
+        j.append(&[(entry("a"), &[1.0; 4]), (entry("b"), &[2.0; 4])]).unwrap();
         drop(j);
         let full = std::fs::metadata(&path).unwrap().len();
         // Tear the last record, as a kill during a write would.
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_len(full - 3)
-            .unwrap();
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(full - 3).unwrap();
         let (mut j, recs) = Journal::open(&path, &identity()).unwrap();
         assert_eq!(recs.len(), 1);
         assert_eq!(recs[0].entry, entry("a"));
@@ -527,17 +460,9 @@ mod tests {
         j.append(&[(entry("c"), &[3.0; 4])]).unwrap();
         drop(j);
         let (_, recs) = Journal::open(&path, &identity()).unwrap();
-        assert_eq!(
-            recs.iter()
-                .map(|r| r.entry.path.as_str())
-                .collect::<Vec<_>>(),
-            ["a", "c"]
-        );
+        assert_eq!(recs.iter().map(|r| r.entry.path.as_str()).collect::<Vec<_>>(), ["a", "c"]);
         // Another model's journal is discarded, not reused.
-        let other = Identity {
-            model: "other".into(),
-            ..identity()
-        };
+        let other = Identity { model: "other".into(), ..identity() };
         let (_, recs) = Journal::open(&path, &other).unwrap();
         assert!(recs.is_empty());
     }

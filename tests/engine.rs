@@ -38,27 +38,15 @@ fn indexed() -> &'static Indexed {
                 .unwrap(),
         );
         assert_eq!(report["items"], SUBSET);
-        assert_eq!(
-            report["embedded"].as_u64().unwrap() + report["deduplicated"].as_u64().unwrap(),
-            SUBSET as u64
-        );
-        Indexed {
-            _dir: dir,
-            catalog,
-            state,
-            files,
-        }
+        assert_eq!(report["embedded"].as_u64().unwrap() + report["deduplicated"].as_u64().unwrap(), SUBSET as u64);
+        Indexed { _dir: dir, catalog, state, files }
     })
 }
 
 fn query(args: &[&str], image: Option<&Path>) -> serde_json::Value {
     let ix = indexed();
     let mut cmd = lookalike();
-    cmd.arg("--catalog")
-        .arg(&ix.catalog)
-        .arg("--state-dir")
-        .arg(&ix.state)
-        .arg("query");
+    cmd.arg("--catalog").arg(&ix.catalog).arg("--state-dir").arg(&ix.state).arg("query");
     if let Some(image) = image {
         cmd.arg(image);
     }
@@ -69,11 +57,8 @@ fn query(args: &[&str], image: Option<&Path>) -> serde_json::Value {
 fn model_matches_an_independent_onnx_runtime_embedding() {
     // tests/fixtures/make_reference.py made the image and its ONNX Runtime vector.
     let fixtures = common::root().join("tests/fixtures");
-    let embedder = lookalike::model::Embedder::load(
-        &common::weights(),
-        lookalike::model::ResizePolicy::Stretch,
-    )
-    .unwrap();
+    let embedder =
+        lookalike::model::Embedder::load(&common::weights(), lookalike::model::ResizePolicy::Stretch).unwrap();
     let ours = embedder.embed_file(&fixtures.join("shirt.png")).unwrap();
     let theirs: Vec<f32> = std::fs::read(fixtures.join("shirt.ort.f32"))
         .unwrap()
@@ -107,11 +92,7 @@ fn an_image_finds_itself_first() {
         let top = &hits[0];
         // A byte-identical duplicate may tie; then both score 1.
         assert!(top["score"].as_f64().unwrap() > 0.9999, "{file}: {top}");
-        let same = hits
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|h| h["rel"] == format!("images/{file}"));
+        let same = hits.as_array().unwrap().iter().any(|h| h["rel"] == format!("images/{file}"));
         assert!(same, "{file} not in its own top 3: {hits}");
     }
 }
@@ -129,16 +110,9 @@ fn a_resized_reencoded_copy_finds_its_original() {
         );
         let copy = dir.path().join(format!("{file}.copy.jpg"));
         let mut out = std::fs::File::create(&copy).unwrap();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 70)
-            .encode_image(&smaller.to_rgb8())
-            .unwrap();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 70).encode_image(&smaller.to_rgb8()).unwrap();
         let hits = query(&["-k", "1"], Some(&copy));
-        assert_eq!(
-            hits[0]["rel"],
-            format!("images/{file}"),
-            "copy of {file} found {}",
-            hits[0]
-        );
+        assert_eq!(hits[0]["rel"], format!("images/{file}"), "copy of {file} found {}", hits[0]);
     }
 }
 
@@ -149,46 +123,15 @@ fn item_queries_leave_the_item_out_and_filters_apply() {
     let hits = query(&["--item", id, "-k", "5"], None);
     assert_eq!(hits.as_array().unwrap().len(), 5);
     assert!(hits.as_array().unwrap().iter().all(|h| h["id"] != id));
-    let scores: Vec<f64> = hits
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["score"].as_f64().unwrap())
-        .collect();
-    assert!(
-        scores.windows(2).all(|w| w[0] >= w[1]),
-        "not sorted: {scores:?}"
-    );
-    let class = hits[0]["metadata"]["articleType"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let filtered = query(
-        &[
-            "--item",
-            id,
-            "-k",
-            "50",
-            "--filter",
-            &format!("articleType={class}"),
-        ],
-        None,
-    );
+    let scores: Vec<f64> = hits.as_array().unwrap().iter().map(|h| h["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "not sorted: {scores:?}");
+    let class = hits[0]["metadata"]["articleType"].as_str().unwrap().to_string();
+    let filtered = query(&["--item", id, "-k", "50", "--filter", &format!("articleType={class}")], None);
     assert!(!filtered.as_array().unwrap().is_empty());
     for h in filtered.as_array().unwrap() {
         assert_eq!(h["metadata"]["articleType"], class.as_str());
     }
-    let none = query(
-        &[
-            "--item",
-            id,
-            "--filter",
-            "articleType=no such type",
-            "--filter",
-            "gender=Men",
-        ],
-        None,
-    );
+    let none = query(&["--item", id, "--filter", "articleType=no such type", "--filter", "gender=Men"], None);
     assert!(none.as_array().unwrap().is_empty());
 }
 
@@ -208,20 +151,13 @@ fn precision_at_10_is_far_above_chance() {
     );
     let p = report["precision"].as_f64().unwrap();
     let chance = report["chance"].as_f64().unwrap();
-    eprintln!(
-        "{}: P@10 {p:.3} (chance {chance:.3}) over {} queries",
-        ds.name, report["queries"]
-    );
+    eprintln!("{}: P@10 {p:.3} (chance {chance:.3}) over {} queries", ds.name, report["queries"]);
     // 10 classes x 24 images: random ranking scores the chance rate (about 0.1 here). The
     // plain pipeline measured 0.39 on this fashion-sample subset (0.55 on the full sample,
     // where queries have far more same-class neighbours). A broken model or tensor layout
     // ranks near chance, so 0.30 and 3x chance catch it with room for subset noise.
     // Fashion-MNIST's ten classes are visually more distinct, so its bar is higher.
-    let floor = if ds.name == "fashion-sample" {
-        0.30
-    } else {
-        0.55
-    };
+    let floor = if ds.name == "fashion-sample" { 0.30 } else { 0.55 };
     assert!(p > floor && p > 3.0 * chance, "P@10 {p} (chance {chance})");
 }
 
@@ -233,11 +169,9 @@ fn bad_query_files_are_clear_errors() {
     std::fs::write(&text, "<html>").unwrap();
     let empty = dir.path().join("empty.png");
     std::fs::write(&empty, "").unwrap();
-    for (path, reason) in [
-        (&text, "not a decodable image"),
-        (&empty, "empty file"),
-        (&dir.path().join("missing.jpg"), "cannot read"),
-    ] {
+    for (path, reason) in
+        [(&text, "not a decodable image"), (&empty, "empty file"), (&dir.path().join("missing.jpg"), "cannot read")]
+    {
         let out = lookalike()
             .arg("--catalog")
             .arg(&ix.catalog)
@@ -249,10 +183,7 @@ fn bad_query_files_are_clear_errors() {
             .unwrap();
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains(&*path.to_string_lossy()) && err.contains(reason),
-            "{err}"
-        );
+        assert!(err.contains(&*path.to_string_lossy()) && err.contains(reason), "{err}");
         assert!(!err.contains("panicked"), "{err}");
     }
 }

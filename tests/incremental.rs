@@ -23,11 +23,7 @@ fn index(catalog: &Path, state: &Path, extra: &[&str]) -> serde_json::Value {
 }
 
 fn names(v: &serde_json::Value) -> BTreeSet<String> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap().to_string())
-        .collect()
+    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {
@@ -42,6 +38,7 @@ fn only_new_and_changed_files_are_embedded() {
     let first = index(&catalog, &state, &[]);
     assert_eq!(first["embedded"], 12);
     assert_eq!(first["items"], 12);
+    assert_eq!(first["annoy_built"], true);
 
     // A new batch of 3, 2 photos replaced by other content, 2 removed.
     let images = catalog.join("images");
@@ -51,8 +48,7 @@ fn only_new_and_changed_files_are_embedded() {
     }
     for f in &files[..2] {
         let img = image::open(images.join(f)).unwrap().fliph();
-        img.save_with_format(images.join(f), image::ImageFormat::Png)
-            .unwrap();
+        img.save_with_format(images.join(f), image::ImageFormat::Png).unwrap();
     }
     for f in &files[2..4] {
         std::fs::remove_file(images.join(f)).unwrap();
@@ -65,33 +61,65 @@ fn only_new_and_changed_files_are_embedded() {
     assert_eq!(second["embedded"], 5, "{second}");
     assert_eq!(second["unchanged"], 8);
     assert_eq!(second["items"], 13);
+    assert_eq!(second["annoy_built"], true);
 
     // Nothing changed: nothing embedded, and the store is not rewritten.
     let store = state.join("store.lks");
     let before = std::fs::metadata(&store).unwrap().modified().unwrap();
     let third = index(&catalog, &state, &[]);
-    assert_eq!(
-        (third["embedded"].as_u64(), third["unchanged"].as_u64()),
-        (Some(0), Some(13))
+    assert_eq!((third["embedded"].as_u64(), third["unchanged"].as_u64()), (Some(0), Some(13)));
+    assert_eq!(third["annoy_built"], false, "the Annoy index was rebuilt for an unchanged store");
+
+    // A truncated or stale Annoy index is detected, rebuilt, and answers like exact search.
+    let ann = state.join("index.ann");
+    let bytes = std::fs::read(&ann).unwrap();
+    std::fs::write(&ann, &bytes[..bytes.len() / 2]).unwrap();
+    let item = spare[0].split('.').next().unwrap();
+    let search = |mode: &str| {
+        json(
+            &lookalike()
+                .arg("--catalog")
+                .arg(&catalog)
+                .arg("--state-dir")
+                .arg(&state)
+                .args(["query", "--item", item, "-k", "5", "--json", mode])
+                .output()
+                .unwrap(),
+        )
+    };
+    assert_eq!(search("--approx"), search("--exact"));
+    assert_eq!(std::fs::read(&ann).unwrap().len(), bytes.len());
+    std::fs::write(state.join("index.ann.json"), "{").unwrap();
+    let info = json(
+        &lookalike()
+            .arg("--catalog")
+            .arg(&catalog)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["info", "--json"])
+            .output()
+            .unwrap(),
     );
-    assert_eq!(
-        std::fs::metadata(&store).unwrap().modified().unwrap(),
-        before
+    assert_eq!(info["annoy_current"], false);
+    assert_eq!(search("--approx"), search("--exact"));
+    let info = json(
+        &lookalike()
+            .arg("--catalog")
+            .arg(&catalog)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["info", "--json"])
+            .output()
+            .unwrap(),
     );
+    assert_eq!(info["annoy_current"], true);
+    assert_eq!(std::fs::metadata(&store).unwrap().modified().unwrap(), before);
 
     // A touched but identical file is recognised by its content hash.
-    let touched = std::fs::File::options()
-        .write(true)
-        .open(images.join(&files[5]))
-        .unwrap();
-    touched
-        .set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
-        .unwrap();
+    let touched = std::fs::File::options().write(true).open(images.join(&files[5])).unwrap();
+    touched.set_modified(std::time::SystemTime::now() + Duration::from_secs(5)).unwrap();
     let fourth = index(&catalog, &state, &[]);
-    assert_eq!(
-        (fourth["embedded"].as_u64(), fourth["unchanged"].as_u64()),
-        (Some(0), Some(13))
-    );
+    assert_eq!((fourth["embedded"].as_u64(), fourth["unchanged"].as_u64()), (Some(0), Some(13)));
 
     // Another preprocessing invalidates the store: everything is embedded again, with a reason.
     let config = dir.path().join("crop.toml");
@@ -109,13 +137,7 @@ fn only_new_and_changed_files_are_embedded() {
         .unwrap();
     assert!(String::from_utf8_lossy(&query.stderr).contains("run `lookalike index`"));
     let fifth = index(&catalog, &state, &["--config", cfg]);
-    assert!(
-        fifth["rebuilt"]
-            .as_str()
-            .unwrap()
-            .contains("resize256-crop224"),
-        "{fifth}"
-    );
+    assert!(fifth["rebuilt"].as_str().unwrap().contains("resize256-crop224"), "{fifth}");
     assert_eq!(fifth["embedded"], 13);
 }
 
@@ -159,15 +181,10 @@ fn killed_runs_lose_nothing_and_resume() {
         child.wait().unwrap();
     }
     let last = index(&catalog, &state, &["--config", config.to_str().unwrap()]);
-    let accounted = ["embedded", "resumed", "unchanged", "deduplicated"]
-        .iter()
-        .map(|k| last[k].as_u64().unwrap())
-        .sum::<u64>();
+    let accounted =
+        ["embedded", "resumed", "unchanged", "deduplicated"].iter().map(|k| last[k].as_u64().unwrap()).sum::<u64>();
     assert_eq!(accounted, 40, "{last}");
-    assert!(
-        last["embedded"].as_u64().unwrap() < 40,
-        "the killed runs kept nothing: {last}"
-    );
+    assert!(last["embedded"].as_u64().unwrap() < 40, "the killed runs kept nothing: {last}");
     let store = lookalike::store::Store::open(&state.join("store.lks")).unwrap();
     let stored: Vec<String> = store.entries().iter().map(|e| e.path.clone()).collect();
     let unique: BTreeSet<String> = stored.iter().cloned().collect();

@@ -13,24 +13,15 @@ pub fn weights() -> PathBuf {
     let path = std::env::var_os("LOOKALIKE_WEIGHTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("weights/resnet50.safetensors"));
-    assert!(
-        path.is_file(),
-        "weights missing at {}: run `cargo run --release -- fetch-weights`",
-        path.display()
-    );
+    assert!(path.is_file(), "weights missing at {}: run `cargo run --release -- fetch-weights`", path.display());
     path
 }
 
 /// `lookalike` with the real weights and no config file or user environment leaking in.
 pub fn lookalike() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("lookalike").unwrap();
-    for var in [
-        "LOOKALIKE_CONFIG",
-        "LOOKALIKE_CATALOG",
-        "LOOKALIKE_LABELS",
-        "LOOKALIKE_STATE_DIR",
-        "LOOKALIKE_THREADS",
-    ] {
+    for var in ["LOOKALIKE_CONFIG", "LOOKALIKE_CATALOG", "LOOKALIKE_LABELS", "LOOKALIKE_STATE_DIR", "LOOKALIKE_THREADS"]
+    {
         cmd.env_remove(var);
     }
     cmd.env("LOOKALIKE_WEIGHTS", weights());
@@ -86,13 +77,7 @@ pub fn dataset() -> &'static Dataset {
             .filter(|(_, file, _)| dir.join("images").join(file).is_file())
             .collect();
         rows.sort_by_key(|(id, _, _)| id.parse::<u64>().unwrap_or(u64::MAX));
-        Dataset {
-            name,
-            images: dir.join("images"),
-            labels: dir.join("styles.csv"),
-            rows,
-            header,
-        }
+        Dataset { name, images: dir.join("images"), labels: dir.join("styles.csv"), rows, header }
     })
 }
 
@@ -101,21 +86,15 @@ impl Dataset {
     /// styles.csv rows; returns their file names.
     pub fn subset(&self, n: usize, offset: usize, dir: &Path) -> Vec<String> {
         let step = (self.rows.len() / n).max(1);
-        let picked: Vec<&(String, String, String)> = self
-            .rows
-            .iter()
-            .skip(offset % step)
-            .step_by(step)
-            .take(n)
-            .collect();
+        let picked: Vec<&(String, String, String)> =
+            self.rows.iter().skip(offset % step).step_by(step).take(n).collect();
         self.write_subset(&picked, dir)
     }
 
     /// Copies `per_class` images of each of the `classes` largest articleTypes.
     pub fn class_subset(&self, classes: usize, per_class: usize, dir: &Path) -> Vec<String> {
         let article = |line: &str| line.split(',').nth(4).unwrap_or("").to_string();
-        let mut by_class: std::collections::BTreeMap<String, Vec<&(String, String, String)>> =
-            Default::default();
+        let mut by_class: std::collections::BTreeMap<String, Vec<&(String, String, String)>> = Default::default();
         for row in &self.rows {
             by_class.entry(article(&row.2)).or_default().push(row);
         }
@@ -124,12 +103,7 @@ impl Dataset {
         let picked: Vec<&(String, String, String)> = largest
             .iter()
             .take(classes)
-            .flat_map(|rows| {
-                rows.iter()
-                    .step_by((rows.len() / per_class).max(1))
-                    .take(per_class)
-                    .copied()
-            })
+            .flat_map(|rows| rows.iter().step_by((rows.len() / per_class).max(1)).take(per_class).copied())
             .collect();
         self.write_subset(&picked, dir)
     }

@@ -1,4 +1,6 @@
-//! Nearest-neighbour search over unit vectors by cosine similarity.
+//! Nearest-neighbour search over unit vectors by cosine similarity: exact, and Annoy.
+
+pub mod annoy;
 
 use rayon::prelude::*;
 
@@ -7,12 +9,7 @@ use rayon::prelude::*;
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
     for (x, y) in ca.zip(cb) {
         for i in 0..8 {
             acc[i] += x[i] * y[i];
@@ -36,10 +33,7 @@ struct TopK {
 
 impl TopK {
     fn new(k: usize) -> Self {
-        TopK {
-            k,
-            hits: Vec::with_capacity(k + 1),
-        }
+        TopK { k, hits: Vec::with_capacity(k + 1) }
     }
 
     fn better(a: &Scored, b: &Scored) -> bool {
@@ -88,10 +82,7 @@ pub fn exact_top_k(
                 for (i, v) in block.chunks_exact(dims).enumerate() {
                     let row = c * CHUNK + i;
                     if keep(row) {
-                        top.push(Scored {
-                            row,
-                            score: dot(v, query),
-                        });
+                        top.push(Scored { row, score: dot(v, query) });
                     }
                 }
                 top
@@ -119,9 +110,7 @@ mod tests {
         let n = 3000;
         let mut state = 7u64;
         let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
         };
         let vectors: Vec<f32> = (0..n * dims).map(|_| next()).collect();
@@ -130,17 +119,11 @@ mod tests {
         let got = exact_top_k(&vectors, dims, &query, 7, keep);
         let mut all: Vec<Scored> = (0..n)
             .filter(|r| keep(*r))
-            .map(|row| Scored {
-                row,
-                score: dot(&vectors[row * dims..(row + 1) * dims], &query),
-            })
+            .map(|row| Scored { row, score: dot(&vectors[row * dims..(row + 1) * dims], &query) })
             .collect();
         all.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
         assert_eq!(got, all[..7].to_vec());
         assert!(exact_top_k(&vectors, dims, &query, 0, keep).is_empty());
-        assert_eq!(
-            exact_top_k(&vectors[..2 * dims], dims, &query, 10, |_| true).len(),
-            2
-        );
+        assert_eq!(exact_top_k(&vectors[..2 * dims], dims, &query, 10, |_| true).len(), 2);
     }
 }
