@@ -123,7 +123,8 @@ impl TreeBuilder<'_> {
             let di = ic * angular_distance(&p, pp, v, vv);
             let dj = jc * angular_distance(&q, qq, v, vv);
             let norm = vv.sqrt();
-            if !(norm > 0.0) {
+            // NaN-safe: a zero or NaN norm skips the point, as in Annoy.
+            if norm.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
                 continue;
             }
             if di < dj {
@@ -199,7 +200,7 @@ impl TreeBuilder<'_> {
 /// Trees are built in parallel, each from its own seed, so the file depends only on the
 /// vectors, `n_trees` and `seed`.
 pub fn build(vectors: &[f32], dims: usize, n_trees: usize, seed: u64, source_crc: u32, out: &Path) -> Result<Built> {
-    if dims == 0 || vectors.len() % dims != 0 {
+    if dims == 0 || !vectors.len().is_multiple_of(dims) {
         bail!("vectors are not a whole number of {dims}-d rows");
     }
     let n_items = vectors.len() / dims;
