@@ -127,6 +127,11 @@ impl Engine {
         let n_trees = self.config.index.n_trees;
         let built =
             annoy::build(store.vectors(), store.dims(), n_trees, ANNOY_SEED, store.vectors_crc(), &self.annoy_path())?;
+        // For users of the file outside lookalike: line i is the catalog path of item i.
+        let paths: String = store.entries().iter().map(|e| format!("{}\n", e.path)).collect();
+        let tmp = tempfile::Builder::new().prefix(".index-").tempfile_in(&self.state_dir)?;
+        std::fs::write(tmp.path(), paths)?;
+        store::persist(tmp, &self.state_dir.join("index.ann.paths"))?;
         let tmp = tempfile::Builder::new().prefix(".index-").tempfile_in(&self.state_dir)?;
         std::fs::write(tmp.path(), serde_json::to_vec_pretty(&built)?)?;
         store::persist(tmp, &sidecar)
