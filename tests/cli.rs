@@ -61,21 +61,13 @@ fn environment_and_flags_override_the_file() {
 fn unindexed_catalog_and_missing_weights_say_what_to_run() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    bare()
-        .arg("--catalog")
-        .arg(dir.path())
-        .arg("--state-dir")
-        .arg(&state)
-        .args(["query", "--item", "1"])
-        .assert()
-        .failure()
-        .stderr(contains("run `lookalike index`"));
-    bare()
-        .arg("--catalog")
-        .arg(dir.path())
-        .arg("--state-dir")
-        .arg(&state)
-        .args(["--weights", "/nonexistent/w.safetensors", "index"])
+    let at = || {
+        let mut cmd = bare();
+        cmd.arg("--catalog").arg(dir.path()).arg("--state-dir").arg(&state);
+        cmd
+    };
+    at().args(["query", "--item", "1"]).assert().failure().stderr(contains("run `lookalike index`"));
+    at().args(["--weights", "/nonexistent/w.safetensors", "index"])
         .assert()
         .failure()
         .stderr(contains("lookalike fetch-weights"));

@@ -5,7 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{dataset, json, lookalike};
+use common::{dataset, json};
 
 /// Ten of the largest classes, 24 images each: every query has same-class neighbours.
 const CLASSES: usize = 10;
@@ -27,16 +27,7 @@ fn indexed() -> &'static Indexed {
         let catalog = dir.path().join("catalog");
         let state = dir.path().join("state");
         let files = dataset().class_subset(CLASSES, PER_CLASS, &catalog);
-        let report = json(
-            &lookalike()
-                .arg("--catalog")
-                .arg(&catalog)
-                .arg("--state-dir")
-                .arg(&state)
-                .args(["index", "--json"])
-                .output()
-                .unwrap(),
-        );
+        let report = common::run_json(&catalog, &state, &["index", "--json"]);
         assert_eq!(report["items"], SUBSET);
         assert_eq!(report["embedded"].as_u64().unwrap() + report["deduplicated"].as_u64().unwrap(), SUBSET as u64);
         Indexed { _dir: dir, catalog, state, files }
@@ -45,8 +36,8 @@ fn indexed() -> &'static Indexed {
 
 fn query(args: &[&str], image: Option<&Path>) -> serde_json::Value {
     let ix = indexed();
-    let mut cmd = lookalike();
-    cmd.arg("--catalog").arg(&ix.catalog).arg("--state-dir").arg(&ix.state).arg("query");
+    let mut cmd = common::at(&ix.catalog, &ix.state);
+    cmd.arg("query");
     if let Some(image) = image {
         cmd.arg(image);
     }
@@ -141,16 +132,7 @@ fn item_queries_leave_the_item_out_and_filters_apply() {
 fn precision_at_10_is_far_above_chance() {
     let ix = indexed();
     let ds = dataset();
-    let report = json(
-        &lookalike()
-            .arg("--catalog")
-            .arg(&ix.catalog)
-            .arg("--state-dir")
-            .arg(&ix.state)
-            .args(["eval", "--json"])
-            .output()
-            .unwrap(),
-    );
+    let report = common::run_json(&ix.catalog, &ix.state, &["eval", "--json"]);
     let p = report["precision"].as_f64().unwrap();
     let chance = report["chance"].as_f64().unwrap();
     eprintln!("{}: P@10 {p:.3} (chance {chance:.3}) over {} queries", ds.name, report["queries"]);
@@ -175,15 +157,7 @@ fn bad_query_files_are_clear_errors() {
     for (path, reason) in
         [(&text, "not a decodable image"), (&empty, "empty file"), (&dir.path().join("missing.jpg"), "cannot read")]
     {
-        let out = lookalike()
-            .arg("--catalog")
-            .arg(&ix.catalog)
-            .arg("--state-dir")
-            .arg(&ix.state)
-            .arg("query")
-            .arg(path)
-            .output()
-            .unwrap();
+        let out = common::at(&ix.catalog, &ix.state).arg("query").arg(path).output().unwrap();
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(&*path.to_string_lossy()) && err.contains(reason), "{err}");

@@ -6,20 +6,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{dataset, json, lookalike};
+use common::{at, dataset, json, run_json};
 
 fn index(catalog: &Path, state: &Path, extra: &[&str]) -> serde_json::Value {
-    json(
-        &lookalike()
-            .arg("--catalog")
-            .arg(catalog)
-            .arg("--state-dir")
-            .arg(state)
-            .args(extra)
-            .args(["index", "--json"])
-            .output()
-            .unwrap(),
-    )
+    json(&at(catalog, state).args(extra).args(["index", "--json"]).output().unwrap())
 }
 
 fn names(v: &serde_json::Value) -> BTreeSet<String> {
@@ -75,43 +65,14 @@ fn only_new_and_changed_files_are_embedded() {
     let bytes = std::fs::read(&ann).unwrap();
     std::fs::write(&ann, &bytes[..bytes.len() / 2]).unwrap();
     let item = spare[0].split('.').next().unwrap();
-    let search = |mode: &str| {
-        json(
-            &lookalike()
-                .arg("--catalog")
-                .arg(&catalog)
-                .arg("--state-dir")
-                .arg(&state)
-                .args(["query", "--item", item, "-k", "5", "--json", mode])
-                .output()
-                .unwrap(),
-        )
-    };
+    let search = |mode: &str| run_json(&catalog, &state, &["query", "--item", item, "-k", "5", "--json", mode]);
     assert_eq!(search("--approx"), search("--exact"));
     assert_eq!(std::fs::read(&ann).unwrap().len(), bytes.len());
     std::fs::write(state.join("index.ann.json"), "{").unwrap();
-    let info = json(
-        &lookalike()
-            .arg("--catalog")
-            .arg(&catalog)
-            .arg("--state-dir")
-            .arg(&state)
-            .args(["info", "--json"])
-            .output()
-            .unwrap(),
-    );
+    let info = run_json(&catalog, &state, &["info", "--json"]);
     assert_eq!(info["annoy_current"], false);
     assert_eq!(search("--approx"), search("--exact"));
-    let info = json(
-        &lookalike()
-            .arg("--catalog")
-            .arg(&catalog)
-            .arg("--state-dir")
-            .arg(&state)
-            .args(["info", "--json"])
-            .output()
-            .unwrap(),
-    );
+    let info = run_json(&catalog, &state, &["info", "--json"]);
     assert_eq!(info["annoy_current"], true);
     assert_eq!(std::fs::metadata(&store).unwrap().modified().unwrap(), before);
 
@@ -125,16 +86,7 @@ fn only_new_and_changed_files_are_embedded() {
     let config = dir.path().join("crop.toml");
     std::fs::write(&config, "[model]\nresize = \"crop\"\n").unwrap();
     let cfg = config.to_str().unwrap();
-    let query = lookalike()
-        .arg("--config")
-        .arg(&config)
-        .arg("--catalog")
-        .arg(&catalog)
-        .arg("--state-dir")
-        .arg(&state)
-        .args(["query", "--item", "x"])
-        .output()
-        .unwrap();
+    let query = at(&catalog, &state).args(["--config", cfg, "query", "--item", "x"]).output().unwrap();
     assert!(String::from_utf8_lossy(&query.stderr).contains("run `lookalike index`"));
     let fifth = index(&catalog, &state, &["--config", cfg]);
     assert!(fifth["rebuilt"].as_str().unwrap().contains("resize256-crop224"), "{fifth}");

@@ -132,3 +132,15 @@ pub fn json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
+
+/// `lookalike --catalog CATALOG --state-dir STATE`, ready for a command.
+pub fn at(catalog: &Path, state: &Path) -> assert_cmd::Command {
+    let mut cmd = lookalike();
+    cmd.arg("--catalog").arg(catalog).arg("--state-dir").arg(state);
+    cmd
+}
+
+/// Runs `lookalike` at a catalog and state with `args` and parses its JSON output.
+pub fn run_json(catalog: &Path, state: &Path, args: &[&str]) -> serde_json::Value {
+    json(&at(catalog, state).args(args).output().unwrap())
+}
