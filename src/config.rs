@@ -59,7 +59,7 @@ impl Default for Config {
             labels: None,
             state_dir: None,
             weights: PathBuf::from("weights/resnet50.safetensors"),
-            resize: ResizePolicy::Stretch,
+            resize: ResizePolicy::Crop,
             batch_size: 16,
             threads: 0,
             k: 10,

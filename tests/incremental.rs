@@ -83,13 +83,13 @@ fn only_new_and_changed_files_are_embedded() {
     assert_eq!((fourth["embedded"].as_u64(), fourth["unchanged"].as_u64()), (Some(0), Some(13)));
 
     // Another preprocessing invalidates the store: everything is embedded again, with a reason.
-    let config = dir.path().join("crop.toml");
-    std::fs::write(&config, "[model]\nresize = \"crop\"\n").unwrap();
+    let config = dir.path().join("pad.toml");
+    std::fs::write(&config, "[model]\nresize = \"pad\"\n").unwrap();
     let cfg = config.to_str().unwrap();
     let query = at(&catalog, &state).args(["--config", cfg, "query", "--item", "x"]).output().unwrap();
     assert!(String::from_utf8_lossy(&query.stderr).contains("run `lookalike index`"));
     let fifth = index(&catalog, &state, &["--config", cfg]);
-    assert!(fifth["rebuilt"].as_str().unwrap().contains("resize256-crop224"), "{fifth}");
+    assert!(fifth["rebuilt"].as_str().unwrap().contains("pad-white"), "{fifth}");
     assert_eq!(fifth["embedded"], 13);
 }
 
