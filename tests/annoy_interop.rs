@@ -128,3 +128,40 @@ print(json.dumps([u.get_nns_by_vector(q, 10, search_k=SEARCH_K) for q in rows(sy
     assert!(Annoy::open(&ann, DIMS * 2, ITEMS).is_err());
     assert!(Annoy::open(&ann, DIMS, ITEMS + 1).is_err());
 }
+
+#[test]
+fn default_settings_reach_high_recall_on_clustered_embeddings() {
+    // 20,000 clustered 2048-d unit vectors, built and searched with the shipped defaults.
+    let (dims, n) = (2048, 20_000);
+    let defaults = lookalike::config::IndexConfig::default();
+    let mut state = 0xC0FFEE_u64;
+    let mut unit = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let centres: Vec<Vec<f32>> = (0..100).map(|_| (0..dims).map(|_| unit()).collect()).collect();
+    let mut vecs = Vec::with_capacity(n * dims);
+    for i in 0..n {
+        let mut v: Vec<f32> = centres[i * 7 % 100].iter().map(|c| c + 1.2 * unit()).collect();
+        lookalike::model::normalize(&mut v);
+        vecs.extend(v);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ann = dir.path().join("d.ann");
+    annoy::build(&vecs, dims, defaults.n_trees, 5, 0, &ann).unwrap();
+    let index = Annoy::open(&ann, dims, n).unwrap();
+    let mut hits = 0;
+    let queries: Vec<usize> = (0..100).map(|i| i * 197 % n).collect();
+    for &q in &queries {
+        let v = &vecs[q * dims..(q + 1) * dims];
+        let exact: Vec<usize> =
+            lookalike::index::exact_top_k(&vecs, dims, v, 11, |_| true).iter().map(|s| s.row).collect();
+        let approx = index.candidates(v, 11, defaults.search_k);
+        hits += approx.iter().filter(|r| exact.contains(r)).count();
+    }
+    let recall = hits as f64 / (11 * queries.len()) as f64;
+    eprintln!("recall@11 with n_trees {} search_k {}: {recall:.4}", defaults.n_trees, defaults.search_k);
+    assert!(recall >= 0.95, "recall {recall}");
+}
