@@ -270,6 +270,9 @@ impl Engine {
             by_hash.insert(r.entry.hash.as_str(), Source::Journal(j));
         }
         let mut to_embed: Vec<usize> = Vec::new();
+        // Byte-identical new files are embedded once: (copy, first file with that content).
+        let mut queued: HashMap<String, usize> = HashMap::new();
+        let mut copies: Vec<(usize, usize)> = Vec::new();
         let mut resumed = 0;
         for (i, hash) in hashed {
             let f = &scan.files[i];
@@ -291,7 +294,10 @@ impl Engine {
                     _ => report.deduplicated += 1,
                 }
                 sources[i] = Some(src);
+            } else if let Some(&first) = queued.get(&entry.hash) {
+                copies.push((i, first));
             } else {
+                queued.insert(entry.hash.clone(), i);
                 to_embed.push(i);
             }
             entries[i] = Some(entry);
@@ -326,6 +332,16 @@ impl Engine {
             journal.append(&records)
         })?;
         report.cancelled = cancel.load(Ordering::Relaxed);
+        for (i, first) in copies {
+            if let Some(src) = sources[first] {
+                sources[i] = Some(src);
+                report.deduplicated += 1;
+            } else if failed[first] {
+                failed[i] = true;
+                let reason = format!("identical to {}, which could not be decoded", scan.files[first].rel);
+                report.skipped.push(Skipped { path: scan.files[i].rel.clone(), reason });
+            }
+        }
 
         // Files without a vector yet (cancelled) keep their old version, if any, so the
         // store stays consistent; the next run sees them as changed and embeds them.

@@ -64,18 +64,11 @@ pub enum DecodeError {
 
 /// Reads a file without ever blocking on a FIFO or device that carries an image's name.
 fn read_regular_file(path: &Path) -> Result<Vec<u8>, DecodeError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    let mut file = options.open(path)?;
+    let mut file = crate::catalog::open_regular(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidInput => DecodeError::NotAFile,
+        _ => DecodeError::Io(e),
+    })?;
     let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(DecodeError::NotAFile);
-    }
     if meta.len() > MAX_FILE_BYTES {
         return Err(DecodeError::TooLarge(meta.len()));
     }

@@ -42,7 +42,7 @@ pub fn hex(bytes: &[u8]) -> String {
 pub fn content_hash(path: &Path) -> std::io::Result<String> {
     use sha2::Digest;
     let mut hasher = sha2::Sha256::new();
-    let mut file = File::open(path)?;
+    let mut file = crate::catalog::open_regular(path)?;
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let n = file.read(&mut buf)?;

@@ -36,6 +36,8 @@ fn only_new_and_changed_files_are_embedded() {
     for f in &spare {
         std::fs::copy(dir.path().join("spare/images").join(f), images.join(f)).unwrap();
     }
+    // The same product listed twice: one more file, no more model calls.
+    std::fs::copy(images.join(&spare[0]), images.join(format!("copy-{}", spare[0]))).unwrap();
     for f in &files[..2] {
         let img = image::open(images.join(f)).unwrap().fliph();
         img.save_with_format(images.join(f), image::ImageFormat::Png).unwrap();
@@ -45,19 +47,23 @@ fn only_new_and_changed_files_are_embedded() {
     }
     let second = index(&catalog, &state, &[]);
     let spare_refs: Vec<&str> = spare.iter().map(String::as_str).collect();
-    assert_eq!(names(&second["added"]), set(&spare_refs));
+    let mut added = spare_refs.clone();
+    let copy = format!("copy-{}", spare[0]);
+    added.push(&copy);
+    assert_eq!(names(&second["added"]), set(&added));
     assert_eq!(names(&second["updated"]), set(&[&files[0], &files[1]]));
     assert_eq!(names(&second["removed"]), set(&[&files[2], &files[3]]));
     assert_eq!(second["embedded"], 5, "{second}");
+    assert_eq!(second["deduplicated"], 1);
     assert_eq!(second["unchanged"], 8);
-    assert_eq!(second["items"], 13);
+    assert_eq!(second["items"], 14);
     assert_eq!(second["annoy_built"], true);
 
     // Nothing changed: nothing embedded, and the store is not rewritten.
     let store = state.join("store.lks");
     let before = std::fs::metadata(&store).unwrap().modified().unwrap();
     let third = index(&catalog, &state, &[]);
-    assert_eq!((third["embedded"].as_u64(), third["unchanged"].as_u64()), (Some(0), Some(13)));
+    assert_eq!((third["embedded"].as_u64(), third["unchanged"].as_u64()), (Some(0), Some(14)));
     assert_eq!(third["annoy_built"], false, "the Annoy index was rebuilt for an unchanged store");
 
     // A truncated or stale Annoy index is detected, rebuilt, and answers like exact search.
@@ -80,7 +86,7 @@ fn only_new_and_changed_files_are_embedded() {
     let touched = std::fs::File::options().write(true).open(images.join(&files[5])).unwrap();
     touched.set_modified(std::time::SystemTime::now() + Duration::from_secs(5)).unwrap();
     let fourth = index(&catalog, &state, &[]);
-    assert_eq!((fourth["embedded"].as_u64(), fourth["unchanged"].as_u64()), (Some(0), Some(13)));
+    assert_eq!((fourth["embedded"].as_u64(), fourth["unchanged"].as_u64()), (Some(0), Some(14)));
 
     // Another preprocessing invalidates the store: everything is embedded again, with a reason.
     let config = dir.path().join("pad.toml");
@@ -90,7 +96,8 @@ fn only_new_and_changed_files_are_embedded() {
     assert!(String::from_utf8_lossy(&query.stderr).contains("run `lookalike index`"));
     let fifth = index(&catalog, &state, &["--config", cfg]);
     assert!(fifth["rebuilt"].as_str().unwrap().contains("pad-white"), "{fifth}");
-    assert_eq!(fifth["embedded"], 13);
+    assert_eq!(fifth["embedded"], 13, "byte-identical files are embedded once");
+    assert_eq!(fifth["items"], 14);
 }
 
 /// A fixed-seed xorshift, so the kill points are the same in every run.
@@ -128,7 +135,16 @@ fn killed_runs_lose_nothing_and_resume() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(1500 + rng.below(2500)));
+        // Kill at a random point after the run has committed a new batch, so the test does
+        // not depend on how fast this machine is; a run that finishes first is fine too.
+        let journal = state.join("journal.lkj");
+        let size = || std::fs::metadata(&journal).map_or(0, |m| m.len());
+        let start = size();
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
+        while size() <= start.max(1024) && child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(rng.below(1500)));
         child.kill().unwrap(); // SIGKILL: no cleanup runs
         child.wait().unwrap();
     }
