@@ -36,7 +36,7 @@ with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
 
     out = subprocess.run([a.bin, "bench-annoy", "--vectors", path, "--dims", str(a.dims), "--trees", str(a.trees),
                           "--out", os.path.join(tmp, "ours.ann"), "--json"], check=True, capture_output=True, text=True)
-    ours = json.loads(out.stdout[out.stdout.index("{"):])
+    ours = json.loads(out.stdout)
 
     vectors = np.memmap(path, dtype="<f4", mode="r").reshape(-1, a.dims)
     t0 = time.time()

@@ -108,11 +108,13 @@ pub struct AnnoyFigure {
     pub queries_per_s_reranked: f64,
 }
 
-/// Recall@10 of Annoy against exact search, and query throughput, using `queries` stored
-/// vectors (spread over the store) as queries; each query's own row is left out.
-pub fn annoy_recall(store: &Store, annoy: &Annoy, search_ks: &[usize], queries: usize) -> Vec<AnnoyFigure> {
+/// Exact search throughput, and recall@10 of Annoy against exact search with its query
+/// throughput, using `queries` stored vectors (spread over the store) as queries; each
+/// query's own row is left out.
+pub fn annoy_recall(store: &Store, annoy: &Annoy, search_ks: &[usize], queries: usize) -> (f64, Vec<AnnoyFigure>) {
     let n = store.len();
     let rows: Vec<usize> = (0..queries.min(n)).map(|i| i * n / queries.min(n)).collect();
+    let started = Instant::now();
     let exact: Vec<Vec<usize>> = rows
         .iter()
         .map(|&q| {
@@ -120,12 +122,13 @@ pub fn annoy_recall(store: &Store, annoy: &Annoy, search_ks: &[usize], queries: 
             top.iter().map(|s| s.row).collect()
         })
         .collect();
+    let exact_qps = rows.len() as f64 / started.elapsed().as_secs_f64();
     let recall = |found: &[Vec<usize>]| -> f64 {
         let hits: usize =
             found.iter().zip(&exact).map(|(f, e)| f.iter().take(10).filter(|r| e.contains(r)).count()).sum();
         hits as f64 / exact.iter().map(Vec::len).sum::<usize>().max(1) as f64
     };
-    search_ks
+    let figures = search_ks
         .iter()
         .map(|&search_k| {
             let started = Instant::now();
@@ -158,7 +161,8 @@ pub fn annoy_recall(store: &Store, annoy: &Annoy, search_ks: &[usize], queries: 
                 queries_per_s_reranked: rows.len() as f64 / reranked_s,
             }
         })
-        .collect()
+        .collect();
+    (exact_qps, figures)
 }
 
 /// Peak resident memory of this process so far, in MiB (Linux; 0 elsewhere).

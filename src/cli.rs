@@ -146,28 +146,32 @@ pub enum Command {
         embed_only: bool,
     },
     /// Measure the Annoy index: build time and memory, file size, recall@10 and query speed
-    BenchAnnoy {
-        /// search_k values to measure recall and speed at
-        #[arg(long, value_delimiter = ',', default_value = "1000,4000,10000")]
-        search_k: Vec<usize>,
-        /// Stored vectors used as queries
-        #[arg(long, default_value_t = 500)]
-        queries: usize,
-        /// Build from a raw little-endian f32 file instead of the catalog's store (build only)
-        #[arg(long, value_name = "FILE")]
-        vectors: Option<PathBuf>,
-        /// Dimensions of the --vectors file
-        #[arg(long, default_value_t = 2048)]
-        dims: usize,
-        /// Trees [default: index.n_trees]
-        #[arg(long)]
-        trees: Option<usize>,
-        /// Keep the built index at this path
-        #[arg(long, value_name = "FILE")]
-        out: Option<PathBuf>,
-        #[arg(long)]
-        json: bool,
-    },
+    BenchAnnoy(BenchAnnoyArgs),
+}
+
+/// Options of `bench-annoy`.
+#[derive(Debug, Args)]
+pub struct BenchAnnoyArgs {
+    /// search_k values to measure recall and speed at
+    #[arg(long, value_delimiter = ',', default_value = "1000,4000,10000")]
+    search_k: Vec<usize>,
+    /// Stored vectors used as queries
+    #[arg(long, default_value_t = 500)]
+    queries: usize,
+    /// Build from a raw little-endian f32 file instead of the catalog's store (build only)
+    #[arg(long, value_name = "FILE")]
+    vectors: Option<PathBuf>,
+    /// Dimensions of the --vectors file
+    #[arg(long, default_value_t = 2048)]
+    dims: usize,
+    /// Trees [default: index.n_trees]
+    #[arg(long)]
+    trees: Option<usize>,
+    /// Keep the built index at this path
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
 }
 
 /// `--exact` / `--approx`: override `[index] mode`.
@@ -350,10 +354,9 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             run_bench(&config, images, batch, &thread_counts, &sizes, no_embed, json)?;
         }
-        Command::BenchAnnoy { search_k, queries, vectors, dims, trees, out, json } => {
-            let trees = trees.unwrap_or(config.index.n_trees);
-            let report = bench_annoy(&config, &search_k, queries, vectors.as_deref(), dims, trees, out.as_deref())?;
-            if json {
+        Command::BenchAnnoy(args) => {
+            let report = bench_annoy(&config, &args)?;
+            if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             }
         }
@@ -434,16 +437,11 @@ fn print_index_report(r: &IndexReport) {
     }
 }
 
-fn bench_annoy(
-    config: &Config,
-    search_ks: &[usize],
-    queries: usize,
-    vectors: Option<&std::path::Path>,
-    dims: usize,
-    trees: usize,
-    out: Option<&std::path::Path>,
-) -> Result<serde_json::Value> {
+fn bench_annoy(config: &Config, args: &BenchAnnoyArgs) -> Result<serde_json::Value> {
     use crate::index::annoy::{self, Annoy};
+    let BenchAnnoyArgs { search_k: search_ks, queries, vectors, dims, trees, out, json } = args;
+    let (vectors, out, json, queries) = (vectors.as_deref(), out.as_deref(), *json, *queries);
+    let trees = trees.unwrap_or(config.index.n_trees);
     let scratch = tempfile::tempdir()?;
     let path = out.map_or_else(|| scratch.path().join("bench.ann"), |p| p.to_path_buf());
     let store = match vectors {
@@ -464,42 +462,36 @@ fn bench_annoy(
         (None, Some(store)) => store.vectors(),
         (None, None) => unreachable!(),
     };
-    let dims = store.as_ref().map_or(dims, |s| s.dims());
+    let dims = store.as_ref().map_or(*dims, |s| s.dims());
     let started = Instant::now();
-    let built = annoy::build(data, dims, trees, 1_234_567_890, 0, &path)?;
+    let built = annoy::build(data, dims, trees, annoy::DEFAULT_SEED, 0, &path)?;
     let build_s = started.elapsed().as_secs_f64();
     let rss = bench::peak_rss_mib();
-    println!(
-        "annoy build: {} items x {} dims, {} trees: {:.2} s, file {:.1} MiB, peak RSS {:.0} MiB",
-        built.items,
-        dims,
-        trees,
-        build_s,
-        built.file_len as f64 / 1048576.0,
-        rss
-    );
-    let mut figures = Vec::new();
+    let file_mib = built.file_len as f64 / 1048576.0;
+    if !json {
+        println!(
+            "annoy build: {} items x {dims} dims, {trees} trees: {build_s:.2} s, file {file_mib:.1} MiB, peak RSS {rss:.0} MiB",
+            built.items
+        );
+    }
+    let (mut exact_qps, mut figures) = (None, Vec::new());
     if let Some(store) = &store {
         let index = Annoy::open(&path, dims, store.len())?;
-        let started = Instant::now();
-        let rows: Vec<usize> =
-            (0..queries.min(store.len())).map(|i| i * store.len() / queries.min(store.len())).collect();
-        for &q in &rows {
-            crate::index::exact_top_k(store.vectors(), dims, store.vector(q), 10, |r| r != q);
+        let (qps, found) = bench::annoy_recall(store, &index, search_ks, queries);
+        if !json {
+            println!("exact: {qps:.0} queries/s over {} items", store.len());
+            for f in &found {
+                println!(
+                    "search_k {:>6}: recall@10 {:.4} ({:.0} q/s), re-ranked {:.4} ({:.0} q/s)",
+                    f.search_k, f.recall_at_10, f.queries_per_s, f.recall_at_10_reranked, f.queries_per_s_reranked
+                );
+            }
         }
-        let exact_qps = rows.len() as f64 / started.elapsed().as_secs_f64();
-        println!("exact: {exact_qps:.0} queries/s over {} items", store.len());
-        figures = bench::annoy_recall(store, &index, search_ks, queries);
-        for f in &figures {
-            println!(
-                "search_k {:>6}: recall@10 {:.4} ({:.0} q/s), re-ranked {:.4} ({:.0} q/s)",
-                f.search_k, f.recall_at_10, f.queries_per_s, f.recall_at_10_reranked, f.queries_per_s_reranked
-            );
-        }
+        (exact_qps, figures) = (Some(qps), found);
     }
     Ok(serde_json::json!({
-        "items": built.items, "dims": dims, "trees": trees, "build_s": build_s,
-        "file_mib": built.file_len as f64 / 1048576.0, "peak_rss_mib": rss, "search": figures,
+        "items": built.items, "dims": dims, "trees": trees, "build_s": build_s, "file_mib": file_mib,
+        "peak_rss_mib": rss, "exact_queries_per_s": exact_qps, "search": figures,
     }))
 }
 

@@ -112,7 +112,7 @@ impl Engine {
         built.items == store.len()
             && built.dims == store.dims()
             && built.n_trees == self.config.index.n_trees
-            && built.seed == ANNOY_SEED
+            && built.seed == annoy::DEFAULT_SEED
             && built.source_crc == store.vectors_crc()
             && built.file_len == len
     }
@@ -125,8 +125,14 @@ impl Engine {
             return remove_if_present(&self.annoy_path());
         }
         let n_trees = self.config.index.n_trees;
-        let built =
-            annoy::build(store.vectors(), store.dims(), n_trees, ANNOY_SEED, store.vectors_crc(), &self.annoy_path())?;
+        let built = annoy::build(
+            store.vectors(),
+            store.dims(),
+            n_trees,
+            annoy::DEFAULT_SEED,
+            store.vectors_crc(),
+            &self.annoy_path(),
+        )?;
         // For users of the file outside lookalike: line i is the catalog path of item i.
         let paths: String = store.entries().iter().map(|e| format!("{}\n", e.path)).collect();
         let tmp = tempfile::Builder::new().prefix(".index-").tempfile_in(&self.state_dir)?;
@@ -553,9 +559,6 @@ pub struct Info {
     /// The Annoy index was built from the current store with the current settings.
     pub annoy_current: bool,
 }
-
-/// Seed of the Annoy forest: a fixed one keeps index files reproducible.
-const ANNOY_SEED: u64 = 1_234_567_890;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {

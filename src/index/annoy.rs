@@ -30,6 +30,9 @@ pub struct Built {
     pub file_len: u64,
 }
 
+/// The seed lookalike builds with: a fixed one keeps index files reproducible.
+pub const DEFAULT_SEED: u64 = 1_234_567_890;
+
 pub fn node_size(dims: usize) -> usize {
     12 + 4 * dims
 }
