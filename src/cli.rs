@@ -309,7 +309,9 @@ pub fn run(cli: Cli) -> Result<()> {
             if per_class == 0 {
                 bail!("--per-class must be at least 1");
             }
-            let n = demo::build(&config.catalog, per_class, &demo::source_dir())?;
+            let source = demo::source_dir();
+            demo::install_if_missing(&source)?;
+            let n = demo::build(&config.catalog, per_class, &source)?;
             println!("demo catalog: {n} Fashion-MNIST images in {}", config.catalog.display());
             if !no_index {
                 let engine = Engine::new(config)?;

@@ -114,6 +114,33 @@ pub fn source_dir() -> PathBuf {
     std::env::var_os("LOOKALIKE_FASHION_MNIST").map_or_else(|| PathBuf::from(DATASET_DIR), PathBuf::from)
 }
 
+/// Installs Debian's `dataset-fashion-mnist` when it is missing from its default place and
+/// this process runs as root; otherwise leaves it to `build`'s error, which says how.
+pub fn install_if_missing(source: &Path) -> Result<()> {
+    #[cfg(unix)]
+    let root = unsafe { libc::geteuid() } == 0;
+    #[cfg(not(unix))]
+    let root = false;
+    if source != Path::new(DATASET_DIR) || source.join(IMAGES).is_file() || !root {
+        return Ok(());
+    }
+    eprintln!("installing Debian's dataset-fashion-mnist package with apt-get (running as root)");
+    let apt = |args: &[&str]| {
+        std::process::Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    // A fresh machine may have no package lists yet.
+    let install = || apt(&["install", "-y", "-q", "dataset-fashion-mnist"]);
+    let installed = install() || (apt(&["update", "-q"]) && install());
+    if !installed {
+        bail!("apt-get could not install dataset-fashion-mnist; install it by hand and run again");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
