@@ -43,7 +43,7 @@ with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
     u = AnnoyIndex(a.dims, "angular")
     u.set_seed(1)
     for i in range(a.items):
-        u.add_item(i, vectors[i])
+        u.add_item(i, vectors[i].tolist())
     t_add = time.time() - t0
     u.build(a.trees)
     t_build = time.time() - t0
