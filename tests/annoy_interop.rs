@@ -10,23 +10,27 @@ const ITEMS: usize = 3000;
 const TREES: usize = 10;
 const SEARCH_K: usize = 600;
 
-/// Clustered unit vectors from a fixed-seed generator.
-fn vectors() -> Vec<f32> {
-    let mut state = 0x5EED_u64;
+/// `n` clustered unit vectors from a fixed-seed generator; row i is in cluster i % clusters.
+fn clustered(n: usize, dims: usize, clusters: usize, noise: f32, seed: u64) -> Vec<f32> {
+    let mut state = seed;
     let mut unit = || {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
         (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
     };
-    let centres: Vec<Vec<f32>> = (0..20).map(|_| (0..DIMS).map(|_| unit()).collect()).collect();
-    let mut out = Vec::with_capacity(ITEMS * DIMS);
-    for i in 0..ITEMS {
-        let mut v: Vec<f32> = centres[i % 20].iter().map(|c| c + 0.4 * unit()).collect();
+    let centres: Vec<Vec<f32>> = (0..clusters).map(|_| (0..dims).map(|_| unit()).collect()).collect();
+    let mut out = Vec::with_capacity(n * dims);
+    for i in 0..n {
+        let mut v: Vec<f32> = centres[i % clusters].iter().map(|c| c + noise * unit()).collect();
         lookalike::model::normalize(&mut v);
         out.extend(v);
     }
     out
+}
+
+fn vectors() -> Vec<f32> {
+    clustered(ITEMS, DIMS, 20, 0.4, 0x5EED)
 }
 
 fn queries(vectors: &[f32]) -> Vec<Vec<f32>> {
@@ -134,20 +138,7 @@ fn default_settings_reach_high_recall_on_clustered_embeddings() {
     // 20,000 clustered 2048-d unit vectors, built and searched with the shipped defaults.
     let (dims, n) = (2048, 20_000);
     let defaults = lookalike::config::IndexConfig::default();
-    let mut state = 0xC0FFEE_u64;
-    let mut unit = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-    };
-    let centres: Vec<Vec<f32>> = (0..100).map(|_| (0..dims).map(|_| unit()).collect()).collect();
-    let mut vecs = Vec::with_capacity(n * dims);
-    for i in 0..n {
-        let mut v: Vec<f32> = centres[i * 7 % 100].iter().map(|c| c + 1.2 * unit()).collect();
-        lookalike::model::normalize(&mut v);
-        vecs.extend(v);
-    }
+    let vecs = clustered(n, dims, 100, 1.2, 0xC0FFEE);
     let dir = tempfile::tempdir().unwrap();
     let ann = dir.path().join("d.ann");
     annoy::build(&vecs, dims, defaults.n_trees, 5, 0, &ann).unwrap();
