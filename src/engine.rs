@@ -393,9 +393,13 @@ impl Engine {
             store::write(&store_path, &identity, &final_entries, vector)?;
         }
         drop(journal);
-        drop(old);
-        if store_path.exists() {
-            let current = Store::open(&store_path)?;
+        // An unchanged store is the one already open; only a rewritten one is read again.
+        let current = match old {
+            Some(s) if unchanged_store => Some(s),
+            _ if store_path.exists() => Some(Store::open(&store_path)?),
+            _ => None,
+        };
+        if let Some(current) = current {
             if !self.annoy_current(&current) {
                 progress(Progress { phase: Phase::Trees, done: 0, total: current.len() });
                 self.build_annoy(&current)?;
@@ -442,12 +446,20 @@ impl Engine {
             });
             let mut done = 0;
             for decoded in rx {
-                let (ok, bad): (Vec<_>, Vec<_>) = decoded.into_iter().partition(|(_, r)| r.is_ok());
-                let inputs: Vec<Vec<f32>> = ok.iter().map(|(_, r)| r.as_ref().unwrap().clone()).collect();
+                let mut rows = Vec::new();
+                let mut inputs = Vec::new();
+                let mut results: Vec<(usize, Result<Vec<f32>, DecodeError>)> = Vec::new();
+                for (i, input) in decoded {
+                    match input {
+                        Ok(x) => {
+                            rows.push(i);
+                            inputs.push(x);
+                        }
+                        Err(e) => results.push((i, Err(e))),
+                    }
+                }
                 let vectors = embedder.embed_inputs(&inputs)?;
-                let mut results: Vec<(usize, Result<Vec<f32>, DecodeError>)> =
-                    ok.iter().zip(vectors.chunks(model::DIMS)).map(|((i, _), v)| (*i, Ok(v.to_vec()))).collect();
-                results.extend(bad);
+                results.extend(rows.into_iter().zip(vectors.chunks(model::DIMS)).map(|(i, v)| (i, Ok(v.to_vec()))));
                 done += results.len();
                 on_batch(results)?;
                 progress(Progress { phase: Phase::Embedding, done, total });
