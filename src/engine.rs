@@ -28,7 +28,7 @@ pub enum Phase {
     Trees,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
     pub phase: Phase,
     pub done: usize,
@@ -622,7 +622,7 @@ fn product_of<'a>(store: &Store, metadata: &'a Metadata, row: usize) -> Option<&
 }
 
 /// What to search with.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Query {
     /// Any image file; it is embedded.
     Image(PathBuf),

@@ -2,7 +2,8 @@
 //!
 //! One module per concern: `model` (weights + embedding), `catalog` (files + metadata),
 //! `store` (persisted vectors), `index` (search), `engine` (the API the CLI and TUI share),
-//! `eval` and `bench` (measurements), `weights` (fetching the model), `config`, `cli`.
+//! `eval` and `bench` (measurements), `weights` (fetching the model), `config`, `cli`,
+//! `tui` (the terminal UI: state, actions, views, widgets, workers).
 
 pub mod bench;
 pub mod catalog;
@@ -14,4 +15,5 @@ pub mod eval;
 pub mod index;
 pub mod model;
 pub mod store;
+pub mod tui;
 pub mod weights;

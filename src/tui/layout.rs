@@ -1,0 +1,98 @@
+//! Where things go on the screen. The update uses it too (tiles per page, which
+//! thumbnails to prepare), so views and state agree on one geometry.
+
+use std::path::PathBuf;
+
+use ratatui::layout::{Constraint, Layout, Rect};
+
+use super::state::{App, View};
+
+/// Below this the layout does not fit; the screen says so instead.
+pub const MIN_WIDTH: u16 = 60;
+pub const MIN_HEIGHT: u16 = 16;
+const TILE_WIDTH: u16 = 16;
+/// Border, at least four rows of image, two lines of text.
+const TILE_HEIGHT: u16 = 8;
+/// Text lines under an image in a tile, the query pane and the preview.
+pub const CAPTION_LINES: u16 = 2;
+
+pub fn too_small(area: Rect) -> bool {
+    area.width < MIN_WIDTH || area.height < MIN_HEIGHT
+}
+
+pub struct Screen {
+    pub status: Rect,
+    /// Files view.
+    pub files: Rect,
+    pub preview: Rect,
+    /// Results view.
+    pub query: Rect,
+    pub details: Rect,
+    pub grid: Rect,
+}
+
+pub fn screen(area: Rect) -> Screen {
+    let [body, status] = Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(area);
+    let [files, preview] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(body);
+    let side = (body.width / 3).clamp(24, 44);
+    let [left, grid] = Layout::horizontal([Constraint::Length(side), Constraint::Min(0)]).areas(body);
+    let [query, details] = Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(left);
+    Screen { status, files, preview, query, details, grid }
+}
+
+pub struct Grid {
+    pub columns: usize,
+    pub rows: usize,
+    /// Tiles in reading order.
+    pub tiles: Vec<Rect>,
+}
+
+/// Tiles inside the results block (its border excluded).
+pub fn grid(area: Rect) -> Grid {
+    let inner = inner(area);
+    let columns = (inner.width / TILE_WIDTH).max(1);
+    let rows = (inner.height / TILE_HEIGHT).max(1);
+    let (w, h) = (inner.width / columns, inner.height / rows);
+    let tiles =
+        (0..rows).flat_map(|r| (0..columns).map(move |c| Rect::new(inner.x + c * w, inner.y + r * h, w, h))).collect();
+    Grid { columns: columns as usize, rows: rows as usize, tiles }
+}
+
+/// The area inside a one-cell border.
+pub fn inner(area: Rect) -> Rect {
+    Rect::new(area.x + 1, area.y + 1, area.width.saturating_sub(2), area.height.saturating_sub(2))
+}
+
+/// Splits a bordered pane into its image and the caption lines below it.
+pub fn picture(area: Rect) -> (Rect, Rect) {
+    let inner = inner(area);
+    let caption = CAPTION_LINES.min(inner.height);
+    let image = Rect::new(inner.x, inner.y, inner.width, inner.height - caption);
+    (image, Rect::new(inner.x, inner.y + image.height, inner.width, caption))
+}
+
+/// The images on screen now and where they go.
+pub fn images(app: &App, area: Rect) -> Vec<(PathBuf, Rect)> {
+    if too_small(area) {
+        return Vec::new();
+    }
+    let s = screen(area);
+    let mut out = Vec::new();
+    match app.view {
+        View::Files => {
+            if let Some(path) = app.files.highlighted_image() {
+                out.push((path, picture(s.preview).0));
+            }
+        }
+        View::Results => {
+            if let Some(q) = &app.query {
+                out.push((q.image_path().to_path_buf(), picture(s.query).0));
+            }
+            for (hit, tile) in app.page_hits().iter().zip(grid(s.grid).tiles) {
+                out.push((hit.path.clone(), picture(tile).0));
+            }
+        }
+    }
+    out.retain(|(_, r)| r.width > 0 && r.height > 0);
+    out
+}

@@ -1,0 +1,268 @@
+//! The TUI end to end: the release binary in a real terminal (tmux), driven with
+//! `send-keys` and read with `capture-pane`, locally and through a real SSH session.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{at, dataset, weights};
+
+/// A private tmux server (own socket) running one session.
+struct Tmux {
+    socket: PathBuf,
+}
+
+impl Tmux {
+    fn start(dir: &Path, width: u16, height: u16, command: &str) -> Tmux {
+        let tmux = Tmux { socket: dir.join("tmux.sock") };
+        let status = tmux
+            .cmd()
+            .args(["new-session", "-d", "-s", "e2e", "-x", &width.to_string(), "-y", &height.to_string()])
+            .arg(command)
+            .status()
+            .expect("tmux is not installed: apt-get install tmux");
+        assert!(status.success(), "tmux new-session failed");
+        tmux
+    }
+
+    fn cmd(&self) -> Command {
+        let mut cmd = Command::new("tmux");
+        cmd.arg("-S").arg(&self.socket).env_remove("TMUX");
+        cmd
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let status = self.cmd().args(["send-keys", "-t", "e2e"]).args(keys).status().unwrap();
+        assert!(status.success());
+    }
+
+    fn screen(&self) -> String {
+        let out = self.cmd().args(["capture-pane", "-p", "-t", "e2e"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn display(&self, format: &str) -> String {
+        let out = self.cmd().args(["display-message", "-p", "-t", "e2e", format]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Polls the screen until `ready` holds; fails with the last screen after `timeout`.
+    fn wait_for(&self, what: &str, timeout: Duration, ready: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let screen = self.screen();
+            if ready(&screen) {
+                return screen;
+            }
+            if started.elapsed() > timeout {
+                panic!("timed out after {timeout:?} waiting for {what}; the screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").status();
+    }
+}
+
+fn shell_quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
+}
+
+/// A catalog of 12 indexed photos, a folder of 2 query photos, and 4 photos to add later.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    catalog: PathBuf,
+    state: PathBuf,
+    photos: PathBuf,
+    spare: Vec<String>,
+    article_types: Vec<String>,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let (catalog, state) = (root.join("catalog"), root.join("state"));
+    dataset().subset(12, 0, &catalog);
+    dataset().subset(2, 7, &root.join("query"));
+    let spare = dataset().subset(4, 3, &root.join("spare"));
+    let out = at(&catalog, &state).args(["index"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let styles = std::fs::read_to_string(catalog.join("styles.csv")).unwrap();
+    let article_types = styles.lines().skip(1).filter_map(|l| l.split(',').nth(4)).map(String::from).collect();
+    Fixture { photos: root.join("query/images"), _dir: dir, root, catalog, state, spare, article_types }
+}
+
+/// The command line tmux runs: lookalike, then what the shell looks like afterwards.
+fn tui_command(f: &Fixture, graphics: Option<&str>) -> String {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_lookalike"));
+    let graphics = graphics.map(|g| format!("--graphics {g}")).unwrap_or_default();
+    format!(
+        "cd {root} && LOOKALIKE_WEIGHTS={weights} {bin} --catalog {catalog} --state-dir {state} {graphics} {photos}; \
+         echo \"lookalike exited $?\"; stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo | tr '\\n' ' '; \
+         echo; exec sleep 600",
+        root = shell_quote(&f.root),
+        weights = shell_quote(&weights()),
+        bin = shell_quote(&bin),
+        catalog = shell_quote(&f.catalog),
+        state = shell_quote(&f.state),
+        photos = shell_quote(&f.photos),
+    )
+}
+
+/// The shared part of both runs: pick a photo, see results, reindex after adding files, quit.
+fn drive(tmux: &Tmux, f: &Fixture, first_wait: Duration) {
+    let photo = std::fs::read_dir(&f.photos).unwrap().next().unwrap().unwrap().file_name();
+    let photo = photo.to_string_lossy().into_owned();
+    tmux.wait_for("the file picker with 12 catalog items", first_wait, |s| {
+        s.contains("12 items") && s.contains(&photo)
+    });
+
+    // Too small a terminal is a message, not a crash; growing it back restores the layout.
+    tmux.cmd().args(["resize-window", "-t", "e2e", "-x", "50", "-y", "12"]).status().unwrap();
+    tmux.wait_for("the too-small message", Duration::from_secs(10), |s| s.contains("Terminal too small"));
+    tmux.cmd().args(["resize-window", "-t", "e2e", "-x", "100", "-y", "30"]).status().unwrap();
+    tmux.wait_for("the picker again", Duration::from_secs(10), |s| s.contains("Files:"));
+
+    // Type to filter, Enter queries the photo.
+    let stem = photo.split('.').next().unwrap();
+    tmux.keys(&["/"]);
+    tmux.keys(&["-l", stem]);
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("results with scores", Duration::from_secs(60), |s| {
+        s.contains("Results 1–") && s.contains("· 12 items")
+    });
+    assert!(screen.contains('%'), "no similarity scores:\n{screen}");
+    assert!(
+        f.article_types.iter().any(|t| screen.contains(&format!("type: {t}"))),
+        "the details pane shows no product type from the catalog:\n{screen}"
+    );
+    assert!(screen.contains(&photo), "the query pane does not name {photo}:\n{screen}");
+
+    // A new batch arrives; r reindexes it and the item count grows.
+    let images = f.catalog.join("images");
+    for name in &f.spare {
+        std::fs::copy(f.root.join("spare/images").join(name), images.join(name)).unwrap();
+    }
+    tmux.keys(&["r"]);
+    let screen = tmux.wait_for("the reindexed catalog", Duration::from_secs(120), |s| s.contains("16 items"));
+    assert!(!screen.contains("reindex failed"), "{screen}");
+
+    // Help opens and closes; q quits and the shell gets its terminal back.
+    tmux.keys(&["?"]);
+    tmux.wait_for("the help overlay", Duration::from_secs(10), |s| s.contains("Keys (? or Esc closes)"));
+    tmux.keys(&["Escape"]);
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("the shell after quitting", Duration::from_secs(30), |s| s.contains("lookalike exited"));
+    assert!(screen.contains("lookalike exited 0"), "{screen}");
+    assert!(screen.contains("icanon") && !screen.contains("-icanon"), "terminal left in raw mode:\n{screen}");
+    assert!(screen.contains("echo") && !screen.contains("-echo"), "terminal left without echo:\n{screen}");
+    assert_eq!(tmux.display("#{alternate_on}"), "0", "still on the alternate screen");
+}
+
+#[test]
+fn tui_in_tmux_picks_searches_reindexes_and_quits_cleanly() {
+    let f = fixture();
+    // No --graphics: auto-detection must settle (here on halfblocks) within its timeout.
+    let tmux = Tmux::start(&f.root, 100, 30, &tui_command(&f, None));
+    drive(&tmux, &f, Duration::from_secs(20));
+}
+
+/// An OpenSSH server on a loopback port with throwaway keys, for as long as it lives.
+struct Sshd {
+    child: Child,
+    port: u16,
+    key: PathBuf,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sshd(dir: &Path) -> Sshd {
+    let sshd = Path::new("/usr/sbin/sshd");
+    assert!(sshd.is_file(), "OpenSSH server missing: apt-get install openssh-server (.ci/run does)");
+    let keygen = |path: &Path| {
+        let ok = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(path)
+            .status()
+            .expect("ssh-keygen missing: apt-get install openssh-client");
+        assert!(ok.success());
+    };
+    let (host_key, key) = (dir.join("host_key"), dir.join("user_key"));
+    keygen(&host_key);
+    keygen(&key);
+    std::fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys")).unwrap();
+    // sshd refuses to start as root without its privilege separation folder.
+    let _ = std::fs::create_dir_all("/run/sshd");
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let config = dir.join("sshd_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nPidFile {dir}/sshd.pid\n\
+             AuthorizedKeysFile {dir}/authorized_keys\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nPubkeyAuthentication yes\n",
+            host = host_key.display(),
+            dir = dir.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(sshd)
+        .args(["-D", "-e", "-f"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("sshd.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let server = Sshd { child, port, key };
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "sshd did not listen: {}",
+            std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+#[test]
+fn tui_over_ssh_in_tmux() {
+    let f = fixture();
+    let ssh_dir = f.root.join("ssh");
+    std::fs::create_dir_all(&ssh_dir).unwrap();
+    let server = sshd(&ssh_dir);
+    let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
+    let remote = tui_command(&f, None);
+    let command = format!(
+        "ssh -t -p {port} -i {key} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+         -o BatchMode=yes -o LogLevel=ERROR {user}@127.0.0.1 {remote}",
+        port = server.port,
+        key = shell_quote(&server.key),
+        user = user.trim(),
+        remote = shell_quote(Path::new(&remote)),
+    );
+    let tmux = Tmux::start(&f.root, 100, 30, &format!("{command}; exec sleep 600"));
+    // Over SSH `o` cannot open a local viewer: the TUI says so instead of trying.
+    let photo = std::fs::read_dir(&f.photos).unwrap().next().unwrap().unwrap().file_name();
+    tmux.wait_for("the picker over SSH", Duration::from_secs(30), |s| s.contains(&*photo.to_string_lossy()));
+    tmux.keys(&["o"]);
+    tmux.wait_for("the remote-session notice", Duration::from_secs(10), |s| s.contains("remote session"));
+    tmux.keys(&["k"]);
+    drive(&tmux, &f, Duration::from_secs(10));
+}
