@@ -89,6 +89,9 @@ pub enum Command {
         /// Print the summary as JSON
         #[arg(long)]
         json: bool,
+        /// Also write the summary as JSON to FILE (skipped files with their reasons)
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
     },
     /// Find the catalog products most similar to an image or to a catalog item
     Query {
@@ -255,9 +258,12 @@ pub fn run(cli: Cli) -> Result<()> {
                 Fetched::Written => println!("weights verified and written to {}", dest.display()),
             }
         }
-        Command::Index { full, json } => {
+        Command::Index { full, json, report: report_file } => {
             let engine = Engine::new(config)?;
             let report = run_index(&engine, full)?;
+            if let Some(file) = report_file {
+                write_report(&file, &report)?;
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -392,6 +398,16 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 /// Runs an index with a progress bar on a terminal, plain lines otherwise.
+/// Writes the JSON summary atomically: a reader never sees half a report.
+fn write_report(file: &std::path::Path, report: &IndexReport) -> Result<()> {
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write report {}: folder {} is not writable", file.display(), dir.display()))?;
+    std::fs::write(tmp.path(), serde_json::to_vec_pretty(report)?)
+        .with_context(|| format!("cannot write report {}", file.display()))?;
+    crate::store::persist(tmp, file)
+}
+
 fn run_index(engine: &Engine, full: bool) -> Result<IndexReport> {
     let embedder = Embedder::load(&engine.config().weights, engine.config().resize)?;
     let cancel = Cancel::new(false);

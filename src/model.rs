@@ -116,9 +116,31 @@ fn flatten_on_white(img: DynamicImage) -> RgbImage {
     })
 }
 
+/// Larger images are scaled down before padding, which bounds the square canvas.
+const MAX_PAD_SIDE: u32 = 2048;
+
 /// Turns an upright RGB image into the normalized CHW input of the network.
 pub fn preprocess(img: &RgbImage, policy: ResizePolicy) -> Vec<f32> {
     use image::imageops::{self, FilterType};
+    let (w, h) = img.dimensions();
+    // An extreme aspect ratio (a 19000x1 strip) would make the intermediate images below
+    // gigabytes; only the centre matters for crop, and pad ends at 224 px anyway. Normal
+    // photos are below both bounds and take the exact path.
+    let bounded;
+    let img = match policy {
+        ResizePolicy::Crop if w.max(h) > 2 * w.min(h) => {
+            let (cw, ch) = (w.min(2 * h), h.min(2 * w));
+            bounded = imageops::crop_imm(img, (w - cw) / 2, (h - ch) / 2, cw, ch).to_image();
+            &bounded
+        }
+        ResizePolicy::Pad if w.max(h) > MAX_PAD_SIDE => {
+            let scale = MAX_PAD_SIDE as f64 / w.max(h) as f64;
+            let (nw, nh) = (((w as f64 * scale) as u32).max(1), ((h as f64 * scale) as u32).max(1));
+            bounded = imageops::resize(img, nw, nh, FilterType::Triangle);
+            &bounded
+        }
+        _ => img,
+    };
     let (w, h) = img.dimensions();
     let square = match policy {
         ResizePolicy::Stretch => imageops::resize(img, INPUT, INPUT, FilterType::Triangle),

@@ -1,0 +1,193 @@
+//! A catalog that holds anything: a corpus generated here (no binary blobs in the repo)
+//! of good images in unusual forms and files that only pretend to be images. Indexing
+//! keeps every decodable image, skips the rest with a reason, never blocks on special
+//! files; each bad file as a query is a clear error naming it.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{at, dataset, json};
+use image::{DynamicImage, ImageFormat, RgbImage};
+
+fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, format).unwrap();
+    out.into_inner()
+}
+
+/// A JPEG with an EXIF APP1 segment saying "rotate 90° clockwise to display" (orientation 6).
+fn with_exif_orientation_6(jpeg: &[u8]) -> Vec<u8> {
+    let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec();
+    tiff.extend([0, 1]); // one IFD entry
+    tiff.extend([0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0]); // Orientation, SHORT, 1, value 6
+    tiff.extend([0, 0, 0, 0]); // no next IFD
+    let mut app1 = vec![0xFF, 0xE1];
+    app1.extend(((2 + 6 + tiff.len()) as u16).to_be_bytes());
+    app1.extend(b"Exif\0\0");
+    app1.extend(tiff);
+    let mut out = jpeg[..2].to_vec(); // SOI
+    out.extend(app1);
+    out.extend(&jpeg[2..]);
+    out
+}
+
+/// A PNG whose header claims 100000x100000 pixels (a decompression bomb's first step).
+fn png_claiming_huge_size() -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend(100_000u32.to_be_bytes());
+    ihdr.extend(100_000u32.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    out.extend(13u32.to_be_bytes());
+    out.extend(&ihdr);
+    out.extend(crc32fast::hash(&ihdr).to_be_bytes());
+    out
+}
+
+fn animated_gif(base: &RgbImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut enc = image::codecs::gif::GifEncoder::new(&mut out);
+        let frame = |img: DynamicImage| image::Frame::new(img.to_rgba8());
+        let base = DynamicImage::ImageRgb8(base.clone());
+        enc.encode_frames([frame(base.clone()), frame(base.fliph())]).unwrap();
+    }
+    out
+}
+
+struct Corpus {
+    _dir: tempfile::TempDir,
+    catalog: PathBuf,
+    state: PathBuf,
+    good: BTreeSet<String>,
+    bad: BTreeSet<String>,
+}
+
+fn corpus() -> Corpus {
+    let dir = tempfile::tempdir().unwrap();
+    let (catalog, state) = (dir.path().join("catalog"), dir.path().join("state"));
+    let source = dir.path().join("source");
+    let names = dataset().subset(1, 0, &source);
+    let base = image::open(source.join("images").join(&names[0])).unwrap().to_rgb8();
+    let base_img = DynamicImage::ImageRgb8(base.clone());
+    std::fs::create_dir_all(catalog.join("folder.jpg")).unwrap();
+    let mut good = BTreeSet::new();
+    let put = |name: &str, bytes: Vec<u8>, set: &mut BTreeSet<String>| {
+        std::fs::write(catalog.join(name), bytes).unwrap();
+        set.insert(name.to_string());
+    };
+    let png = encode(&base_img, ImageFormat::Png);
+    let jpeg = encode(&base_img, ImageFormat::Jpeg);
+    put("plain.png", png.clone(), &mut good);
+    put("blue shirt ü.png", png.clone(), &mut good);
+    put("UPPER.JPG", jpeg.clone(), &mut good);
+    put("png-named.jpg", png.clone(), &mut good);
+    put("folder.jpg/inside.png", png.clone(), &mut good);
+    let rgba = DynamicImage::ImageRgba8(image::RgbaImage::from_fn(base.width(), base.height(), |x, y| {
+        let [r, g, b] = base.get_pixel(x, y).0;
+        image::Rgba([r, g, b, (x * 255 / base.width()) as u8])
+    }));
+    put("alpha.png", encode(&rgba, ImageFormat::Png), &mut good);
+    put("sixteen-bit.png", encode(&DynamicImage::ImageRgb16(base_img.to_rgb16()), ImageFormat::Png), &mut good);
+    put("gray.png", encode(&DynamicImage::ImageLuma8(base_img.to_luma8()), ImageFormat::Png), &mut good);
+    put("animated.gif", animated_gif(&base), &mut good);
+    put("one-pixel.png", encode(&DynamicImage::new_rgb8(1, 1), ImageFormat::Png), &mut good);
+    put("strip.png", encode(&DynamicImage::ImageRgb8(RgbImage::new(19_000, 1)), ImageFormat::Png), &mut good);
+    put("photo.webp", encode(&base_img, ImageFormat::WebP), &mut good);
+    put("photo.bmp", encode(&base_img, ImageFormat::Bmp), &mut good);
+    put("photo.tiff", encode(&base_img, ImageFormat::Tiff), &mut good);
+    let sideways = encode(&base_img.rotate270(), ImageFormat::Jpeg);
+    put("sideways.jpg", sideways.clone(), &mut good);
+    put("exif-rotated.jpg", with_exif_orientation_6(&sideways), &mut good);
+
+    let mut bad = BTreeSet::new();
+    put("zero.jpg", Vec::new(), &mut bad);
+    put("truncated.png", png[..png.len() / 2].to_vec(), &mut bad);
+    put("text.jpg", b"not a photo, just text\n".to_vec(), &mut bad);
+    put("page.png", b"<!doctype html><html><body>404</body></html>".to_vec(), &mut bad);
+    put("huge-header.png", png_claiming_huge_size(), &mut bad);
+    // Not images by name: never looked at.
+    std::fs::write(catalog.join("no-extension"), &png).unwrap();
+    std::fs::write(catalog.join("notes.txt"), "hello").unwrap();
+    // Links: a loop back to the catalog and a dangling one; a named pipe with an image name.
+    std::os::unix::fs::symlink(&catalog, catalog.join("loop")).unwrap();
+    std::os::unix::fs::symlink(catalog.join("gone.jpg"), catalog.join("dangling.jpg")).unwrap();
+    bad.insert("dangling.jpg".into());
+    let fifo = catalog.join("pipe.jpg");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo failed");
+    bad.insert("pipe.jpg".into());
+    Corpus { _dir: dir, catalog, state, good, bad }
+}
+
+fn peak_child_rss_mib() -> u64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) }, 0);
+    usage.ru_maxrss as u64 / 1024
+}
+
+#[test]
+fn hostile_catalog_indexes_what_decodes_and_reports_the_rest() {
+    let c = corpus();
+    let report_file = c.catalog.parent().unwrap().join("report.json");
+    let out = at(&c.catalog, &c.state)
+        .args(["index", "--json", "--report"])
+        .arg(&report_file)
+        .timeout(Duration::from_secs(300))
+        .output()
+        .unwrap();
+    let report = json(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let added: BTreeSet<String> =
+        report["added"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    assert_eq!(added, c.good, "indexed files");
+    let skipped: BTreeSet<String> =
+        report["skipped"].as_array().unwrap().iter().map(|s| s["path"].as_str().unwrap().to_string()).collect();
+    assert_eq!(skipped, c.bad, "skipped files");
+    for s in report["skipped"].as_array().unwrap() {
+        assert!(s["reason"].as_str().is_some_and(|r| r.len() > 5), "no reason given: {s}");
+    }
+    let huge = report["skipped"].as_array().unwrap().iter().find(|s| s["path"] == "huge-header.png").unwrap();
+    assert!(huge["reason"].as_str().unwrap().contains("limit"), "{huge}");
+    // The same summary, written atomically to the report file.
+    let written: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();
+    assert_eq!(written["skipped"], report["skipped"]);
+    assert_eq!(written["added"], report["added"]);
+    // Headers and shapes never made memory explode (the model itself needs about 1 GiB).
+    let peak = peak_child_rss_mib();
+    assert!(peak < 2500, "peak memory of a child process: {peak} MiB");
+
+    // EXIF orientation is applied: the rotated file matches the upright photo, the same
+    // pixels without the EXIF tag do not.
+    let out = at(&c.catalog, &c.state).args(["query", "--json", "-k", "20"]).arg(c.catalog.join("UPPER.JPG")).output();
+    let hits = json(&out.unwrap());
+    let score = |name: &str| {
+        hits.as_array().unwrap().iter().find(|h| h["rel"] == name).map(|h| h["score"].as_f64().unwrap()).unwrap()
+    };
+    assert!(score("exif-rotated.jpg") > 0.98, "upright copy scores {}", score("exif-rotated.jpg"));
+    assert!(score("exif-rotated.jpg") > score("sideways.jpg") + 0.01, "EXIF orientation ignored");
+}
+
+#[test]
+fn bad_files_as_queries_are_clear_errors() {
+    let c = corpus();
+    // A tiny valid store so queries get as far as decoding.
+    let ok = c.catalog.parent().unwrap().join("ok");
+    dataset().subset(2, 1, &ok);
+    at(&ok, &c.state).arg("index").timeout(Duration::from_secs(120)).assert().success();
+    for name in &c.bad {
+        let path: &Path = &c.catalog.join(name);
+        let out = at(&ok, &c.state).arg("query").arg(path).timeout(Duration::from_secs(60)).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.starts_with("error: ") && !stderr.contains("panicked"), "{name}: {stderr}");
+        assert!(stderr.contains(&*path.to_string_lossy()), "{name}: the error does not name the file: {stderr}");
+    }
+}
