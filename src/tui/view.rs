@@ -216,7 +216,9 @@ fn draw_tile(frame: &mut Frame, thumbs: &Thumbs, hit: &Hit, tile: Rect, selected
     let (name, kind) = match &hit.metadata {
         Some(m) => {
             let name = if m.name.is_empty() { hit.id.clone() } else { m.name.clone() };
-            (name, [m.article_type.as_str(), m.base_colour.as_str()].join(" · "))
+            let kind: Vec<&str> =
+                [m.article_type.as_str(), m.base_colour.as_str()].into_iter().filter(|s| !s.is_empty()).collect();
+            (name, kind.join(" · "))
         }
         None => (hit.rel.clone(), String::new()),
     };
