@@ -262,7 +262,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let engine = Engine::new(config)?;
             let report = run_index(&engine, full)?;
             if let Some(file) = report_file {
-                write_report(&file, &report)?;
+                crate::store::write_atomic(&file, &serde_json::to_vec_pretty(&report)?)?;
             }
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -398,16 +398,6 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 /// Runs an index with a progress bar on a terminal, plain lines otherwise.
-/// Writes the JSON summary atomically: a reader never sees half a report.
-fn write_report(file: &std::path::Path, report: &IndexReport) -> Result<()> {
-    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write report {}: folder {} is not writable", file.display(), dir.display()))?;
-    std::fs::write(tmp.path(), serde_json::to_vec_pretty(report)?)
-        .with_context(|| format!("cannot write report {}", file.display()))?;
-    crate::store::persist(tmp, file)
-}
-
 fn run_index(engine: &Engine, full: bool) -> Result<IndexReport> {
     let embedder = Embedder::load(&engine.config().weights, engine.config().resize)?;
     let cancel = Cancel::new(false);
@@ -451,17 +441,7 @@ fn run_index(engine: &Engine, full: bool) -> Result<IndexReport> {
 }
 
 fn print_index_report(r: &IndexReport) {
-    println!(
-        "{}: {} items (added {}, updated {}, removed {}, unchanged {}, skipped {}) in {:.1} s",
-        r.catalog.display(),
-        r.items,
-        r.added.len(),
-        r.updated.len(),
-        r.removed.len(),
-        r.unchanged,
-        r.skipped.len(),
-        r.seconds
-    );
+    println!("{}: {} in {:.1} s", r.catalog.display(), r.counts(), r.seconds);
     println!(
         "embedded {} images; {} resumed from an interrupted run; {} copied from identical files",
         r.embedded, r.resumed, r.deduplicated

@@ -103,9 +103,7 @@ pub fn build(out: &Path, per_class: usize, source: &Path) -> Result<usize> {
     if taken.iter().any(|&t| t < per_class) {
         bail!("the test split has fewer than {per_class} images of some class");
     }
-    let tmp = tempfile::NamedTempFile::new_in(out)?;
-    std::fs::write(tmp.path(), csv)?;
-    crate::store::persist(tmp, &styles)?;
+    crate::store::write_atomic(&styles, csv.as_bytes())?;
     Ok(expected)
 }
 

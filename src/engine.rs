@@ -62,6 +62,21 @@ pub struct IndexReport {
     pub seconds: f64,
 }
 
+impl IndexReport {
+    /// "N items (added a, updated u, removed r, unchanged n, skipped s)", for summaries.
+    pub fn counts(&self) -> String {
+        format!(
+            "{} items (added {}, updated {}, removed {}, unchanged {}, skipped {})",
+            self.items,
+            self.added.len(),
+            self.updated.len(),
+            self.removed.len(),
+            self.unchanged,
+            self.skipped.len()
+        )
+    }
+}
+
 /// A way to stop a long run between batches, keeping what is done.
 pub type Cancel = AtomicBool;
 
@@ -135,12 +150,8 @@ impl Engine {
         )?;
         // For users of the file outside lookalike: line i is the catalog path of item i.
         let paths: String = store.entries().iter().map(|e| format!("{}\n", e.path)).collect();
-        let tmp = tempfile::Builder::new().prefix(".index-").tempfile_in(&self.state_dir)?;
-        std::fs::write(tmp.path(), paths)?;
-        store::persist(tmp, &self.state_dir.join("index.ann.paths"))?;
-        let tmp = tempfile::Builder::new().prefix(".index-").tempfile_in(&self.state_dir)?;
-        std::fs::write(tmp.path(), serde_json::to_vec_pretty(&built)?)?;
-        store::persist(tmp, &sidecar)
+        store::write_atomic(&self.state_dir.join("index.ann.paths"), paths.as_bytes())?;
+        store::write_atomic(&sidecar, &serde_json::to_vec_pretty(&built)?)
     }
 
     pub fn identity(&self) -> Identity {
@@ -182,7 +193,7 @@ impl Engine {
         for entry in listing.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with(".store-") || name.starts_with(".index-") {
+            if [".store-", ".index-", store::TEMP_PREFIX].iter().any(|p| name.starts_with(p)) {
                 remove_if_present(&entry.path())?;
             }
         }

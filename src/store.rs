@@ -270,6 +270,20 @@ pub fn write<'a>(
 }
 
 /// Renames a finished temp file over `path` and makes the rename durable.
+/// Prefix of the temp files `write_atomic` leaves behind if the process dies mid-write.
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+/// Writes a small file so that readers see the old content or the new, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write {}: folder {} is not writable", path.display(), dir.display()))?;
+    std::fs::write(tmp.path(), bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    persist(tmp, path)
+}
+
 pub fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
     // Temp files are created private; the result is an ordinary readable file.
     #[cfg(unix)]

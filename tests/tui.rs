@@ -77,7 +77,7 @@ fn hits(n: usize) -> Vec<Hit> {
 }
 
 fn opened(app: &mut App, items: usize) {
-    let facets = lookalike::tui::action::facets((0..items).map(product).collect::<Vec<_>>().iter());
+    let facets = lookalike::tui::state::facets((0..items).map(product).collect::<Vec<_>>().iter());
     app.on_msg(Msg::Opened { items, method: "exact", note: None, facets });
 }
 

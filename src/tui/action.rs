@@ -7,7 +7,6 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::layout;
 use super::state::{App, DirEntry, Facet, Overlay, QuerySource, Reindex, Status, View, FACET_FIELDS};
-use crate::catalog;
 use crate::engine::{Filter, Hit, IndexReport, Phase, Progress, Query};
 
 /// What a key means in the current state.
@@ -577,37 +576,9 @@ impl App {
 
 fn summary(r: &IndexReport) -> String {
     let verb = if r.cancelled { "reindex cancelled, work so far kept" } else { "reindexed" };
-    let mut text = format!(
-        "{verb}: {} items, {} added, {} changed, {} removed, {} skipped",
-        r.items,
-        r.added.len(),
-        r.updated.len(),
-        r.removed.len(),
-        r.skipped.len()
-    );
+    let mut text = format!("{verb}: {}", r.counts());
     if let Some(first) = r.skipped.first() {
         text.push_str(&format!(" (e.g. {}: {})", first.path, first.reason));
     }
     text
-}
-
-/// Facets of the catalog for the filter menu, from the products present in the store.
-pub fn facets<'a>(products: impl Iterator<Item = &'a catalog::Product>) -> Vec<Facet> {
-    let mut counts: Vec<std::collections::HashMap<&str, usize>> = vec![Default::default(); FACET_FIELDS.len()];
-    for p in products {
-        for (i, field) in FACET_FIELDS.iter().enumerate() {
-            if let Some(v) = p.field(field).filter(|v| !v.is_empty()) {
-                *counts[i].entry(v).or_default() += 1;
-            }
-        }
-    }
-    FACET_FIELDS
-        .iter()
-        .zip(counts)
-        .map(|(field, counts)| {
-            let mut values: Vec<(String, usize)> = counts.into_iter().map(|(v, n)| (v.to_string(), n)).collect();
-            values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            Facet { field: field.to_string(), values }
-        })
-        .collect()
 }

@@ -236,8 +236,25 @@ impl App {
     pub fn selected_hit(&self) -> Option<&Hit> {
         self.results.hits.get(self.results.selected)
     }
+}
 
-    pub fn busy(&self) -> bool {
-        self.searching.is_some() || self.reindex.is_some() || self.files.loading
+/// Facets of the catalog for the filter menu, from the products present in the store.
+pub fn facets<'a>(products: impl Iterator<Item = &'a catalog::Product>) -> Vec<Facet> {
+    let mut counts: Vec<std::collections::HashMap<&str, usize>> = vec![Default::default(); FACET_FIELDS.len()];
+    for p in products {
+        for (i, field) in FACET_FIELDS.iter().enumerate() {
+            if let Some(v) = p.field(field).filter(|v| !v.is_empty()) {
+                *counts[i].entry(v).or_default() += 1;
+            }
+        }
     }
+    FACET_FIELDS
+        .iter()
+        .zip(counts)
+        .map(|(field, counts)| {
+            let mut values: Vec<(String, usize)> = counts.into_iter().map(|(v, n)| (v.to_string(), n)).collect();
+            values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            Facet { field: field.to_string(), values }
+        })
+        .collect()
 }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use crossterm::event::KeyEvent;
 use ratatui_image::picker::Picker;
 
-use super::action::{facets, Effect, Msg};
-use super::state::DirEntry;
+use super::action::{Effect, Msg};
+use super::state::{facets, DirEntry};
 use super::widgets::{self, Ready, ThumbKey};
 use crate::catalog;
 use crate::config::Config;
