@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::descriptor::Space;
 use crate::index::annoy::Annoy;
 use crate::model::{self, Embedder};
 use crate::store::{self, Entry, Identity, Store};
@@ -67,33 +68,35 @@ fn random_unit_vectors(n: usize, dims: usize, seed: u64) -> Vec<f32> {
     out
 }
 
-/// Exact top-10 latency (median of `repeats`) and store open time at `n` vectors.
+/// Exact top-10 latency (median of `repeats`) over `n` descriptors of the default size,
+/// and the open time and size of a store of `n` feature rows.
 pub fn search_latency(n: usize, repeats: usize, scratch: &Path) -> Result<SearchFigure> {
-    let dims = model::DIMS;
-    let vectors = random_unit_vectors(n, dims, 0x9E3779B97F4A7C15 ^ n as u64);
+    let features = random_unit_vectors(n, model::FEATURE_DIMS, 0x9E3779B97F4A7C15 ^ n as u64);
     let entries: Vec<Entry> =
         (0..n).map(|i| Entry { path: format!("{i:09}.jpg"), size: 0, mtime_ns: 0, hash: String::new() }).collect();
-    let identity = Identity { model: "bench".into(), preprocessing: "bench".into(), dims };
+    let identity = Identity { model: "bench".into(), preprocessing: "bench".into(), dims: model::FEATURE_DIMS };
     let path = scratch.join(format!("bench-{n}.lks"));
-    store::write(&path, &identity, &entries, |i| &vectors[i * dims..(i + 1) * dims])?;
-    drop(vectors);
+    store::write(&path, &identity, &entries, |i| &features[i * model::FEATURE_DIMS..][..model::FEATURE_DIMS])?;
+    drop(features);
     let started = Instant::now();
     let opened = Store::open(&path)?;
     let store_open_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let store_mib = opened.file_size() as f64 / (1 << 20) as f64;
+    drop(opened);
+    std::fs::remove_file(&path)?;
+    let dims = crate::descriptor::Recipe::DEFAULT.whiten;
+    let descriptors = random_unit_vectors(n, dims, 7 ^ n as u64);
     let queries = random_unit_vectors(repeats, dims, 42);
     let mut times: Vec<f64> = queries
         .chunks(dims)
         .map(|q| {
             let started = Instant::now();
-            let top = crate::index::exact_top_k(opened.vectors(), dims, q, 10, |_| true);
+            let top = crate::index::exact_top_k(&descriptors, dims, q, 10, |_| true);
             assert_eq!(top.len(), 10.min(n));
             started.elapsed().as_secs_f64() * 1000.0
         })
         .collect();
     times.sort_by(f64::total_cmp);
-    let store_mib = opened.file_size() as f64 / (1 << 20) as f64;
-    drop(opened);
-    std::fs::remove_file(&path)?;
     Ok(SearchFigure { vectors: n, query_ms: times[times.len() / 2], store_open_ms, store_mib })
 }
 
@@ -111,14 +114,14 @@ pub struct AnnoyFigure {
 /// Exact search throughput, and recall@10 of Annoy against exact search with its query
 /// throughput, using `queries` stored vectors (spread over the store) as queries; each
 /// query's own row is left out.
-pub fn annoy_recall(store: &Store, annoy: &Annoy, search_ks: &[usize], queries: usize) -> (f64, Vec<AnnoyFigure>) {
-    let n = store.len();
+pub fn annoy_recall(space: &Space, annoy: &Annoy, search_ks: &[usize], queries: usize) -> (f64, Vec<AnnoyFigure>) {
+    let n = space.len();
     let rows: Vec<usize> = (0..queries.min(n)).map(|i| i * n / queries.min(n)).collect();
     let started = Instant::now();
     let exact: Vec<Vec<usize>> = rows
         .iter()
         .map(|&q| {
-            let top = crate::index::exact_top_k(store.vectors(), store.dims(), store.vector(q), 10, |r| r != q);
+            let top = crate::index::exact_top_k(space.vectors(), space.dims(), space.vector(q), 10, |r| r != q);
             top.iter().map(|s| s.row).collect()
         })
         .collect();
@@ -134,19 +137,19 @@ pub fn annoy_recall(store: &Store, annoy: &Annoy, search_ks: &[usize], queries: 
             let started = Instant::now();
             let plain: Vec<Vec<usize>> = rows
                 .iter()
-                .map(|&q| annoy.candidates(store.vector(q), 11, search_k).into_iter().filter(|&r| r != q).collect())
+                .map(|&q| annoy.candidates(space.vector(q), 11, search_k).into_iter().filter(|&r| r != q).collect())
                 .collect();
             let plain_s = started.elapsed().as_secs_f64();
             let started = Instant::now();
             let reranked: Vec<Vec<usize>> = rows
                 .iter()
                 .map(|&q| {
-                    let v = store.vector(q);
+                    let v = space.vector(q);
                     let mut c: Vec<(f32, usize)> = annoy
                         .candidates(v, search_k, search_k)
                         .into_iter()
                         .filter(|&r| r != q)
-                        .map(|r| (crate::index::dot(store.vector(r), v), r))
+                        .map(|r| (crate::index::dot(space.vector(r), v), r))
                         .collect();
                     c.sort_by(|a, b| b.0.total_cmp(&a.0));
                     c.into_iter().take(10).map(|(_, r)| r).collect()

@@ -129,6 +129,8 @@ pub enum Command {
         /// Classes with fewer labelled images than this are not queried
         #[arg(long, default_value_t = 10)]
         min_class: usize,
+        #[command(flatten)]
+        variant: VariantArgs,
         /// Print the report as JSON
         #[arg(long)]
         json: bool,
@@ -197,6 +199,50 @@ pub struct BenchAnnoyArgs {
     out: Option<PathBuf>,
     #[arg(long)]
     json: bool,
+}
+
+/// Descriptor settings for one evaluation (see README, retrieval quality).
+#[derive(Debug, Args)]
+pub struct VariantArgs {
+    /// Start from "plain" (the reference design: layer4 average pool, L2, cosine) or
+    /// "default" (lookalike's built-in settings) instead of the configured [search] ones
+    #[arg(long, value_enum)]
+    variant: Option<Variant>,
+    /// Pooled layers the descriptor is made of
+    #[arg(long, value_enum)]
+    descriptor: Option<crate::descriptor::Layers>,
+    /// Element-wise power before whitening (1 = none)
+    #[arg(long)]
+    power: Option<f64>,
+    /// PCA-whitening dimensions (0 = none)
+    #[arg(long)]
+    whiten: Option<i64>,
+    /// Whitening eigenvalue regularisation
+    #[arg(long)]
+    shrink: Option<f64>,
+    /// Query-expansion neighbours (0 = none)
+    #[arg(long)]
+    expand: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Variant {
+    Plain,
+    Default,
+}
+
+impl VariantArgs {
+    fn apply(&self, config: &mut Config) -> Result<()> {
+        match self.variant {
+            Some(Variant::Plain) => (config.descriptor, config.expand) = (crate::descriptor::Recipe::PLAIN, 0),
+            Some(Variant::Default) => {
+                let d = Config::default();
+                (config.descriptor, config.expand) = (d.descriptor, d.expand);
+            }
+            None => {}
+        }
+        config.apply_search_settings(self.descriptor, self.power, self.whiten, self.shrink, self.expand)
+    }
 }
 
 /// `--exact` / `--approx`: override `[index] mode`.
@@ -307,7 +353,11 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Eval { field, k, duplicates, queries, min_class, json } => {
+        Command::Eval { field, k, duplicates, queries, min_class, variant, json } => {
+            // The variant applies to this evaluation only; the saved descriptors keep the
+            // configured settings.
+            let mut eval_config = config.clone();
+            variant.apply(&mut eval_config)?;
             let engine = Engine::new(config)?;
             let labels_path = engine
                 .config()
@@ -317,12 +367,13 @@ pub fn run(cli: Cli) -> Result<()> {
             if !json {
                 print_index_report(&report);
             }
-            let searcher = engine.searcher(Some(SearchMode::Exact))?;
+            let searcher = Engine::new(eval_config.clone())?.searcher(Some(SearchMode::Exact))?;
             let labels = Metadata::load(&labels_path)?;
             let dups = duplicates.as_deref().map(eval::load_duplicates).transpose()?.unwrap_or_default();
             let query_ids = queries.as_deref().map(eval::load_query_ids).transpose()?;
             let opts = EvalOptions { field, k, min_class };
-            let result = eval::evaluate(searcher.store(), &labels, &dups, query_ids.as_ref(), &opts)?;
+            let (space, expand) = (searcher.space(), eval_config.expand);
+            let result = eval::evaluate(searcher.store(), space, expand, &labels, &dups, query_ids.as_ref(), &opts)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&result)?);
             } else {
@@ -334,6 +385,9 @@ pub fn run(cli: Cli) -> Result<()> {
                     "overall: {} queries over {} items: precision@{k} {:.3}, mAP@{k} {:.3} (chance {:.3})",
                     result.queries, result.catalog_items, result.precision, result.map, result.chance
                 );
+                let expansion =
+                    if expand == 0 { "no query expansion".to_string() } else { format!("query expansion {expand}") };
+                println!("descriptors: {} ({} dims), {expansion}", space.recipe().describe(), space.dims());
             }
         }
         Command::Demo { per_class, no_index } => {
@@ -368,6 +422,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 let size = info.store_bytes.map_or(String::new(), |b| format!(" ({:.1} MiB)", b as f64 / 1048576.0));
                 println!("store:         {}{size}", info.store.display());
                 println!("search:        {}", info.search);
+                println!("descriptors:   {}", info.descriptors);
                 let state = if info.annoy_current { "current" } else { "not built for this store yet" };
                 println!("annoy index:   {} ({state})", info.annoy_index.display());
                 if info.stale {
@@ -420,6 +475,7 @@ fn run_index(engine: &Engine, full: bool) -> Result<IndexReport> {
             Phase::Hashing => "hashing",
             Phase::Embedding => "embedding",
             Phase::Saving => "saving",
+            Phase::Describing => "descriptors",
             Phase::Trees => "trees",
         };
         if tty {
@@ -449,6 +505,10 @@ fn print_index_report(r: &IndexReport) {
     if let Some(why) = &r.rebuilt {
         println!("full rebuild: {why}");
     }
+    if !r.descriptors.is_empty() {
+        let refit = if r.whitening_refit { "; whitening fit on this catalog" } else { "" };
+        println!("descriptors: {}{refit}", r.descriptors);
+    }
     if r.cancelled {
         println!("cancelled: what was embedded is kept; run `lookalike index` again to finish");
     }
@@ -467,12 +527,12 @@ fn bench_annoy(config: &Config, args: &BenchAnnoyArgs) -> Result<serde_json::Val
     let trees = trees.unwrap_or(config.index.n_trees);
     let scratch = tempfile::tempdir()?;
     let path = out.map_or_else(|| scratch.path().join("bench.ann"), |p| p.to_path_buf());
-    let store = match vectors {
+    let searcher = match vectors {
         Some(_) => None,
-        None => Some(Engine::new(config.clone())?.searcher(Some(SearchMode::Exact))?.into_store()),
+        None => Some(Engine::new(config.clone())?.searcher(Some(SearchMode::Exact))?),
     };
     let raw;
-    let data: &[f32] = match (vectors, &store) {
+    let data: &[f32] = match (vectors, &searcher) {
         (Some(file), _) => {
             let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
             // SAFETY: a benchmark input, only read.
@@ -482,10 +542,10 @@ fn bench_annoy(config: &Config, args: &BenchAnnoyArgs) -> Result<serde_json::Val
             }
             bytemuck::try_cast_slice(&raw).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
         }
-        (None, Some(store)) => store.vectors(),
+        (None, Some(searcher)) => searcher.space().vectors(),
         (None, None) => unreachable!(),
     };
-    let dims = store.as_ref().map_or(*dims, |s| s.dims());
+    let dims = searcher.as_ref().map_or(*dims, |s| s.space().dims());
     let started = Instant::now();
     let built = annoy::build(data, dims, trees, annoy::DEFAULT_SEED, 0, &path)?;
     let build_s = started.elapsed().as_secs_f64();
@@ -498,11 +558,12 @@ fn bench_annoy(config: &Config, args: &BenchAnnoyArgs) -> Result<serde_json::Val
         );
     }
     let (mut exact_qps, mut figures) = (None, Vec::new());
-    if let Some(store) = &store {
-        let index = Annoy::open(&path, dims, store.len())?;
-        let (qps, found) = bench::annoy_recall(store, &index, search_ks, queries);
+    if let Some(searcher) = &searcher {
+        let space = searcher.space();
+        let index = Annoy::open(&path, dims, space.len())?;
+        let (qps, found) = bench::annoy_recall(space, &index, search_ks, queries);
         if !json {
-            println!("exact: {qps:.0} queries/s over {} items", store.len());
+            println!("exact: {qps:.0} queries/s over {} items", space.len());
             for f in &found {
                 println!(
                     "search_k {:>6}: recall@10 {:.4} ({:.0} q/s), re-ranked {:.4} ({:.0} q/s)",
@@ -583,7 +644,7 @@ fn run_bench(
         let f = bench::search_latency(n, 21, scratch.path())?;
         if !json {
             println!(
-                "search {:>7} vectors: exact top-10 {:7.2} ms (median of 21); store open {:7.2} ms ({:.0} MiB)",
+                "search {:>7} items: exact top-10 over 512-d descriptors {:7.2} ms (median of 21); store open {:7.2} ms ({:.0} MiB)",
                 f.vectors, f.query_ms, f.store_open_ms, f.store_mib
             );
         }

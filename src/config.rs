@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+use crate::descriptor::{Layers, Recipe};
 use crate::model::ResizePolicy;
 
 /// The file read when neither `--config` nor `LOOKALIKE_CONFIG` names one.
@@ -24,6 +25,10 @@ pub struct Config {
     /// Compute threads; 0 means one per physical core.
     pub threads: usize,
     pub k: usize,
+    /// What searches compare (pooling, power, whitening); changing it never re-embeds.
+    pub descriptor: Recipe,
+    /// Query expansion: neighbours averaged into each query; 0 = off.
+    pub expand: usize,
     pub index: IndexConfig,
     pub graphics: Graphics,
 }
@@ -76,6 +81,8 @@ impl Default for Config {
             batch_size: 16,
             threads: 0,
             k: 10,
+            descriptor: Recipe::DEFAULT,
+            expand: 5,
             index: IndexConfig::default(),
             graphics: Graphics::Auto,
         }
@@ -140,6 +147,11 @@ struct ModelSection {
 #[serde(deny_unknown_fields)]
 struct SearchSection {
     k: Option<i64>,
+    descriptor: Option<Layers>,
+    power: Option<f64>,
+    whiten: Option<i64>,
+    shrink: Option<f64>,
+    expand: Option<i64>,
 }
 
 /// Values given on the command line; they win over everything else.
@@ -238,6 +250,8 @@ impl Config {
         if let Some(v) = file.search.k {
             config.k = in_range("search.k", v, 1, 10_000)?;
         }
+        let f = file.search;
+        config.apply_search_settings(f.descriptor, f.power, f.whiten, f.shrink, f.expand)?;
         if let Some(m) = file.index.mode {
             config.index.mode = m;
         }
@@ -254,6 +268,33 @@ impl Config {
             config.graphics = g;
         }
         Ok(config)
+    }
+
+    /// Sets the given `[search]` descriptor settings, checking their ranges.
+    pub fn apply_search_settings(
+        &mut self,
+        layers: Option<Layers>,
+        power: Option<f64>,
+        whiten: Option<i64>,
+        shrink: Option<f64>,
+        expand: Option<i64>,
+    ) -> Result<()> {
+        if let Some(v) = layers {
+            self.descriptor.layers = v;
+        }
+        if let Some(v) = power {
+            self.descriptor.power = in_range_f("search.power", v, 0.05, 4.0)?;
+        }
+        if let Some(v) = whiten {
+            self.descriptor.whiten = in_range("search.whiten", v, 0, crate::model::FEATURE_DIMS as i64)?;
+        }
+        if let Some(v) = shrink {
+            self.descriptor.shrink = in_range_f("search.shrink", v, 0.0, 100.0)?;
+        }
+        if let Some(v) = expand {
+            self.expand = in_range("search.expand", v, 0, 100)?;
+        }
+        Ok(())
     }
 
     /// The styles.csv to use, if any: the configured one, or `<catalog>/styles.csv`.
@@ -296,6 +337,13 @@ fn in_range(key: &str, value: i64, min: i64, max: i64) -> Result<usize> {
     Ok(value as usize)
 }
 
+fn in_range_f(key: &str, value: f64, min: f64, max: f64) -> Result<f32> {
+    if !(min..=max).contains(&value) {
+        bail!("{key} = {value} is out of range: allowed {min} to {max}");
+    }
+    Ok(value as f32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,5 +384,25 @@ mod tests {
         let d = Config::default();
         assert_eq!(c.catalog, base.join(&d.catalog));
         assert_eq!((c.resize, c.batch_size, c.threads, c.k), (d.resize, d.batch_size, d.threads, d.k));
+        assert_eq!((c.descriptor, c.expand, c.index), (d.descriptor, d.expand, d.index));
+    }
+
+    #[test]
+    fn search_settings_are_read_and_checked() {
+        let c = Config::from_toml(
+            "[search]\ndescriptor = \"layer3+layer4\"\npower = 1\nwhiten = 0\nshrink = 0.5\nexpand = 0\n",
+            Path::new(""),
+        )
+        .unwrap();
+        let want = crate::descriptor::Recipe { layers: Layers::Both, power: 1.0, whiten: 0, shrink: 0.5 };
+        assert_eq!((c.descriptor, c.expand), (want, 0));
+        for (bad, key) in
+            [("power = 0", "search.power"), ("whiten = 5000", "search.whiten"), ("expand = -1", "search.expand")]
+        {
+            let err = Config::from_toml(&format!("[search]\n{bad}\n"), Path::new("")).unwrap_err();
+            assert!(format!("{err:#}").contains(key), "{err:#}");
+        }
+        let err = Config::from_toml("[search]\ndescriptor = \"layer2\"\n", Path::new("")).unwrap_err();
+        assert!(format!("{err:#}").contains("layer3"), "{err:#}");
     }
 }

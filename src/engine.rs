@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::catalog::{self, CatalogFile, Metadata, Product, RowError, Skipped};
 use crate::config::{Config, SearchMode};
+use crate::descriptor::{self, Space};
 use crate::index::annoy::{self, Annoy, Built};
 use crate::index::{self, Scored};
 use crate::model::{self, DecodeError, Embedder};
@@ -24,6 +25,8 @@ pub enum Phase {
     Hashing,
     Embedding,
     Saving,
+    /// Fitting the whitening and describing every item.
+    Describing,
     /// Building the Annoy index.
     Trees,
 }
@@ -56,6 +59,9 @@ pub struct IndexReport {
     /// Why every image was embedded again, when it was.
     pub rebuilt: Option<String>,
     pub cancelled: bool,
+    /// The search descriptors, and whether their whitening was fit again in this run.
+    pub descriptors: String,
+    pub whitening_refit: bool,
     /// The Annoy index was (re)built in this run.
     pub annoy_built: bool,
     pub metadata_errors: Vec<RowError>,
@@ -110,7 +116,12 @@ impl Engine {
         self.state_dir.join(store::JOURNAL_FILE)
     }
 
-    /// The Annoy index file, readable by Python's `annoy` (angular, 2048 dims).
+    fn descriptors_path(&self) -> PathBuf {
+        self.state_dir.join(descriptor::FILE)
+    }
+
+    /// The Annoy index file over the search descriptors, readable by Python's `annoy`
+    /// (angular; dimensions in `index.ann.json`).
     pub fn annoy_path(&self) -> PathBuf {
         self.state_dir.join("index.ann")
     }
@@ -119,35 +130,31 @@ impl Engine {
         self.state_dir.join("index.ann.json")
     }
 
-    /// True when the index file on disk was built from exactly this store and settings.
-    fn annoy_current(&self, store: &Store) -> bool {
+    /// True when the index file on disk was built from exactly these descriptors and settings.
+    fn annoy_current(&self, space: &Space) -> bool {
         let Ok(text) = std::fs::read(self.annoy_sidecar()) else { return false };
         let Ok(built) = serde_json::from_slice::<Built>(&text) else { return false };
         let len = std::fs::metadata(self.annoy_path()).map(|m| m.len()).unwrap_or(0);
-        built.items == store.len()
-            && built.dims == store.dims()
+        built.items == space.len()
+            && built.dims == space.dims()
             && built.n_trees == self.config.index.n_trees
             && built.seed == annoy::DEFAULT_SEED
-            && built.source_crc == store.vectors_crc()
+            && built.source_crc == space.crc()
             && built.file_len == len
+            && annoy::file_crc(&self.annoy_path()).is_ok_and(|crc| crc == built.file_crc)
     }
 
-    /// Builds the Annoy index for `store`; the caller holds the state lock.
-    fn build_annoy(&self, store: &Store) -> Result<()> {
+    /// Builds the Annoy index over `space`, the descriptors of `store`; the caller holds
+    /// the state lock.
+    fn build_annoy(&self, store: &Store, space: &Space) -> Result<()> {
         let sidecar = self.annoy_sidecar();
         remove_if_present(&sidecar)?;
-        if store.is_empty() {
+        if space.is_empty() {
             return remove_if_present(&self.annoy_path());
         }
         let n_trees = self.config.index.n_trees;
-        let built = annoy::build(
-            store.vectors(),
-            store.dims(),
-            n_trees,
-            annoy::DEFAULT_SEED,
-            store.vectors_crc(),
-            &self.annoy_path(),
-        )?;
+        let built =
+            annoy::build(space.vectors(), space.dims(), n_trees, annoy::DEFAULT_SEED, space.crc(), &self.annoy_path())?;
         // For users of the file outside lookalike: line i is the catalog path of item i.
         let paths: String = store.entries().iter().map(|e| format!("{}\n", e.path)).collect();
         store::write_atomic(&self.state_dir.join("index.ann.paths"), paths.as_bytes())?;
@@ -158,7 +165,7 @@ impl Engine {
         Identity {
             model: model::MODEL_ID.to_string(),
             preprocessing: self.config.resize.preprocessing_id(),
-            dims: model::DIMS,
+            dims: model::FEATURE_DIMS,
         }
     }
 
@@ -411,9 +418,20 @@ impl Engine {
             _ => None,
         };
         if let Some(current) = current {
-            if !self.annoy_current(&current) {
+            progress(Progress { phase: Phase::Describing, done: 0, total: current.len() });
+            let changed = report.added.len() + report.updated.len() + report.removed.len();
+            // A damaged or outdated descriptors file is simply made again.
+            let previous = Space::open(&self.descriptors_path()).ok();
+            let saved = previous.as_ref().is_some_and(|p| p.matches(&current, &self.config.descriptor));
+            let (space, refit) = Space::update(&current, self.config.descriptor, previous, changed)?;
+            if !saved {
+                space.save(&self.descriptors_path())?;
+            }
+            report.whitening_refit = refit;
+            report.descriptors = format!("{} ({} dims)", self.config.descriptor.describe(), space.dims());
+            if !self.annoy_current(&space) {
                 progress(Progress { phase: Phase::Trees, done: 0, total: current.len() });
-                self.build_annoy(&current)?;
+                self.build_annoy(&current, &space)?;
                 report.annoy_built = true;
             }
         }
@@ -470,7 +488,9 @@ impl Engine {
                     }
                 }
                 let vectors = embedder.embed_inputs(&inputs)?;
-                results.extend(rows.into_iter().zip(vectors.chunks(model::DIMS)).map(|(i, v)| (i, Ok(v.to_vec()))));
+                results.extend(
+                    rows.into_iter().zip(vectors.chunks(model::FEATURE_DIMS)).map(|(i, v)| (i, Ok(v.to_vec()))),
+                );
                 done += results.len();
                 on_batch(results)?;
                 progress(Progress { phase: Phase::Embedding, done, total });
@@ -508,11 +528,18 @@ impl Engine {
             SearchMode::Approx => true,
             SearchMode::Auto => store.len() >= self.config.index.exact_below,
         };
-        let (annoy, note) = if approx && !store.is_empty() { self.open_annoy(&store) } else { (None, None) };
+        let (space, unsaved) = self.load_space(&store)?;
+        let (annoy, note) = match unsaved {
+            Some(why) => (None, Some(why)),
+            None if approx && !space.is_empty() => self.open_annoy(&store, &space),
+            None => (None, None),
+        };
         Ok(Searcher {
             annoy,
             search_k: self.config.index.search_k,
             note,
+            space,
+            expand: self.config.expand,
             store,
             metadata: self.load_metadata()?,
             catalog: self.config.catalog.clone(),
@@ -522,12 +549,32 @@ impl Engine {
         })
     }
 
-    /// The Annoy index for `store`, rebuilt first when stale or damaged; without it,
+    /// The saved descriptors of `store` when they match it and the settings; otherwise
+    /// they are made in memory for this process and the note says so (`lookalike index`
+    /// saves them; searches never write the state folder behind an index run's back).
+    fn load_space(&self, store: &Store) -> Result<(Space, Option<String>)> {
+        let recipe = self.config.descriptor;
+        let why = match Space::open(&self.descriptors_path()) {
+            Ok(s) if s.matches(store, &recipe) => return Ok((s, None)),
+            Ok(_) => "saved ones are for other settings or another store".to_string(),
+            Err(e) => format!("{e:#}"),
+        };
+        let space = Space::fit(store, recipe)?;
+        Ok((
+            space,
+            Some(format!("searching exactly on descriptors made in memory ({why}); `lookalike index` saves them")),
+        ))
+    }
+
+    /// The Annoy index over `space`, rebuilt first when stale or damaged; without it,
     /// searches are exact and the note says why.
-    fn open_annoy(&self, store: &Store) -> (Option<Annoy>, Option<String>) {
-        let rebuilt =
-            if self.annoy_current(store) { Ok(()) } else { self.lock().and_then(|_lock| self.build_annoy(store)) };
-        match rebuilt.and_then(|()| Annoy::open(&self.annoy_path(), store.dims(), store.len())) {
+    fn open_annoy(&self, store: &Store, space: &Space) -> (Option<Annoy>, Option<String>) {
+        let rebuilt = if self.annoy_current(space) {
+            Ok(())
+        } else {
+            self.lock().and_then(|_lock| self.build_annoy(store, space))
+        };
+        match rebuilt.and_then(|()| Annoy::open(&self.annoy_path(), space.dims(), space.len())) {
             Ok(a) => (Some(a), None),
             Err(e) => (None, Some(format!("searching exactly: the Annoy index is unusable ({e:#})"))),
         }
@@ -556,7 +603,11 @@ impl Engine {
                 SearchMode::Approx => "annoy",
             },
             annoy_index: self.annoy_path(),
-            annoy_current: store.as_ref().is_some_and(|s| self.annoy_current(s)),
+            descriptors: self.config.descriptor.describe(),
+            annoy_current: store.as_ref().is_some_and(|s| {
+                Space::open(&self.descriptors_path())
+                    .is_ok_and(|d| d.matches(s, &self.config.descriptor) && self.annoy_current(&d))
+            }),
         })
     }
 }
@@ -578,6 +629,8 @@ pub struct Info {
     /// A journal of an unfinished index run is waiting to be resumed.
     pub interrupted_run: bool,
     pub search: &'static str,
+    /// What searches compare (`[search]` descriptor settings).
+    pub descriptors: String,
     pub annoy_index: PathBuf,
     /// The Annoy index was built from the current store with the current settings.
     pub annoy_current: bool,
@@ -657,6 +710,8 @@ pub struct Searcher {
     annoy: Option<Annoy>,
     search_k: usize,
     note: Option<String>,
+    space: Space,
+    expand: usize,
     store: Store,
     metadata: Metadata,
     catalog: PathBuf,
@@ -672,6 +727,11 @@ impl Searcher {
 
     pub fn into_store(self) -> Store {
         self.store
+    }
+
+    /// The descriptors searches compare.
+    pub fn space(&self) -> &Space {
+        &self.space
     }
 
     /// "annoy" or "exact": what `search` uses.
@@ -722,15 +782,21 @@ impl Searcher {
         }
     }
 
-    /// The query's vector, and the row to leave out of the results for item queries.
+    /// The query's descriptor, expanded with its neighbours, and the row to leave out of
+    /// the results for item queries.
     pub fn query_vector(&self, query: &Query) -> Result<(Vec<f32>, Option<usize>)> {
-        match query {
-            Query::Image(path) => Ok((self.embedder()?.embed_file(path)?, None)),
+        let (vector, exclude) = match query {
+            Query::Image(path) => (self.space.describe(&self.embedder()?.embed_file(path)?)?, None),
             Query::Item(item) => {
                 let row = self.find_item(item)?;
-                Ok((self.store.vector(row).to_vec(), Some(row)))
+                (self.space.vector(row).to_vec(), Some(row))
             }
+        };
+        if self.expand == 0 || self.space.is_empty() {
+            return Ok((vector, exclude));
         }
+        let neighbours = self.top_k(&vector, self.expand, |row| Some(row) != exclude);
+        Ok((self.space.expand(&vector, &neighbours), exclude))
     }
 
     pub fn search(&self, query: &Query, k: usize, filters: &[Filter]) -> Result<Vec<Hit>> {
@@ -738,7 +804,7 @@ impl Searcher {
         Ok(self.search_vector(&vector, k, filters, |row| Some(row) != exclude))
     }
 
-    /// Exact cosine search with metadata filters and an extra row predicate.
+    /// Cosine search with metadata filters and an extra row predicate.
     pub fn search_vector(
         &self,
         vector: &[f32],
@@ -749,23 +815,27 @@ impl Searcher {
         // Annoy is not Sync, so the parallel predicate borrows only the store and metadata.
         let (store, metadata) = (&self.store, &self.metadata);
         let keep = |row| keep(row) && filters.iter().all(|f| f.matches(product_of(store, metadata, row)));
+        self.top_k(vector, k, keep).into_iter().enumerate().map(|(rank, s)| self.hit(rank + 1, s)).collect()
+    }
+
+    /// Annoy candidates re-scored exactly, or an exact scan.
+    fn top_k(&self, vector: &[f32], k: usize, keep: impl Fn(usize) -> bool + Sync) -> Vec<Scored> {
         if let Some(annoy) = &self.annoy {
             // Annoy proposes candidates; scores come exact from the store. When filters
             // leave fewer than k of them, the exact search below answers instead.
             let mut top: Vec<Scored> = annoy
                 .candidates(vector, self.search_k.max(k + 1), self.search_k)
                 .into_iter()
-                .filter(|&row| row < self.store.len() && keep(row))
-                .map(|row| Scored { row, score: index::dot(self.store.vector(row), vector) })
+                .filter(|&row| row < self.space.len() && keep(row))
+                .map(|row| Scored { row, score: index::dot(self.space.vector(row), vector) })
                 .collect();
             top.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
             if top.len() >= k {
                 top.truncate(k);
-                return top.into_iter().enumerate().map(|(rank, s)| self.hit(rank + 1, s)).collect();
+                return top;
             }
         }
-        let top = index::exact_top_k(self.store.vectors(), self.store.dims(), vector, k, keep);
-        top.into_iter().enumerate().map(|(rank, s)| self.hit(rank + 1, s)).collect()
+        index::exact_top_k(self.space.vectors(), self.space.dims(), vector, k, keep)
     }
 
     fn hit(&self, rank: usize, s: Scored) -> Hit {

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::catalog::{self, Metadata};
-use crate::index;
+use crate::descriptor::Space;
 use crate::store::Store;
 
 #[derive(Debug, Clone)]
@@ -72,8 +72,13 @@ pub fn precision_and_ap(relevant: &[bool], k: usize) -> (f64, f64) {
     (hits as f64 / k as f64, ap)
 }
 
+/// Scores `space` (the descriptors of `store`) with exact search and query expansion over
+/// `expand` neighbours, the way `lookalike query` ranks.
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     store: &Store,
+    space: &Space,
+    expand: usize,
     labels: &Metadata,
     duplicates: &[Vec<String>],
     query_ids: Option<&HashSet<String>>,
@@ -111,7 +116,7 @@ pub fn evaluate(
         .par_iter()
         .map(|&q| {
             let excluded = |r: usize| r == q || (row_group[q].is_some() && row_group[r] == row_group[q]);
-            let top = index::exact_top_k(store.vectors(), store.dims(), store.vector(q), opts.k, |r| !excluded(r));
+            let top = space.search_exact(space.vector(q), opts.k, expand, |r| !excluded(r));
             let relevant: Vec<bool> = top.iter().map(|s| class_of[s.row] == class_of[q]).collect();
             precision_and_ap(&relevant, opts.k)
         })

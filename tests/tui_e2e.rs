@@ -135,14 +135,13 @@ fn drive(tmux: &Tmux, f: &Fixture, first_wait: Duration) {
     tmux.keys(&["/"]);
     tmux.keys(&["-l", stem]);
     tmux.keys(&["Enter"]);
-    let screen = tmux.wait_for("results with scores", Duration::from_secs(60), |s| {
-        s.contains("Results 1–") && s.contains("· 12 items")
+    // Over SSH a frame can arrive in pieces, so wait for the details pane too.
+    let screen = tmux.wait_for("results with scores and the selected product's type", Duration::from_secs(60), |s| {
+        s.contains("Results 1–")
+            && s.contains("· 12 items")
+            && f.article_types.iter().any(|t| s.contains(&format!("type: {t}")))
     });
     assert!(screen.contains('%'), "no similarity scores:\n{screen}");
-    assert!(
-        f.article_types.iter().any(|t| screen.contains(&format!("type: {t}"))),
-        "the details pane shows no product type from the catalog:\n{screen}"
-    );
     assert!(screen.contains(&photo), "the query pane does not name {photo}:\n{screen}");
 
     // A new batch arrives; r reindexes it and the item count grows.

@@ -25,9 +25,43 @@ pub struct Built {
     pub dims: usize,
     pub n_trees: usize,
     pub seed: u64,
-    /// `Store::vectors_crc` of the vectors the trees were built from.
+    /// Checksum of the vectors the trees were built from.
     pub source_crc: u32,
     pub file_len: u64,
+    /// CRC-32 of the index file itself, so a damaged file is rebuilt, not served.
+    pub file_crc: u32,
+}
+
+/// Passes writes through while computing their CRC-32.
+struct CrcWriter<W> {
+    inner: W,
+    crc: crc32fast::Hasher,
+}
+
+impl<W: Write> Write for CrcWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// CRC-32 of a whole file, read in 1 MiB pieces.
+pub fn file_crc(path: &Path) -> std::io::Result<u32> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut crc = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match file.read(&mut buf)? {
+            0 => return Ok(crc.finalize()),
+            n => crc.update(&buf[..n]),
+        }
+    }
 }
 
 /// The seed lookalike builds with: a fixed one keeps index files reproducible.
@@ -236,8 +270,8 @@ pub fn build(vectors: &[f32], dims: usize, n_trees: usize, seed: u64, source_crc
     let size = node_size(dims);
     let mut node = vec![0u8; size];
     let mut roots: Vec<Vec<u8>> = Vec::new();
-    {
-        let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+    let file_crc = {
+        let mut w = CrcWriter { inner: BufWriter::with_capacity(1 << 20, tmp.as_file_mut()), crc: Default::default() };
         for v in vectors.chunks_exact(dims) {
             node.fill(0);
             node[0..4].copy_from_slice(&1i32.to_le_bytes());
@@ -277,11 +311,12 @@ pub fn build(vectors: &[f32], dims: usize, n_trees: usize, seed: u64, source_crc
             w.write_all(root).with_context(context)?;
         }
         w.flush().with_context(context)?;
-    }
+        w.crc.finalize()
+    };
     tmp.as_file().sync_all().with_context(context)?;
     let file_len = tmp.as_file().metadata()?.len();
     crate::store::persist(tmp, out)?;
-    Ok(Built { items: n_items, dims, n_trees, seed, source_crc, file_len })
+    Ok(Built { items: n_items, dims, n_trees, seed, source_crc, file_len, file_crc })
 }
 
 /// Checks what annoy-rs does not: the size and the root and item nodes of an index file.

@@ -269,6 +269,7 @@ fn draw_reindex(frame: &mut Frame, app: &App, r: &super::state::Reindex, area: R
                 Phase::Hashing => "checking changed files",
                 Phase::Embedding => "embedding",
                 Phase::Saving => "saving",
+                Phase::Describing => "fitting the whitening",
                 Phase::Trees => "building the Annoy index",
             };
             let ratio = if p.total > 0 { p.done as f64 / p.total as f64 } else { 0.0 };

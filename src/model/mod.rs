@@ -4,17 +4,23 @@ use std::io::{Cursor, Read};
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
 use serde::{Deserialize, Serialize};
 
-/// Length of every embedding.
-pub const DIMS: usize = 2048;
+mod resnet;
+
+/// The reference design's embedding: layer4's global average pool, unit length.
+pub const LAYER4_DIMS: usize = 2048;
+/// layer3's global average pool, unit length; the default search descriptor builds on it.
+pub const LAYER3_DIMS: usize = 1024;
+/// What the store keeps per image: `[layer4 | layer3]`, each part unit length.
+pub const FEATURE_DIMS: usize = LAYER4_DIMS + LAYER3_DIMS;
 /// Side of the square the network sees.
 pub const INPUT: u32 = 224;
-/// Names the weights and the output layer; stored in every store header.
-pub const MODEL_ID: &str = "resnet50/imgsim-0.1.2/gap-l2";
+/// Names the weights and the stored features; stored in every store header.
+pub const MODEL_ID: &str = "resnet50/imgsim-0.1.2/gap-layer4+gap-layer3/l2-each/v2";
 
 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const STD: [f32; 3] = [0.229, 0.224, 0.225];
@@ -175,7 +181,7 @@ pub fn load_input(path: &Path, policy: ResizePolicy) -> Result<Vec<f32>, DecodeE
 
 /// The ResNet50 encoder up to global average pooling, on the CPU.
 pub struct Embedder {
-    net: candle_nn::Func<'static>,
+    net: resnet::ResNet50,
     device: Device,
     policy: ResizePolicy,
 }
@@ -190,7 +196,7 @@ impl Embedder {
         // SAFETY: the file is only read; fetch-weights replaces it by rename, never in place.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &device) }
             .with_context(|| format!("cannot read weights {}", weights.display()))?;
-        let net = candle_transformers::models::resnet::resnet50_no_final_layer(vb).with_context(|| {
+        let net = resnet::ResNet50::load(vb).with_context(|| {
             format!(
                 "weights {} do not hold a torchvision ResNet50: run `lookalike fetch-weights --force`",
                 weights.display()
@@ -207,7 +213,8 @@ impl Embedder {
         self.policy.preprocessing_id()
     }
 
-    /// Embeds preprocessed inputs (from [`load_input`]); returns `n * DIMS` unit-norm floats.
+    /// Embeds preprocessed inputs (from [`load_input`]); returns `n * FEATURE_DIMS` floats,
+    /// per image `[layer4 | layer3]` with each part scaled to unit length.
     pub fn embed_inputs(&self, inputs: &[Vec<f32>]) -> Result<Vec<f32>> {
         let n = inputs.len();
         if n == 0 {
@@ -216,10 +223,12 @@ impl Embedder {
         let flat: Vec<f32> = inputs.concat();
         let side = INPUT as usize;
         let x = Tensor::from_vec(flat, (n, 3, side, side), &self.device)?;
-        let y = self.net.forward(&x)?;
-        let mut out = y.flatten_all()?.to_vec1::<f32>()?;
-        for v in out.chunks_mut(DIMS) {
-            normalize(v);
+        let pooled = self.net.forward(&x)?;
+        let mut out = Tensor::cat(&[&pooled.layer4, &pooled.layer3], 1)?.flatten_all()?.to_vec1::<f32>()?;
+        for v in out.chunks_mut(FEATURE_DIMS) {
+            let (l4, l3) = v.split_at_mut(LAYER4_DIMS);
+            normalize(l4);
+            normalize(l3);
         }
         Ok(out)
     }
