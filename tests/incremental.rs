@@ -109,6 +109,23 @@ fn only_new_and_changed_files_are_embedded() {
     assert_eq!(fifth["items"], 14);
 }
 
+/// `lookalike index` in the background, quiet, with a config file.
+fn spawn_index(catalog: &Path, state: &Path, config: &Path) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("lookalike"))
+        .env("LOOKALIKE_WEIGHTS", common::weights())
+        .arg("--config")
+        .arg(config)
+        .arg("--catalog")
+        .arg(catalog)
+        .arg("--state-dir")
+        .arg(state)
+        .arg("index")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// A fixed-seed xorshift, so the kill points are the same in every run.
 struct Rng(u64);
 
@@ -128,22 +145,9 @@ fn killed_runs_lose_nothing_and_resume() {
     let files = dataset().subset(40, 7, &catalog);
     let config = dir.path().join("small-batches.toml");
     std::fs::write(&config, "[model]\nbatch_size = 4\n").unwrap();
-    let bin = assert_cmd::cargo::cargo_bin("lookalike");
     let mut rng = Rng(20261127);
     for _ in 0..8 {
-        let mut child = std::process::Command::new(&bin)
-            .env("LOOKALIKE_WEIGHTS", common::weights())
-            .arg("--config")
-            .arg(&config)
-            .arg("--catalog")
-            .arg(&catalog)
-            .arg("--state-dir")
-            .arg(&state)
-            .arg("index")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_index(&catalog, &state, &config);
         // Kill at a random point after the run has committed a new batch, so the test does
         // not depend on how fast this machine is; a run that finishes first is fine too.
         let journal = state.join("journal.lkj");
@@ -213,17 +217,7 @@ fn a_second_index_run_is_refused_and_queries_see_the_old_store() {
     }
     let config = dir.path().join("small-batches.toml");
     std::fs::write(&config, "[model]\nbatch_size = 2\n").unwrap();
-    let mut running = std::process::Command::new(assert_cmd::cargo::cargo_bin("lookalike"))
-        .env("LOOKALIKE_WEIGHTS", common::weights())
-        .args(["--config", config.to_str().unwrap(), "--catalog"])
-        .arg(&catalog)
-        .arg("--state-dir")
-        .arg(&state)
-        .arg("index")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut running = spawn_index(&catalog, &state, &config);
     // Wait until it is embedding (its journal has a committed batch).
     let journal = state.join("journal.lkj");
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
