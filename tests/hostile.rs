@@ -59,6 +59,38 @@ fn animated_gif(base: &RgbImage) -> Vec<u8> {
     out
 }
 
+/// An indexed-colour PNG of the photo quantised to a 6x6x6 palette, and the same
+/// quantised pixels as plain RGB.
+fn palette_png(img: &RgbImage) -> (Vec<u8>, RgbImage) {
+    let level = |c: u8| c / 43; // 0..=5
+    let palette: Vec<u8> = (0..216u32).flat_map(|i| [i / 36, i / 6 % 6, i % 6].map(|l| (l * 51) as u8)).collect();
+    let indices: Vec<u8> = img.pixels().map(|p| level(p[0]) * 36 + level(p[1]) * 6 + level(p[2])).collect();
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, img.width(), img.height());
+    enc.set_color(png::ColorType::Indexed);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_palette(palette.clone());
+    let mut writer = enc.write_header().unwrap();
+    writer.write_image_data(&indices).unwrap();
+    writer.finish().unwrap();
+    let rgb = RgbImage::from_fn(img.width(), img.height(), |x, y| {
+        let i = indices[(y * img.width() + x) as usize] as usize;
+        image::Rgb([palette[3 * i], palette[3 * i + 1], palette[3 * i + 2]])
+    });
+    (out, rgb)
+}
+
+/// A CMYK JPEG with an Adobe marker (the encoder stores the inks inverted, as Photoshop
+/// does): cyan, magenta and yellow ink for the photo, no black.
+fn cmyk_jpeg(img: &RgbImage) -> Vec<u8> {
+    let data: Vec<u8> = img.pixels().flat_map(|p| [255 - p[0], 255 - p[1], 255 - p[2], 0]).collect();
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, 92)
+        .encode(&data, img.width() as u16, img.height() as u16, jpeg_encoder::ColorType::Cmyk)
+        .unwrap();
+    out
+}
+
 struct Corpus {
     _dir: tempfile::TempDir,
     catalog: PathBuf,
@@ -94,6 +126,10 @@ fn corpus() -> Corpus {
     put("alpha.png", encode(&rgba, ImageFormat::Png), &mut good);
     put("sixteen-bit.png", encode(&DynamicImage::ImageRgb16(base_img.to_rgb16()), ImageFormat::Png), &mut good);
     put("gray.png", encode(&DynamicImage::ImageLuma8(base_img.to_luma8()), ImageFormat::Png), &mut good);
+    let (palette, quantised) = palette_png(&base);
+    put("palette.png", palette, &mut good);
+    put("quantised-rgb.png", encode(&DynamicImage::ImageRgb8(quantised), ImageFormat::Png), &mut good);
+    put("cmyk.jpg", cmyk_jpeg(&base), &mut good);
     put("animated.gif", animated_gif(&base), &mut good);
     put("one-pixel.png", encode(&DynamicImage::new_rgb8(1, 1), ImageFormat::Png), &mut good);
     put("strip.png", encode(&DynamicImage::ImageRgb8(RgbImage::new(19_000, 1)), ImageFormat::Png), &mut good);
@@ -171,6 +207,11 @@ fn hostile_catalog_indexes_what_decodes_and_reports_the_rest() {
     let cosine = |name: &str| lookalike::index::dot(layer4("UPPER.JPG"), layer4(name));
     assert!(cosine("exif-rotated.jpg") > 0.98, "upright copy scores {}", cosine("exif-rotated.jpg"));
     assert!(cosine("exif-rotated.jpg") > cosine("sideways.jpg") + 0.01, "EXIF orientation ignored");
+    // A palette PNG decodes to exactly its RGB pixels; a CMYK JPEG to the photo, not to a
+    // negative or noise.
+    let palette = lookalike::index::dot(layer4("palette.png"), layer4("quantised-rgb.png"));
+    assert!(palette > 0.9999, "palette.png differs from its RGB pixels: cosine {palette}");
+    assert!(cosine("cmyk.jpg") > 0.95, "cmyk.jpg embeds unlike its source: cosine {}", cosine("cmyk.jpg"));
 }
 
 #[test]
