@@ -232,3 +232,54 @@ fn bad_files_as_queries_are_clear_errors() {
         assert!(stderr.contains(&*path.to_string_lossy()), "{name}: the error does not name the file: {stderr}");
     }
 }
+
+#[test]
+fn unreadable_files_are_skipped_and_refused_as_queries() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // Root reads everything, so as root the runs drop to `nobody`, for whom the file is
+    // unreadable; as any other user the file's mode alone does it.
+    let dir = tempfile::tempdir().unwrap();
+    let (catalog, state) = (dir.path().join("catalog"), dir.path().join("state"));
+    let names = dataset().subset(3, 5, &catalog);
+    let locked = catalog.join("images").join(&names[0]);
+    // Copies `nobody` can reach: the build folder may sit in root's home.
+    let weights = dir.path().join("weights.safetensors");
+    std::fs::copy(common::weights(), &weights).unwrap();
+    let bin = dir.path().join("lookalike");
+    std::fs::copy(assert_cmd::cargo::cargo_bin("lookalike"), &bin).unwrap();
+    std::fs::create_dir(&state).unwrap();
+    for (path, mode) in [(dir.path(), 0o755), (&state, 0o777), (&weights, 0o644), (&bin, 0o755), (&locked, 0o000)] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let run = |args: &[&std::ffi::OsStr]| {
+        let mut cmd = std::process::Command::new(&bin);
+        cmd.current_dir(dir.path())
+            .env("LOOKALIKE_WEIGHTS", &weights)
+            .arg("--catalog")
+            .arg(&catalog)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(args);
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::geteuid() == 0 && (libc::setgid(65534) != 0 || libc::setuid(65534) != 0) {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(&["index".as_ref(), "--json".as_ref()]);
+    let report = json(&out);
+    assert_eq!(report["items"], 2, "{report}");
+    let skipped = &report["skipped"][0];
+    assert_eq!(skipped["path"], format!("images/{}", names[0]));
+    assert!(skipped["reason"].as_str().unwrap().contains("ermission denied"), "{skipped}");
+    let out = run(&["query".as_ref(), locked.as_os_str()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&*locked.to_string_lossy()) && err.contains("ermission denied"), "{err}");
+}
