@@ -157,7 +157,7 @@ fn drive(tmux: &Tmux, f: &Fixture, first_wait: Duration) {
     tmux.wait_for("the lock message", Duration::from_secs(60), |s| s.contains("another lookalike is indexing"));
     drop(lock);
     tmux.keys(&["r"]);
-    let screen = tmux.wait_for("the reindexed catalog", Duration::from_secs(120), |s| s.contains("16 items"));
+    tmux.wait_for("the reindexed catalog", Duration::from_secs(120), |s| s.contains("16 items"));
 
     // Help opens and closes; q quits and the shell gets its terminal back.
     tmux.keys(&["?"]);
