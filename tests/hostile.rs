@@ -143,6 +143,7 @@ fn corpus() -> Corpus {
     let mut bad = BTreeSet::new();
     put("zero.jpg", Vec::new(), &mut bad);
     put("truncated.png", png[..png.len() / 2].to_vec(), &mut bad);
+    put("truncated.jpg", jpeg[..jpeg.len() / 2].to_vec(), &mut bad);
     put("text.jpg", b"not a photo, just text\n".to_vec(), &mut bad);
     put("page.png", b"<!doctype html><html><body>404</body></html>".to_vec(), &mut bad);
     put("huge-header.png", png_claiming_huge_size(), &mut bad);
@@ -158,6 +159,9 @@ fn corpus() -> Corpus {
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo failed");
     bad.insert("pipe.jpg".into());
+    // A socket with an image name: another special file.
+    std::mem::forget(std::os::unix::net::UnixListener::bind(catalog.join("socket.png")).unwrap());
+    bad.insert("socket.png".into());
     Corpus { _dir: dir, catalog, state, good, bad }
 }
 
@@ -252,14 +256,14 @@ fn unreadable_files_are_skipped_and_refused_as_queries() {
     for (path, mode) in [(dir.path(), 0o755), (&state, 0o777), (&weights, 0o644), (&bin, 0o755), (&locked, 0o000)] {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
     }
-    let run = |args: &[&std::ffi::OsStr]| {
+    let run_at = |state: &Path, args: &[&std::ffi::OsStr]| {
         let mut cmd = std::process::Command::new(&bin);
         cmd.current_dir(dir.path())
             .env("LOOKALIKE_WEIGHTS", &weights)
             .arg("--catalog")
             .arg(&catalog)
             .arg("--state-dir")
-            .arg(&state)
+            .arg(state)
             .args(args);
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
@@ -272,6 +276,7 @@ fn unreadable_files_are_skipped_and_refused_as_queries() {
         }
         cmd.output().unwrap()
     };
+    let run = |args: &[&std::ffi::OsStr]| run_at(&state, args);
     let out = run(&["index".as_ref(), "--json".as_ref()]);
     let report = json(&out);
     assert_eq!(report["items"], 2, "{report}");
@@ -282,4 +287,20 @@ fn unreadable_files_are_skipped_and_refused_as_queries() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains(&*locked.to_string_lossy()) && err.contains("ermission denied"), "{err}");
+
+    // A state folder the user cannot write: a clear error naming it, and the store its
+    // owner made keeps answering.
+    let owned = dir.path().join("owned-state");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o644)).unwrap();
+    at(&catalog, &owned).arg("index").assert().success();
+    std::fs::set_permissions(&owned, std::fs::Permissions::from_mode(0o555)).unwrap();
+    std::fs::write(catalog.join("images/copy.jpg"), std::fs::read(&locked).unwrap()).unwrap();
+    let out = run_at(&owned, &["index".as_ref()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&*owned.to_string_lossy()) && err.contains("ermission denied"), "{err}");
+    let item = names[1].split('.').next().unwrap();
+    let hits = json(&at(&catalog, &owned).args(["query", "--item", item, "--json"]).output().unwrap());
+    assert_eq!(hits.as_array().unwrap().len(), 2);
+    std::fs::set_permissions(&owned, std::fs::Permissions::from_mode(0o755)).unwrap();
 }

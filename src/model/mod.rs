@@ -64,6 +64,8 @@ pub enum DecodeError {
     TooLarge(u64),
     #[error("empty file")]
     Empty,
+    #[error("truncated JPEG: no end-of-image marker after the image data")]
+    TruncatedJpeg,
     #[error("not a decodable image: {0}")]
     Image(#[from] image::ImageError),
 }
@@ -97,6 +99,9 @@ pub fn decode(path: &Path) -> Result<RgbImage, DecodeError> {
 
 pub fn decode_bytes(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format()?;
+    if reader.format() == Some(image::ImageFormat::Jpeg) && jpeg_is_truncated(bytes) {
+        return Err(DecodeError::TruncatedJpeg);
+    }
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
@@ -107,6 +112,19 @@ pub fn decode_bytes(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     let mut img = DynamicImage::from_decoder(decoder)?;
     img.apply_orientation(orientation);
     Ok(flatten_on_white(img))
+}
+
+/// The JPEG decoder fills a cut-off file with grey and succeeds; such a half photo would
+/// be indexed as if whole. Entropy-coded data never holds 0xFFD9, so a complete file has
+/// the end-of-image marker after its last start-of-scan (an EXIF thumbnail's markers come
+/// before the main image's scans).
+fn jpeg_is_truncated(bytes: &[u8]) -> bool {
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    match (last(0xDA), last(0xD9)) {
+        (Some(sos), Some(eoi)) => eoi < sos,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
 }
 
 fn flatten_on_white(img: DynamicImage) -> RgbImage {
