@@ -367,13 +367,12 @@ pub fn run(cli: Cli) -> Result<()> {
             if !json {
                 print_index_report(&report);
             }
-            let searcher = Engine::new(eval_config.clone())?.searcher(Some(SearchMode::Exact))?;
+            let searcher = Engine::new(eval_config)?.searcher(Some(SearchMode::Exact))?;
             let labels = Metadata::load(&labels_path)?;
             let dups = duplicates.as_deref().map(eval::load_duplicates).transpose()?.unwrap_or_default();
             let query_ids = queries.as_deref().map(eval::load_query_ids).transpose()?;
             let opts = EvalOptions { field, k, min_class };
-            let (space, expand) = (searcher.space(), eval_config.expand);
-            let result = eval::evaluate(searcher.store(), space, expand, &labels, &dups, query_ids.as_ref(), &opts)?;
+            let result = eval::evaluate(&searcher, &labels, &dups, query_ids.as_ref(), &opts)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&result)?);
             } else {
@@ -385,6 +384,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     "overall: {} queries over {} items: precision@{k} {:.3}, mAP@{k} {:.3} (chance {:.3})",
                     result.queries, result.catalog_items, result.precision, result.map, result.chance
                 );
+                let (space, expand) = (searcher.space(), searcher.expand());
                 let expansion =
                     if expand == 0 { "no query expansion".to_string() } else { format!("query expansion {expand}") };
                 println!("descriptors: {} ({} dims), {expansion}", space.recipe().describe(), space.dims());

@@ -230,21 +230,22 @@ impl Space {
     /// Brings `previous` (from an older version of the store) up to date after `changed`
     /// items were added, updated or removed: the whitening is kept until more than 10% of
     /// the items it was fit on have changed or the recipe asks for other dimensions, then
-    /// fit again. Never embeds.
-    /// The flag says whether a whitening was fit in this call.
+    /// fit again. Never embeds. The flag says whether a whitening was fit in this call.
     pub fn update(store: &Store, recipe: Recipe, previous: Option<Space>, changed: usize) -> Result<(Space, bool)> {
-        let refit = |store: &Store| Space::fit(store, recipe).map(|s| (s.fitted_on > 0, s)).map(|(f, s)| (s, f));
-        let Some(p) = previous.filter(|p| p.recipe == recipe) else { return refit(store) };
-        if p.source == Fingerprint::of(store) {
-            return Ok((p, false));
+        if let Some(p) = previous.filter(|p| p.recipe == recipe) {
+            if p.source == Fingerprint::of(store) {
+                return Ok((p, false));
+            }
+            let changed = p.changed_since_fit + changed;
+            let dims_now = p.whitening.as_ref().map_or(0, |w| w.out_dims);
+            if dims_now == recipe.whiten_dims(store.len()) && changed as f64 <= REFIT_SHARE * p.fitted_on as f64 {
+                let base = base_rows(store, &recipe);
+                return Ok((Space::with(store, recipe, p.whitening, base, p.fitted_on, changed)?, false));
+            }
         }
-        let changed = p.changed_since_fit + changed;
-        let dims_now = p.whitening.as_ref().map_or(0, |w| w.out_dims);
-        if dims_now != recipe.whiten_dims(store.len()) || changed as f64 > REFIT_SHARE * p.fitted_on as f64 {
-            return refit(store);
-        }
-        let base = base_rows(store, &recipe);
-        Ok((Space::with(store, recipe, p.whitening, base, p.fitted_on, changed)?, false))
+        let space = Space::fit(store, recipe)?;
+        let fitted = space.fitted_on > 0;
+        Ok((space, fitted))
     }
 
     fn with(

@@ -734,6 +734,11 @@ impl Searcher {
         &self.space
     }
 
+    /// Neighbours averaged into each query (0 = no query expansion).
+    pub fn expand(&self) -> usize {
+        self.expand
+    }
+
     /// "annoy" or "exact": what `search` uses.
     pub fn method(&self) -> &'static str {
         if self.annoy.is_some() {

@@ -10,8 +10,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::catalog::{self, Metadata};
-use crate::descriptor::Space;
-use crate::store::Store;
+use crate::engine::Searcher;
 
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
@@ -72,13 +71,10 @@ pub fn precision_and_ap(relevant: &[bool], k: usize) -> (f64, f64) {
     (hits as f64 / k as f64, ap)
 }
 
-/// Scores `space` (the descriptors of `store`) with exact search and query expansion over
-/// `expand` neighbours, the way `lookalike query` ranks.
-#[allow(clippy::too_many_arguments)]
+/// Scores the searcher's descriptors with exact search and its query expansion, the way
+/// `lookalike query` ranks.
 pub fn evaluate(
-    store: &Store,
-    space: &Space,
-    expand: usize,
+    searcher: &Searcher,
     labels: &Metadata,
     duplicates: &[Vec<String>],
     query_ids: Option<&HashSet<String>>,
@@ -87,6 +83,8 @@ pub fn evaluate(
     if opts.k == 0 {
         bail!("k must be at least 1");
     }
+    // References only: the searcher itself is not shared across threads.
+    let (store, space, expand) = (searcher.store(), searcher.space(), searcher.expand());
     if !catalog::FIELDS.contains(&opts.field.as_str()) {
         bail!("unknown label field {:?}: use one of {}", opts.field, catalog::FIELDS.join(", "));
     }
