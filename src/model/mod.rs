@@ -9,7 +9,10 @@ use candle_nn::VarBuilder;
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
 use serde::{Deserialize, Serialize};
 
+mod conv;
 mod resnet;
+
+pub use resnet::{LayerTime, Profile};
 
 /// The reference design's embedding: layer4's global average pool, unit length.
 pub const LAYER4_DIMS: usize = 2048;
@@ -234,6 +237,17 @@ impl Embedder {
     /// Embeds preprocessed inputs (from [`load_input`]); returns `n * FEATURE_DIMS` floats,
     /// per image `[layer4 | layer3]` with each part scaled to unit length.
     pub fn embed_inputs(&self, inputs: &[Vec<f32>]) -> Result<Vec<f32>> {
+        self.run(inputs, None)
+    }
+
+    /// [`Embedder::embed_inputs`], also timing every layer.
+    pub fn profile(&self, inputs: &[Vec<f32>]) -> Result<Profile> {
+        let mut profile = Profile::default();
+        self.run(inputs, Some(&mut profile))?;
+        Ok(profile)
+    }
+
+    fn run(&self, inputs: &[Vec<f32>], profile: Option<&mut Profile>) -> Result<Vec<f32>> {
         let n = inputs.len();
         if n == 0 {
             return Ok(Vec::new());
@@ -241,7 +255,7 @@ impl Embedder {
         let flat: Vec<f32> = inputs.concat();
         let side = INPUT as usize;
         let x = Tensor::from_vec(flat, (n, 3, side, side), &self.device)?;
-        let pooled = self.net.forward(&x)?;
+        let pooled = self.net.forward(&x, profile)?;
         let mut out = Tensor::cat(&[&pooled.layer4, &pooled.layer3], 1)?.flatten_all()?.to_vec1::<f32>()?;
         for v in out.chunks_mut(FEATURE_DIMS) {
             let (l4, l3) = v.split_at_mut(LAYER4_DIMS);

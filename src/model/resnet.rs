@@ -1,25 +1,31 @@
-//! The torchvision ResNet50 encoder with batch norm folded into the convolutions at load.
+//! The torchvision ResNet50 encoder on NHWC activations, with batch norm folded into the
+//! convolutions at load.
 //!
 //! candle-transformers' ResNet returns only the final pooled vector; lookalike also needs
 //! the layer3 feature map (see README, retrieval quality), so the network is defined here.
+//! Weights load and fold with candle tensors; the convolutions and the max pool run as the
+//! custom ops in [`super::conv`] (README, "Embedding speed", says why and by how much).
 //! Folding each eval-mode batch norm into its convolution's weights and bias is exact up
 //! to rounding and saves one pass over every activation map.
 
-use candle_core::{Result, Tensor, D};
-use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
+use std::time::Instant;
+
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
+
+use super::conv::{Conv, MaxPool};
 
 const BN_EPS: f64 = 1e-5;
 
-/// A convolution followed by an eval-mode batch norm, as one convolution with bias.
+/// A convolution followed by an eval-mode batch norm (and ReLU when `relu`), as one
+/// packed convolution with bias.
 fn conv_bn(
-    c_in: usize,
-    c_out: usize,
-    k: usize,
+    (c_in, c_out, k): (usize, usize, usize),
     stride: usize,
-    padding: usize,
+    relu: bool,
     conv: VarBuilder,
     bn: VarBuilder,
-) -> Result<Conv2d> {
+) -> Result<Conv> {
     let w = conv.get((c_out, c_in, k, k), "weight")?;
     let gamma = bn.get(c_out, "weight")?;
     let beta = bn.get(c_out, "bias")?;
@@ -28,53 +34,101 @@ fn conv_bn(
     let scale = (gamma / (var + BN_EPS)?.sqrt()?)?;
     let w = w.broadcast_mul(&scale.reshape((c_out, 1, 1, 1))?)?;
     let b = (beta - (mean * &scale)?)?;
-    Ok(Conv2d::new(w, Some(b), Conv2dConfig { stride, padding, ..Default::default() }))
+    Conv::new(&w.flatten_all()?.to_vec1()?, &b.to_vec1()?, (c_out, c_in, k), stride, k / 2, relu)
+}
+
+/// Per-layer wall time of one forward pass, for `lookalike bench --layers`.
+#[derive(Debug, Default)]
+pub struct Profile {
+    pub layers: Vec<LayerTime>,
+}
+
+#[derive(Debug)]
+pub struct LayerTime {
+    pub name: String,
+    /// Multiply-adds per image (0 for layers that do none).
+    pub macs: usize,
+    pub seconds: f64,
+}
+
+impl Profile {
+    /// Runs `f`, recording its time under `name` when profiling.
+    fn time<T>(
+        profile: &mut Option<&mut Profile>,
+        name: &str,
+        macs: usize,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let Some(p) = profile else { return f() };
+        let started = Instant::now();
+        let out = f()?;
+        p.layers.push(LayerTime { name: name.to_string(), macs, seconds: started.elapsed().as_secs_f64() });
+        Ok(out)
+    }
 }
 
 struct Bottleneck {
-    conv1: Conv2d,
-    conv2: Conv2d,
-    conv3: Conv2d,
-    downsample: Option<Conv2d>,
+    name: String,
+    conv1: Conv,
+    conv2: Conv,
+    /// Takes the shortcut as its residual operand, added before the final ReLU.
+    conv3: Conv,
+    downsample: Option<Conv>,
 }
 
 impl Bottleneck {
-    fn load(c_in: usize, width: usize, stride: usize, vb: VarBuilder) -> Result<Bottleneck> {
+    fn load(name: String, c_in: usize, width: usize, stride: usize, vb: VarBuilder) -> Result<Bottleneck> {
         let out = 4 * width;
         let downsample = if stride != 1 || c_in != out {
-            Some(conv_bn(c_in, out, 1, stride, 0, vb.pp("downsample.0"), vb.pp("downsample.1"))?)
+            Some(conv_bn((c_in, out, 1), stride, false, vb.pp("downsample.0"), vb.pp("downsample.1"))?)
         } else {
             None
         };
         Ok(Bottleneck {
-            conv1: conv_bn(c_in, width, 1, 1, 0, vb.pp("conv1"), vb.pp("bn1"))?,
-            conv2: conv_bn(width, width, 3, stride, 1, vb.pp("conv2"), vb.pp("bn2"))?,
-            conv3: conv_bn(width, out, 1, 1, 0, vb.pp("conv3"), vb.pp("bn3"))?,
+            name,
+            conv1: conv_bn((c_in, width, 1), 1, true, vb.pp("conv1"), vb.pp("bn1"))?,
+            conv2: conv_bn((width, width, 3), stride, true, vb.pp("conv2"), vb.pp("bn2"))?,
+            conv3: conv_bn((width, out, 1), 1, true, vb.pp("conv3"), vb.pp("bn3"))?,
             downsample,
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.apply(&self.conv1)?.relu()?.apply(&self.conv2)?.relu()?.apply(&self.conv3)?;
+    fn forward(&self, x: &Tensor, profile: &mut Option<&mut Profile>) -> Result<Tensor> {
+        let side = x.dim(1)?;
+        let mid = self.conv2.out_side(side);
+        let n = &self.name;
+        let y =
+            Profile::time(profile, &format!("{n}.conv1"), self.conv1.macs(side), || x.apply_op1_no_bwd(&self.conv1))?;
+        let y =
+            Profile::time(profile, &format!("{n}.conv2"), self.conv2.macs(side), || y.apply_op1_no_bwd(&self.conv2))?;
         let shortcut = match &self.downsample {
-            Some(d) => x.apply(d)?,
+            Some(d) => Profile::time(profile, &format!("{n}.downsample"), d.macs(side), || x.apply_op1_no_bwd(d))?,
             None => x.clone(),
         };
-        (y + shortcut)?.relu()
+        Profile::time(profile, &format!("{n}.conv3"), self.conv3.macs(mid), || {
+            y.apply_op2_no_bwd(&shortcut, &self.conv3)
+        })
     }
 }
 
-fn stage(c_in: usize, width: usize, stride: usize, blocks: usize, vb: VarBuilder) -> Result<Vec<Bottleneck>> {
+fn stage(
+    name: &str,
+    c_in: usize,
+    width: usize,
+    stride: usize,
+    blocks: usize,
+    vb: VarBuilder,
+) -> Result<Vec<Bottleneck>> {
     (0..blocks)
         .map(|i| {
             let (c, s) = if i == 0 { (c_in, stride) } else { (4 * width, 1) };
-            Bottleneck::load(c, width, s, vb.pp(i))
+            Bottleneck::load(format!("{name}.{i}"), c, width, s, vb.pp(i))
         })
         .collect()
 }
 
 pub struct ResNet50 {
-    stem: Conv2d,
+    stem: Conv,
     layers: [Vec<Bottleneck>; 4],
 }
 
@@ -87,34 +141,36 @@ pub struct Pooled {
 impl ResNet50 {
     pub fn load(vb: VarBuilder) -> Result<ResNet50> {
         Ok(ResNet50 {
-            stem: conv_bn(3, 64, 7, 2, 3, vb.pp("conv1"), vb.pp("bn1"))?,
+            stem: conv_bn((3, 64, 7), 2, true, vb.pp("conv1"), vb.pp("bn1"))?,
             layers: [
-                stage(64, 64, 1, 3, vb.pp("layer1"))?,
-                stage(256, 128, 2, 4, vb.pp("layer2"))?,
-                stage(512, 256, 2, 6, vb.pp("layer3"))?,
-                stage(1024, 512, 2, 3, vb.pp("layer4"))?,
+                stage("layer1", 64, 64, 1, 3, vb.pp("layer1"))?,
+                stage("layer2", 256, 128, 2, 4, vb.pp("layer2"))?,
+                stage("layer3", 512, 256, 2, 6, vb.pp("layer3"))?,
+                stage("layer4", 1024, 512, 2, 3, vb.pp("layer4"))?,
             ],
         })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Pooled> {
-        let mut x = x
-            .apply(&self.stem)?
-            .relu()?
-            .pad_with_same(D::Minus1, 1, 1)?
-            .pad_with_same(D::Minus2, 1, 1)?
-            .max_pool2d_with_stride(3, 2)?;
+    /// `x`: images as NCHW; records per-layer times into `profile` when given.
+    pub fn forward(&self, x: &Tensor, mut profile: Option<&mut Profile>) -> Result<Pooled> {
+        let p = &mut profile;
+        let side = x.dim(3)?;
+        let x = Profile::time(p, "to-nhwc", 0, || x.permute((0, 2, 3, 1))?.contiguous())?;
+        let x = Profile::time(p, "stem", self.stem.macs(side), || x.apply_op1_no_bwd(&self.stem))?;
+        let mut x = Profile::time(p, "maxpool", 0, || x.apply_op1_no_bwd(&MaxPool))?;
         for b in self.layers[..3].iter().flatten() {
-            x = b.forward(&x)?;
+            x = b.forward(&x, p)?;
         }
-        let layer3 = gap(&x)?;
+        let layer3 = Profile::time(p, "layer3.pool", 0, || gap(&x))?;
         for b in &self.layers[3] {
-            x = b.forward(&x)?;
+            x = b.forward(&x, p)?;
         }
-        Ok(Pooled { layer4: gap(&x)?, layer3 })
+        let layer4 = Profile::time(p, "layer4.pool", 0, || gap(&x))?;
+        Ok(Pooled { layer4, layer3 })
     }
 }
 
+/// Global average pool of NHWC activations: (n, c).
 fn gap(x: &Tensor) -> Result<Tensor> {
-    x.mean(D::Minus1)?.mean(D::Minus1)
+    x.flatten(1, 2)?.mean(1)
 }

@@ -1,0 +1,542 @@
+//! Convolution and max pooling on NHWC activations, as candle custom ops.
+//!
+//! candle's CPU conv2d copies every input into an im2col matrix, multiplies it with the
+//! `gemm` crate (which packs the weights again on every call), transposes the result back
+//! to NCHW, and then bias, ReLU and the residual add each make another full pass with a
+//! fresh allocation. Here activations stay NHWC, so a pixel's channels are contiguous and
+//! a convolution is a matrix product whose left operand (pixels x taps*channels) is never
+//! materialised: the micro-kernel reads each pixel's channel run in place, with a zero
+//! row standing in for padding. Weights are packed once at load into 16-column panels;
+//! bias, residual and ReLU are applied while the output tile is still in registers.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape};
+use rayon::prelude::*;
+
+/// Output rows (pixels) and columns (channels) per micro-kernel tile: 6 x 16 floats are
+/// twelve 256-bit accumulators, leaving registers for two weight vectors and a broadcast.
+const MR: usize = 6;
+const NR: usize = 16;
+/// Reduction steps per block: one 16-column weight panel of KC rows is 16 KiB (L1).
+const KC: usize = 256;
+/// Column panels per block: their weights for one reduction block (128 KiB) stay in L2
+/// while every row tile passes over them.
+const NC_PANELS: usize = 8;
+
+static ZEROS: [f32; KC] = [0.0; KC];
+
+/// A convolution (square kernel, bias) with its weights packed for [`kernel`].
+#[derive(Debug)]
+pub struct Conv {
+    c_in: usize,
+    c_out: usize,
+    size: usize,
+    stride: usize,
+    pad: usize,
+    relu: bool,
+    /// `c_out / NR` panels, each `size * size * c_in` rows of NR floats; a row's index is
+    /// `(ky * size + kx) * c_in + channel`, the order an NHWC pixel run is read in.
+    packed: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl Conv {
+    /// Packs `weight` (PyTorch layout: out, in, ky, kx) and `bias`.
+    pub fn new(
+        weight: &[f32],
+        bias: &[f32],
+        (c_out, c_in, size): (usize, usize, usize),
+        stride: usize,
+        pad: usize,
+        relu: bool,
+    ) -> Result<Conv> {
+        if c_out % NR != 0 || weight.len() != c_out * c_in * size * size || bias.len() != c_out {
+            candle_core::bail!("conv weights {c_out}x{c_in}x{size}x{size}: output channels must be a multiple of {NR}");
+        }
+        let k = size * size * c_in;
+        let mut packed = vec![0f32; c_out * k];
+        for o in 0..c_out {
+            let panel = &mut packed[(o / NR) * k * NR..][..k * NR];
+            for c in 0..c_in {
+                for t in 0..size * size {
+                    panel[(t * c_in + c) * NR + o % NR] = weight[(o * c_in + c) * size * size + t];
+                }
+            }
+        }
+        Ok(Conv { c_in, c_out, size, stride, pad, relu, packed, bias: bias.to_vec() })
+    }
+
+    pub fn out_side(&self, side: usize) -> usize {
+        (side + 2 * self.pad - self.size) / self.stride + 1
+    }
+
+    /// Multiply-adds for one image of `side` x `side` input pixels.
+    pub fn macs(&self, side: usize) -> usize {
+        self.out_side(side).pow(2) * self.c_out * self.c_in * self.size * self.size
+    }
+
+    /// Reduction blocks: runs of whole taps when a tap's channels fit in KC, otherwise
+    /// KC-channel slices of one tap; either way a contiguous range of packed rows.
+    fn blocks(&self) -> Vec<Block> {
+        let taps = self.size * self.size;
+        if self.c_in >= KC {
+            (0..taps)
+                .flat_map(|t| {
+                    (0..self.c_in)
+                        .step_by(KC)
+                        .map(move |c0| Block { taps: t..t + 1, channels: c0..(c0 + KC).min(self.c_in) })
+                })
+                .collect()
+        } else {
+            let per = KC / self.c_in;
+            (0..taps).step_by(per).map(|t0| Block { taps: t0..(t0 + per).min(taps), channels: 0..self.c_in }).collect()
+        }
+    }
+
+    /// `x`: n x side x side x c_in, NHWC; `residual`, if any, has the output's shape.
+    fn run(&self, x: &[f32], n: usize, side: usize, residual: Option<&[f32]>) -> Vec<f32> {
+        let out_side = self.out_side(side);
+        let m = n * out_side * out_side;
+        let mut out = vec![0f32; m * self.c_out];
+        let geometry =
+            Geometry { side, out_side, stride: self.stride, pad: self.pad, size: self.size, c_in: self.c_in };
+        let blocks = self.blocks();
+        let panels = self.c_out / NR;
+        // Split whichever operand is larger across threads, so each thread streams only
+        // its share of it: pixels in early layers, output channels in late ones.
+        let pieces = rayon::current_num_threads() * 4;
+        let tasks: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)> = if panels * NR > m {
+            let step = panels.div_ceil(pieces).max(1);
+            (0..panels).step_by(step).map(|p| (0..m, p..(p + step).min(panels))).collect()
+        } else {
+            let step = m.div_ceil(pieces).next_multiple_of(MR);
+            (0..m).step_by(step).map(|r| (r..(r + step).min(m), 0..panels)).collect()
+        };
+        let out_ptr = SendPtr(out.as_mut_ptr());
+        let residual = residual.map(|r| SendPtr(r.as_ptr() as *mut f32));
+        let kernel = kernel_for_cpu();
+        tasks.into_par_iter().for_each(|(rows, panel_range)| {
+            let mut segments: Vec<[*const f32; MR]> = Vec::with_capacity(self.size * self.size);
+            for panel_block in panel_range.clone().step_by(NC_PANELS) {
+                let panel_block = panel_block..(panel_block + NC_PANELS).min(panel_range.end);
+                for (b, block) in blocks.iter().enumerate() {
+                    let k0 = block.taps.start * self.c_in + block.channels.start;
+                    let epilogue = Epilogue {
+                        first: b == 0,
+                        last: b + 1 == blocks.len(),
+                        relu: self.relu,
+                        residual: residual.is_some(),
+                    };
+                    for r0 in rows.clone().step_by(MR) {
+                        let live = (rows.end - r0).min(MR);
+                        geometry.rows(x, r0, live, block, &mut segments);
+                        for p in panel_block.clone() {
+                            let tile = r0 * self.c_out + p * NR;
+                            // SAFETY: tasks cover disjoint rows x panels of `out`; the
+                            // segment pointers address `x` or ZEROS for the block's length.
+                            unsafe {
+                                kernel(
+                                    &segments,
+                                    block.channels.len(),
+                                    self.packed.as_ptr().add(p * self.size * self.size * self.c_in * NR + k0 * NR),
+                                    self.bias.as_ptr().add(p * NR),
+                                    residual.map_or(std::ptr::null(), |r| r.get().add(tile) as *const f32),
+                                    out_ptr.get().add(tile),
+                                    self.c_out,
+                                    live,
+                                    epilogue,
+                                )
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        out
+    }
+}
+
+struct Block {
+    taps: std::ops::Range<usize>,
+    channels: std::ops::Range<usize>,
+}
+
+struct Geometry {
+    side: usize,
+    out_side: usize,
+    stride: usize,
+    pad: usize,
+    size: usize,
+    c_in: usize,
+}
+
+impl Geometry {
+    /// For output pixels `r0..r0 + live`, one pointer per row and tap of `block` to the
+    /// input channels it reads; padding and rows past the end read zeros.
+    fn rows(&self, x: &[f32], r0: usize, live: usize, block: &Block, segments: &mut Vec<[*const f32; MR]>) {
+        segments.clear();
+        let per_image = self.out_side * self.out_side;
+        for t in block.taps.clone() {
+            let (ky, kx) = (t / self.size, t % self.size);
+            let mut seg = [ZEROS.as_ptr(); MR];
+            for (r, ptr) in seg.iter_mut().enumerate().take(live) {
+                let q = r0 + r;
+                let (img, pix) = (q / per_image, q % per_image);
+                let iy = (pix / self.out_side * self.stride + ky) as isize - self.pad as isize;
+                let ix = (pix % self.out_side * self.stride + kx) as isize - self.pad as isize;
+                if (0..self.side as isize).contains(&iy) && (0..self.side as isize).contains(&ix) {
+                    let pixel = (img * self.side + iy as usize) * self.side + ix as usize;
+                    *ptr = x[pixel * self.c_in + block.channels.start..].as_ptr();
+                }
+            }
+            segments.push(seg);
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: used only to hand disjoint tiles of one buffer to rayon tasks.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    // A method, so closures capture the wrapper rather than its raw pointer field.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct Epilogue {
+    /// Start from the bias instead of the partial sums already in the tile.
+    first: bool,
+    /// Add the residual and apply ReLU after this block.
+    last: bool,
+    relu: bool,
+    residual: bool,
+}
+
+/// Accumulates one MR x NR output tile over `segments` (each MR row pointers reading `len`
+/// floats) against `len * segments.len()` packed weight rows; writes `live` rows of it.
+type Kernel =
+    unsafe fn(&[[*const f32; MR]], usize, *const f32, *const f32, *const f32, *mut f32, usize, usize, Epilogue);
+
+fn kernel_for_cpu() -> Kernel {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        return kernel_avx2;
+    }
+    kernel_portable
+}
+
+/// The reference micro-kernel, for CPUs without AVX2 + FMA (and to test the fast one).
+#[allow(clippy::too_many_arguments)]
+unsafe fn kernel_portable(
+    segments: &[[*const f32; MR]],
+    len: usize,
+    mut b: *const f32,
+    bias: *const f32,
+    residual: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    live: usize,
+    e: Epilogue,
+) {
+    let mut acc = [[0f32; NR]; MR];
+    for (r, row) in acc.iter_mut().enumerate().take(live) {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = if e.first { *bias.add(j) } else { *c.add(r * ldc + j) };
+        }
+    }
+    for seg in segments {
+        for i in 0..len {
+            let w = std::slice::from_raw_parts(b, NR);
+            for (r, row) in acc.iter_mut().enumerate() {
+                let a = *seg[r].add(i);
+                for (v, w) in row.iter_mut().zip(w) {
+                    *v += a * w;
+                }
+            }
+            b = b.add(NR);
+        }
+    }
+    for (r, row) in acc.iter().enumerate().take(live) {
+        for (j, &v) in row.iter().enumerate() {
+            let mut v = v;
+            if e.last && e.residual {
+                v += *residual.add(r * ldc + j);
+            }
+            if e.last && e.relu {
+                v = v.max(0.0);
+            }
+            *c.add(r * ldc + j) = v;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn kernel_avx2(
+    segments: &[[*const f32; MR]],
+    len: usize,
+    mut b: *const f32,
+    bias: *const f32,
+    residual: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    live: usize,
+    e: Epilogue,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+    for (r, row) in acc.iter_mut().enumerate() {
+        if r < live {
+            let src = if e.first { bias } else { c.add(r * ldc) };
+            row[0] = _mm256_loadu_ps(src);
+            row[1] = _mm256_loadu_ps(src.add(8));
+        }
+    }
+    for seg in segments {
+        let [a0, a1, a2, a3, a4, a5] = *seg;
+        for i in 0..len {
+            let w0 = _mm256_loadu_ps(b);
+            let w1 = _mm256_loadu_ps(b.add(8));
+            b = b.add(NR);
+            macro_rules! row {
+                ($r:expr, $a:expr) => {
+                    let v = _mm256_broadcast_ss(&*$a.add(i));
+                    acc[$r][0] = _mm256_fmadd_ps(v, w0, acc[$r][0]);
+                    acc[$r][1] = _mm256_fmadd_ps(v, w1, acc[$r][1]);
+                };
+            }
+            row!(0, a0);
+            row!(1, a1);
+            row!(2, a2);
+            row!(3, a3);
+            row!(4, a4);
+            row!(5, a5);
+        }
+    }
+    let zero = _mm256_setzero_ps();
+    for (r, row) in acc.iter_mut().enumerate() {
+        if r < live {
+            if e.last && e.residual {
+                row[0] = _mm256_add_ps(row[0], _mm256_loadu_ps(residual.add(r * ldc)));
+                row[1] = _mm256_add_ps(row[1], _mm256_loadu_ps(residual.add(r * ldc + 8)));
+            }
+            if e.last && e.relu {
+                row[0] = _mm256_max_ps(row[0], zero);
+                row[1] = _mm256_max_ps(row[1], zero);
+            }
+            _mm256_storeu_ps(c.add(r * ldc), row[0]);
+            _mm256_storeu_ps(c.add(r * ldc + 8), row[1]);
+        }
+    }
+}
+
+/// The slice of a contiguous f32 tensor with its dims.
+fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<(&'a [f32], Vec<usize>)> {
+    let CpuStorage::F32(data) = storage else { candle_core::bail!("{what}: expected f32") };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{what}: expected a contiguous tensor")
+    };
+    Ok((&data[start..end], layout.dims().to_vec()))
+}
+
+impl Conv {
+    fn check(&self, dims: &[usize]) -> Result<(usize, usize)> {
+        match *dims {
+            [n, h, w, c] if h == w && c == self.c_in && h + 2 * self.pad >= self.size => Ok((n, h)),
+            _ => candle_core::bail!(
+                "conv {}x{}: input {dims:?} is not square NHWC with {} channels",
+                self.size,
+                self.size,
+                self.c_in
+            ),
+        }
+    }
+
+    fn output(&self, out: Vec<f32>, n: usize, side: usize) -> (CpuStorage, Shape) {
+        let s = self.out_side(side);
+        (CpuStorage::F32(out), Shape::from((n, s, s, self.c_out)))
+    }
+}
+
+impl CustomOp1 for Conv {
+    fn name(&self) -> &'static str {
+        "conv-nhwc"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, dims) = contiguous(storage, layout, "conv input")?;
+        let (n, side) = self.check(&dims)?;
+        Ok(self.output(self.run(x, n, side, None), n, side))
+    }
+}
+
+/// The convolution with a residual (second operand, the output's shape) added before ReLU.
+impl CustomOp2 for Conv {
+    fn name(&self) -> &'static str {
+        "conv-nhwc-residual"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, dims) = contiguous(s1, l1, "conv input")?;
+        let (n, side) = self.check(&dims)?;
+        let (residual, r_dims) = contiguous(s2, l2, "conv residual")?;
+        let s = self.out_side(side);
+        if r_dims != [n, s, s, self.c_out] {
+            candle_core::bail!("conv residual {r_dims:?} does not match the output {:?}", [n, s, s, self.c_out]);
+        }
+        Ok(self.output(self.run(x, n, side, Some(residual)), n, side))
+    }
+}
+
+/// 3x3 max pooling, stride 2, padding 1 (padding never wins), on NHWC.
+#[derive(Debug)]
+pub struct MaxPool;
+
+impl CustomOp1 for MaxPool {
+    fn name(&self) -> &'static str {
+        "max-pool-3x3s2-nhwc"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, dims) = contiguous(storage, layout, "max pool input")?;
+        let [n, side, w, c] = dims[..] else { candle_core::bail!("max pool: input {dims:?} is not NHWC") };
+        if side != w || side == 0 {
+            candle_core::bail!("max pool: input {dims:?} is not square");
+        }
+        let out_side = (side - 1) / 2 + 1;
+        let mut out = vec![f32::NEG_INFINITY; n * out_side * out_side * c];
+        out.par_chunks_mut(out_side * c).enumerate().for_each(|(row, dst)| {
+            let (img, oy) = (row / out_side, row % out_side);
+            for iy in (2 * oy).saturating_sub(1)..(2 * oy + 2).min(side) {
+                for (ox, px) in dst.chunks_mut(c).enumerate() {
+                    for ix in (2 * ox).saturating_sub(1)..(2 * ox + 2).min(side) {
+                        let src = &x[((img * side + iy) * side + ix) * c..][..c];
+                        px.iter_mut().zip(src).for_each(|(d, &s)| *d = d.max(s));
+                    }
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((n, out_side, out_side, c))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+
+    fn random(len: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    fn nchw(x: &Tensor) -> Tensor {
+        x.permute((0, 3, 1, 2)).unwrap().contiguous().unwrap()
+    }
+
+    fn nhwc(x: &Tensor) -> Tensor {
+        x.permute((0, 2, 3, 1)).unwrap().contiguous().unwrap()
+    }
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+    }
+
+    /// The packed NHWC convolution against candle's conv2d + bias + residual + ReLU.
+    fn check(n: usize, c_in: usize, c_out: usize, side: usize, size: usize, stride: usize, pad: usize, residual: bool) {
+        let dev = Device::Cpu;
+        let w = random(c_out * c_in * size * size, 1 + c_in as u64);
+        let b = random(c_out, 2 + c_out as u64);
+        let x = Tensor::from_vec(random(n * side * side * c_in, 3), (n, side, side, c_in), &dev).unwrap();
+        let conv = Conv::new(&w, &b, (c_out, c_in, size), stride, pad, true).unwrap();
+        let wt = Tensor::from_vec(w, (c_out, c_in, size, size), &dev).unwrap();
+        let bt = Tensor::from_vec(b, (1, c_out, 1, 1), &dev).unwrap();
+        let mut expected = nchw(&x).conv2d(&wt, pad, stride, 1, 1).unwrap().broadcast_add(&bt).unwrap();
+        let got = if residual {
+            let s = conv.out_side(side);
+            let r = Tensor::from_vec(random(n * s * s * c_out, 4), (n, s, s, c_out), &dev).unwrap();
+            expected = (expected + nchw(&r)).unwrap();
+            x.apply_op2_no_bwd(&r, &conv).unwrap()
+        } else {
+            x.apply_op1_no_bwd(&conv).unwrap()
+        };
+        let expected = nhwc(&expected.relu().unwrap());
+        assert_eq!(got.dims(), expected.dims());
+        let scale = (c_in * size * size) as f32;
+        let diff = max_abs_diff(&got, &expected);
+        assert!(diff < 1e-5 * scale, "{c_in}->{c_out} {size}x{size}/{stride}: max difference {diff}");
+    }
+
+    #[test]
+    fn matches_candle_conv2d() {
+        check(1, 3, 64, 23, 7, 2, 3, false); // the stem: 49 taps in one block
+        check(2, 64, 32, 9, 3, 1, 1, true); // several taps per block, rows not a multiple of 6
+        check(1, 300, 48, 7, 3, 2, 1, false); // channels split across blocks
+        check(2, 40, 16, 8, 1, 2, 0, false); // strided 1x1 (downsample)
+        check(3, 512, 64, 3, 1, 1, 0, true); // two full blocks, residual on the last
+    }
+
+    #[test]
+    fn portable_kernel_matches_the_dispatched_one() {
+        let (len, ldc) = (37, 32);
+        let a = random(MR * len, 5);
+        let w = random(2 * len * NR, 6);
+        let bias = random(NR, 7);
+        let residual = random(MR * ldc, 8);
+        // Two taps reading the rows in opposite orders; row 4 is padding.
+        let segments: Vec<[*const f32; MR]> = (0..2)
+            .map(|s| {
+                std::array::from_fn(|r| match (r, s) {
+                    (4, _) => ZEROS.as_ptr(),
+                    (_, 0) => a[r * len..].as_ptr(),
+                    _ => a[(MR - 1 - r) * len..].as_ptr(),
+                })
+            })
+            .collect();
+        for e in [
+            Epilogue { first: true, last: false, relu: false, residual: false },
+            Epilogue { first: false, last: true, relu: true, residual: true },
+        ] {
+            let mut fast = random(MR * ldc, 9);
+            let mut slow = fast.clone();
+            for (out, k) in [(&mut fast, kernel_for_cpu()), (&mut slow, kernel_portable as Kernel)] {
+                unsafe { k(&segments, len, w.as_ptr(), bias.as_ptr(), residual.as_ptr(), out.as_mut_ptr(), ldc, 5, e) };
+            }
+            for (f, s) in fast.iter().zip(&slow) {
+                assert!((f - s).abs() < 1e-4, "{f} vs {s}");
+            }
+            assert_eq!(fast[5 * ldc..], slow[5 * ldc..], "rows past `live` are left alone");
+        }
+    }
+
+    #[test]
+    fn max_pool_matches_candle() {
+        let dev = Device::Cpu;
+        for side in [7, 8, 112] {
+            let x = Tensor::from_vec(random(2 * side * side * 16, side as u64), (2, side, side, 16), &dev).unwrap();
+            let expected = nhwc(
+                &nchw(&x)
+                    .pad_with_same(3, 1, 1)
+                    .unwrap()
+                    .pad_with_same(2, 1, 1)
+                    .unwrap()
+                    .max_pool2d_with_stride(3, 2)
+                    .unwrap(),
+            );
+            let got = x.apply_op1_no_bwd(&MaxPool).unwrap();
+            assert_eq!(max_abs_diff(&got, &expected), 0.0);
+        }
+    }
+}
