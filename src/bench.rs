@@ -28,15 +28,19 @@ pub struct SearchFigure {
     pub store_mib: f64,
 }
 
-/// Times the model alone on already-decoded inputs, after one warm-up batch.
-pub fn embed_throughput(embedder: &Embedder, images: &[&Path], batch: usize, threads: usize) -> Result<EmbedFigure> {
+fn load_inputs(embedder: &Embedder, images: &[&Path]) -> Result<Vec<Vec<f32>>> {
     if images.is_empty() {
         bail!("no images to benchmark with");
     }
-    let inputs: Vec<Vec<f32>> = images
+    images
         .iter()
         .map(|p| model::load_input(p, embedder.policy()).map_err(|e| anyhow::anyhow!("{}: {e}", p.display())))
-        .collect::<Result<_>>()?;
+        .collect()
+}
+
+/// Times the model alone on already-decoded inputs, after one warm-up batch.
+pub fn embed_throughput(embedder: &Embedder, images: &[&Path], batch: usize, threads: usize) -> Result<EmbedFigure> {
+    let inputs = load_inputs(embedder, images)?;
     embedder.embed_inputs(&inputs[..batch.min(inputs.len())])?;
     let started = Instant::now();
     for chunk in inputs.chunks(batch) {
@@ -50,6 +54,38 @@ pub fn embed_throughput(embedder: &Embedder, images: &[&Path], batch: usize, thr
         images_per_s: inputs.len() as f64 / secs,
         ms_per_image: secs * 1000.0 / inputs.len() as f64,
     })
+}
+
+#[derive(Debug, Serialize)]
+pub struct LayerFigure {
+    pub layer: String,
+    /// Multiply-adds per image.
+    pub macs: usize,
+    /// Mean wall time per image at batch 1 and at the batched size.
+    pub ms_per_image: [f64; 2],
+}
+
+/// Per-layer wall time at batch 1 and at `batch`, over all `images` after a warm-up pass.
+pub fn layer_profile(embedder: &Embedder, images: &[&Path], batch: usize) -> Result<Vec<LayerFigure>> {
+    let inputs = load_inputs(embedder, images)?;
+    embedder.embed_inputs(&inputs[..batch.min(inputs.len())])?;
+    let mut figures: Vec<LayerFigure> = Vec::new();
+    for (column, size) in [1, batch].into_iter().enumerate() {
+        for chunk in inputs.chunks(size) {
+            // Batched, the early layers run once per image: sum by name.
+            for layer in embedder.profile(chunk)?.layers {
+                let i = match figures.iter().position(|f| f.layer == layer.name) {
+                    Some(i) => i,
+                    None => {
+                        figures.push(LayerFigure { layer: layer.name, macs: layer.macs, ms_per_image: [0.0; 2] });
+                        figures.len() - 1
+                    }
+                };
+                figures[i].ms_per_image[column] += layer.seconds * 1000.0 / inputs.len() as f64;
+            }
+        }
+    }
+    Ok(figures)
 }
 
 /// Random unit vectors from a fixed-seed generator (the search cost does not depend on

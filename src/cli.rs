@@ -166,6 +166,9 @@ pub enum Command {
         /// Skip the embedding measurements
         #[arg(long)]
         no_embed: bool,
+        /// Time every layer of the network instead, at batch 1 and batched
+        #[arg(long)]
+        layers: bool,
         #[arg(long)]
         json: bool,
         /// Internal: measure embedding only, in this process, as JSON
@@ -433,8 +436,11 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Bench { images, batch, thread_counts, sizes, no_embed, json, embed_only } => {
+        Command::Bench { images, batch, thread_counts, sizes, no_embed, layers, json, embed_only } => {
             let batch = batch.unwrap_or(config.batch_size);
+            if layers {
+                return bench_layers(&config, images, batch, json);
+            }
             if embed_only {
                 let figures = bench_embed_here(&config, images, batch)?;
                 println!("{}", serde_json::to_string(&figures)?);
@@ -598,6 +604,50 @@ fn bench_embed_here(config: &Config, images: usize, batch: usize) -> Result<Vec<
         out.push(bench::embed_throughput(&embedder, &paths, batch, threads)?);
     }
     Ok(out)
+}
+
+fn bench_layers(config: &Config, images: usize, batch: usize, json: bool) -> Result<()> {
+    let files = bench_images(config, images)?;
+    let paths: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
+    let embedder = Embedder::load(&config.weights, config.resize)?;
+    let figures = bench::layer_profile(&embedder, &paths, batch)?;
+    if json {
+        println!("{}", serde_json::to_string(&figures)?);
+        return Ok(());
+    }
+    let threads = candle_core::utils::get_num_threads();
+    println!("{} images, {threads} threads; ms per image and GFLOP/s (2 x multiply-adds / time)", paths.len());
+    println!(
+        "{:<20} {:>8} {:>9} {:>7} {:>9} {:>7}",
+        "layer",
+        "MMAC",
+        "batch 1",
+        "GFLOP/s",
+        format!("batch {batch}"),
+        "GFLOP/s"
+    );
+    let rate = |macs: usize, ms: f64| if ms > 0.0 { 2.0 * macs as f64 / ms / 1e6 } else { 0.0 };
+    for f in &figures {
+        let [b1, bn] = f.ms_per_image;
+        println!(
+            "{:<20} {:>8.1} {b1:>9.2} {:>7.1} {bn:>9.2} {:>7.1}",
+            f.layer,
+            f.macs as f64 / 1e6,
+            rate(f.macs, b1),
+            rate(f.macs, bn)
+        );
+    }
+    let macs = figures.iter().map(|f| f.macs).sum();
+    let total = |c: usize| figures.iter().map(|f| f.ms_per_image[c]).sum::<f64>();
+    let (b1, bn) = (total(0), total(1));
+    println!(
+        "{:<20} {:>8.1} {b1:>9.2} {:>7.1} {bn:>9.2} {:>7.1}",
+        "total",
+        macs as f64 / 1e6,
+        rate(macs, b1),
+        rate(macs, bn)
+    );
+    Ok(())
 }
 
 fn run_bench(

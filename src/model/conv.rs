@@ -22,6 +22,11 @@ const KC: usize = 256;
 /// while every row tile passes over them.
 const NC_PANELS: usize = 8;
 
+/// Inputs with fewer channels (the stem's 3) are padded explicitly so that a whole kernel
+/// row is one contiguous run: per-tap runs of 3 floats would leave the kernel in loop
+/// overhead.
+const THIN_BELOW: usize = 16;
+
 static ZEROS: [f32; KC] = [0.0; KC];
 
 /// A convolution (square kernel, bias) with its weights packed for [`kernel`].
@@ -74,21 +79,19 @@ impl Conv {
         self.out_side(side).pow(2) * self.c_out * self.c_in * self.size * self.size
     }
 
-    /// Reduction blocks: runs of whole taps when a tap's channels fit in KC, otherwise
-    /// KC-channel slices of one tap; either way a contiguous range of packed rows.
-    fn blocks(&self) -> Vec<Block> {
-        let taps = self.size * self.size;
-        if self.c_in >= KC {
+    /// Reduction blocks: groups of whole taps when a tap's run fits in KC, otherwise
+    /// KC-float slices of one tap; either way a contiguous range of packed rows.
+    fn blocks(g: &Geometry) -> Vec<Block> {
+        let taps = g.taps();
+        if g.run >= KC {
             (0..taps)
                 .flat_map(|t| {
-                    (0..self.c_in)
-                        .step_by(KC)
-                        .map(move |c0| Block { taps: t..t + 1, channels: c0..(c0 + KC).min(self.c_in) })
+                    (0..g.run).step_by(KC).map(move |c0| Block { taps: t..t + 1, run: c0..(c0 + KC).min(g.run) })
                 })
                 .collect()
         } else {
-            let per = KC / self.c_in;
-            (0..taps).step_by(per).map(|t0| Block { taps: t0..(t0 + per).min(taps), channels: 0..self.c_in }).collect()
+            let per = KC / g.run;
+            (0..taps).step_by(per).map(|t0| Block { taps: t0..(t0 + per).min(taps), run: 0..g.run }).collect()
         }
     }
 
@@ -96,10 +99,23 @@ impl Conv {
     fn run(&self, x: &[f32], n: usize, side: usize, residual: Option<&[f32]>) -> Vec<f32> {
         let out_side = self.out_side(side);
         let m = n * out_side * out_side;
-        let mut out = vec![0f32; m * self.c_out];
-        let geometry =
-            Geometry { side, out_side, stride: self.stride, pad: self.pad, size: self.size, c_in: self.c_in };
-        let blocks = self.blocks();
+        // Every element is written by the first reduction block before any is read, so
+        // the buffer is not zeroed first (that would be one more pass over it).
+        let mut out: Vec<f32> = Vec::with_capacity(m * self.c_out);
+        let padded;
+        let (x, geometry) = if self.c_in < THIN_BELOW {
+            padded = pad(x, n, side, self.c_in, self.pad);
+            let wide = side + 2 * self.pad;
+            let run = self.size * self.c_in;
+            (
+                &padded[..],
+                Geometry { side: wide, out_side, stride: self.stride, pad: 0, size: self.size, c_in: self.c_in, run },
+            )
+        } else {
+            let run = self.c_in;
+            (x, Geometry { side, out_side, stride: self.stride, pad: self.pad, size: self.size, c_in: self.c_in, run })
+        };
+        let blocks = Conv::blocks(&geometry);
         let panels = self.c_out / NR;
         // Split whichever operand is larger across threads, so each thread streams only
         // its share of it: pixels in early layers, output channels in late ones.
@@ -111,7 +127,7 @@ impl Conv {
             let step = m.div_ceil(pieces).next_multiple_of(MR);
             (0..m).step_by(step).map(|r| (r..(r + step).min(m), 0..panels)).collect()
         };
-        let out_ptr = SendPtr(out.as_mut_ptr());
+        let out_ptr = SendPtr(out.spare_capacity_mut().as_mut_ptr().cast());
         let residual = residual.map(|r| SendPtr(r.as_ptr() as *mut f32));
         let kernel = kernel_for_cpu();
         tasks.into_par_iter().for_each(|(rows, panel_range)| {
@@ -119,7 +135,7 @@ impl Conv {
             for panel_block in panel_range.clone().step_by(NC_PANELS) {
                 let panel_block = panel_block..(panel_block + NC_PANELS).min(panel_range.end);
                 for (b, block) in blocks.iter().enumerate() {
-                    let k0 = block.taps.start * self.c_in + block.channels.start;
+                    let k0 = block.taps.start * geometry.run + block.run.start;
                     let epilogue = Epilogue {
                         first: b == 0,
                         last: b + 1 == blocks.len(),
@@ -136,7 +152,7 @@ impl Conv {
                             unsafe {
                                 kernel(
                                     &segments,
-                                    block.channels.len(),
+                                    block.run.len(),
                                     self.packed.as_ptr().add(p * self.size * self.size * self.c_in * NR + k0 * NR),
                                     self.bias.as_ptr().add(p * NR),
                                     residual.map_or(std::ptr::null(), |r| r.get().add(tile) as *const f32),
@@ -151,13 +167,27 @@ impl Conv {
                 }
             }
         });
+        // SAFETY: the tasks above wrote all m * c_out elements (see above).
+        unsafe { out.set_len(m * self.c_out) };
         out
     }
 }
 
+/// `x` (n x side x side x c) with `pad` zero pixels around each image.
+fn pad(x: &[f32], n: usize, side: usize, c: usize, pad: usize) -> Vec<f32> {
+    let wide = side + 2 * pad;
+    let mut out = vec![0f32; n * wide * wide * c];
+    for (i, src) in x.chunks(side * c).enumerate() {
+        let (img, y) = (i / side, i % side);
+        out[((img * wide + y + pad) * wide + pad) * c..][..side * c].copy_from_slice(src);
+    }
+    out
+}
+
 struct Block {
     taps: std::ops::Range<usize>,
-    channels: std::ops::Range<usize>,
+    /// Floats within each tap's run.
+    run: std::ops::Range<usize>,
 }
 
 struct Geometry {
@@ -167,16 +197,24 @@ struct Geometry {
     pad: usize,
     size: usize,
     c_in: usize,
+    /// Floats read contiguously per tap: a pixel's channels, or a whole kernel row of
+    /// pixels when the input was padded explicitly (then a tap is a kernel row).
+    run: usize,
 }
 
 impl Geometry {
+    fn taps(&self) -> usize {
+        self.size * self.size * self.c_in / self.run
+    }
+
     /// For output pixels `r0..r0 + live`, one pointer per row and tap of `block` to the
-    /// input channels it reads; padding and rows past the end read zeros.
+    /// run it reads; padding and rows past the end read zeros.
     fn rows(&self, x: &[f32], r0: usize, live: usize, block: &Block, segments: &mut Vec<[*const f32; MR]>) {
         segments.clear();
         let per_image = self.out_side * self.out_side;
+        let taps_per_row = self.taps() / self.size;
         for t in block.taps.clone() {
-            let (ky, kx) = (t / self.size, t % self.size);
+            let (ky, kx) = (t / taps_per_row, t % taps_per_row);
             let mut seg = [ZEROS.as_ptr(); MR];
             for (r, ptr) in seg.iter_mut().enumerate().take(live) {
                 let q = r0 + r;
@@ -185,7 +223,7 @@ impl Geometry {
                 let ix = (pix % self.out_side * self.stride + kx) as isize - self.pad as isize;
                 if (0..self.side as isize).contains(&iy) && (0..self.side as isize).contains(&ix) {
                     let pixel = (img * self.side + iy as usize) * self.side + ix as usize;
-                    *ptr = x[pixel * self.c_in + block.channels.start..].as_ptr();
+                    *ptr = x[pixel * self.c_in + block.run.start..].as_ptr();
                 }
             }
             segments.push(seg);
@@ -425,6 +463,29 @@ impl CustomOp1 for MaxPool {
     }
 }
 
+/// Global average pool of NHWC activations: (n, c).
+#[derive(Debug)]
+pub struct AvgPool;
+
+impl CustomOp1 for AvgPool {
+    fn name(&self) -> &'static str {
+        "global-avg-pool-nhwc"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, dims) = contiguous(storage, layout, "average pool input")?;
+        let [n, h, w, c] = dims[..] else { candle_core::bail!("average pool: input {dims:?} is not NHWC") };
+        let mut out = vec![0f32; n * c];
+        for (img, sums) in out.chunks_mut(c).enumerate() {
+            for px in x[img * h * w * c..][..h * w * c].chunks(c) {
+                sums.iter_mut().zip(px).for_each(|(s, &v)| *s += v);
+            }
+            sums.iter_mut().for_each(|s| *s /= (h * w) as f32);
+        }
+        Ok((CpuStorage::F32(out), Shape::from((n, c))))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -519,6 +580,13 @@ mod tests {
             }
             assert_eq!(fast[5 * ldc..], slow[5 * ldc..], "rows past `live` are left alone");
         }
+    }
+
+    #[test]
+    fn average_pool_matches_candle() {
+        let x = Tensor::from_vec(random(3 * 7 * 7 * 32, 11), (3, 7, 7, 32), &Device::Cpu).unwrap();
+        let expected = nchw(&x).mean(3).unwrap().mean(2).unwrap();
+        assert!(max_abs_diff(&x.apply_op1_no_bwd(&AvgPool).unwrap(), &expected) < 1e-6);
     }
 
     #[test]
