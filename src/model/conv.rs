@@ -9,6 +9,8 @@
 //! row standing in for padding. Weights are packed once at load into 16-column panels;
 //! bias, residual and ReLU are applied while the output tile is still in registers.
 
+use std::ops::Range;
+
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape};
 use rayon::prelude::*;
 
@@ -38,70 +40,98 @@ pub struct Conv {
     stride: usize,
     pad: usize,
     relu: bool,
-    /// `c_out / NR` panels, each `size * size * c_in` rows of NR floats; a row's index is
-    /// `(ky * size + kx) * c_in + channel`, the order an NHWC pixel run is read in.
-    packed: Vec<f32>,
+    weights: Weights,
     bias: Vec<f32>,
 }
 
+#[derive(Debug)]
+enum Weights {
+    /// `c_out / NR` panels, each `size * size * c_in` rows of NR floats; a row's index is
+    /// `(ky * size + kx) * c_in + channel`, the order an NHWC pixel run is read in.
+    Direct(Vec<f32>),
+    /// Winograd F(2x2, 3x3): the 16 transformed kernels `G g G^T`, each packed like the
+    /// weights of a 1x1 convolution (c_in rows per panel).
+    Winograd(Vec<f32>),
+}
+
+/// Packs a `k` x `c_out` matrix, `at(o, row)`, into NR-column panels of `k` rows.
+fn pack(k: usize, c_out: usize, at: impl Fn(usize, usize) -> f32) -> Vec<f32> {
+    let mut packed = vec![0f32; c_out * k];
+    for o in 0..c_out {
+        for row in 0..k {
+            packed[(o / NR) * k * NR + row * NR + o % NR] = at(o, row);
+        }
+    }
+    packed
+}
+
+/// Winograd F(2x2, 3x3) kernel transform of one 3x3 kernel: G g G^T.
+fn winograd_kernel(g: &[f32]) -> [f32; 16] {
+    const G: [[f32; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
+    let gg: [[f32; 3]; 4] =
+        std::array::from_fn(|i| std::array::from_fn(|j| (0..3).map(|k| G[i][k] * g[k * 3 + j]).sum()));
+    std::array::from_fn(|e| (0..3).map(|k| gg[e / 4][k] * G[e % 4][k]).sum())
+}
+
+/// Eight channels at a time, so the Winograd transforms compile to vector instructions.
+type Lanes = [f32; 8];
+
+#[inline(always)]
+fn lanes(f: impl Fn(usize) -> f32) -> Lanes {
+    std::array::from_fn(f)
+}
+
+/// The first eight floats of `x` (one bounds check, one vector load).
+#[inline(always)]
+fn load(x: &[f32]) -> Lanes {
+    x[..8].try_into().expect("eight lanes")
+}
+
 impl Conv {
-    /// Packs `weight` (PyTorch layout: out, in, ky, kx) and `bias`.
+    /// Packs `weight` (PyTorch layout: out, in, ky, kx) and `bias`. `winograd` asks for
+    /// the Winograd form, used when the convolution is 3x3, stride 1, padding 1.
     pub fn new(
         weight: &[f32],
         bias: &[f32],
         (c_out, c_in, size): (usize, usize, usize),
-        stride: usize,
-        pad: usize,
+        (stride, pad): (usize, usize),
         relu: bool,
+        winograd: bool,
     ) -> Result<Conv> {
         if c_out % NR != 0 || weight.len() != c_out * c_in * size * size || bias.len() != c_out {
             candle_core::bail!("conv weights {c_out}x{c_in}x{size}x{size}: output channels must be a multiple of {NR}");
         }
-        let k = size * size * c_in;
-        let mut packed = vec![0f32; c_out * k];
-        for o in 0..c_out {
-            let panel = &mut packed[(o / NR) * k * NR..][..k * NR];
-            for c in 0..c_in {
-                for t in 0..size * size {
-                    panel[(t * c_in + c) * NR + o % NR] = weight[(o * c_in + c) * size * size + t];
-                }
-            }
-        }
-        Ok(Conv { c_in, c_out, size, stride, pad, relu, packed, bias: bias.to_vec() })
+        let taps = size * size;
+        let weights = if winograd && size == 3 && stride == 1 && pad == 1 && c_in % 8 == 0 {
+            let u: Vec<[f32; 16]> = weight.chunks(taps).map(winograd_kernel).collect();
+            Weights::Winograd((0..16).flat_map(|e| pack(c_in, c_out, |o, c| u[o * c_in + c][e])).collect())
+        } else {
+            Weights::Direct(pack(taps * c_in, c_out, |o, row| weight[(o * c_in + row % c_in) * taps + row / c_in]))
+        };
+        Ok(Conv { c_in, c_out, size, stride, pad, relu, weights, bias: bias.to_vec() })
     }
 
     pub fn out_side(&self, side: usize) -> usize {
         (side + 2 * self.pad - self.size) / self.stride + 1
     }
 
-    /// Multiply-adds for one image of `side` x `side` input pixels.
+    /// Multiply-adds for one image of `side` x `side` input pixels, as a direct
+    /// convolution does them (the Winograd form does fewer).
     pub fn macs(&self, side: usize) -> usize {
         self.out_side(side).pow(2) * self.c_out * self.c_in * self.size * self.size
     }
 
-    /// Reduction blocks: groups of whole taps when a tap's run fits in KC, otherwise
-    /// KC-float slices of one tap; either way a contiguous range of packed rows.
-    fn blocks(g: &Geometry) -> Vec<Block> {
-        let taps = g.taps();
-        if g.run >= KC {
-            (0..taps)
-                .flat_map(|t| {
-                    (0..g.run).step_by(KC).map(move |c0| Block { taps: t..t + 1, run: c0..(c0 + KC).min(g.run) })
-                })
-                .collect()
-        } else {
-            let per = KC / g.run;
-            (0..taps).step_by(per).map(|t0| Block { taps: t0..(t0 + per).min(taps), run: 0..g.run }).collect()
+    /// `x`: n x side x side x c_in, NHWC; `residual`, if any, has the output's shape.
+    fn run(&self, x: &[f32], n: usize, side: usize, residual: Option<&[f32]>) -> Vec<f32> {
+        match &self.weights {
+            Weights::Direct(packed) => self.direct(packed, x, n, side, residual),
+            Weights::Winograd(packed) => self.winograd(packed, x, n, side, residual),
         }
     }
 
-    /// `x`: n x side x side x c_in, NHWC; `residual`, if any, has the output's shape.
-    fn run(&self, x: &[f32], n: usize, side: usize, residual: Option<&[f32]>) -> Vec<f32> {
+    fn direct(&self, packed: &[f32], x: &[f32], n: usize, side: usize, residual: Option<&[f32]>) -> Vec<f32> {
         let out_side = self.out_side(side);
         let m = n * out_side * out_side;
-        // Every element is written by the first reduction block before any is read, so
-        // the buffer is not zeroed first (that would be one more pass over it).
-        let mut out: Vec<f32> = Vec::with_capacity(m * self.c_out);
         let padded;
         let (x, geometry) = if self.c_in < THIN_BELOW {
             padded = pad(x, n, side, self.c_in, self.pad);
@@ -115,61 +145,209 @@ impl Conv {
             let run = self.c_in;
             (x, Geometry { side, out_side, stride: self.stride, pad: self.pad, size: self.size, c_in: self.c_in, run })
         };
-        let blocks = Conv::blocks(&geometry);
         let panels = self.c_out / NR;
         // Split whichever operand is larger across threads, so each thread streams only
         // its share of it: pixels in early layers, output channels in late ones.
         let pieces = rayon::current_num_threads() * 4;
-        let tasks: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)> = if panels * NR > m {
+        let tasks: Vec<(Range<usize>, Range<usize>)> = if panels * NR > m {
             let step = panels.div_ceil(pieces).max(1);
             (0..panels).step_by(step).map(|p| (0..m, p..(p + step).min(panels))).collect()
         } else {
             let step = m.div_ceil(pieces).next_multiple_of(MR);
             (0..m).step_by(step).map(|r| (r..(r + step).min(m), 0..panels)).collect()
         };
-        let out_ptr = SendPtr(out.spare_capacity_mut().as_mut_ptr().cast());
-        let residual = residual.map(|r| SendPtr(r.as_ptr() as *mut f32));
+        let mut out = Uninit::new(m * self.c_out);
+        let product = Product {
+            x,
+            geometry,
+            packed,
+            bias: &self.bias,
+            relu: self.relu,
+            residual: residual.map(|r| SendPtr(r.as_ptr() as *mut f32)),
+            out: out.ptr(),
+            c_out: self.c_out,
+        };
         let kernel = kernel_for_cpu();
-        tasks.into_par_iter().for_each(|(rows, panel_range)| {
-            let mut segments: Vec<[*const f32; MR]> = Vec::with_capacity(self.size * self.size);
-            for panel_block in panel_range.clone().step_by(NC_PANELS) {
-                let panel_block = panel_block..(panel_block + NC_PANELS).min(panel_range.end);
-                for (b, block) in blocks.iter().enumerate() {
-                    let k0 = block.taps.start * geometry.run + block.run.start;
-                    let epilogue = Epilogue {
-                        first: b == 0,
-                        last: b + 1 == blocks.len(),
-                        relu: self.relu,
-                        residual: residual.is_some(),
-                    };
-                    for r0 in rows.clone().step_by(MR) {
-                        let live = (rows.end - r0).min(MR);
-                        geometry.rows(x, r0, live, block, &mut segments);
-                        for p in panel_block.clone() {
-                            let tile = r0 * self.c_out + p * NR;
-                            // SAFETY: tasks cover disjoint rows x panels of `out`; the
-                            // segment pointers address `x` or ZEROS for the block's length.
-                            unsafe {
-                                kernel(
-                                    &segments,
-                                    block.run.len(),
-                                    self.packed.as_ptr().add(p * self.size * self.size * self.c_in * NR + k0 * NR),
-                                    self.bias.as_ptr().add(p * NR),
-                                    residual.map_or(std::ptr::null(), |r| r.get().add(tile) as *const f32),
-                                    out_ptr.get().add(tile),
-                                    self.c_out,
-                                    live,
-                                    epilogue,
-                                )
+        tasks.into_par_iter().for_each(|(rows, panels)| product.compute(rows, panels, kernel));
+        // SAFETY: the tasks wrote every row x panel of the output.
+        unsafe { out.assume_written() }
+    }
+
+    /// Winograd F(2x2, 3x3): each 4x4 input tile becomes 16 values per channel (B^T d B),
+    /// each of the 16 is a matrix product with its transformed kernel, and A^T m A turns
+    /// the 16 products back into a 2x2 output tile: 16 multiplies where direct needs 36.
+    fn winograd(&self, packed: &[f32], x: &[f32], n: usize, side: usize, residual: Option<&[f32]>) -> Vec<f32> {
+        let (c_in, c_out) = (self.c_in, self.c_out);
+        let per_side = side.div_ceil(2);
+        let tiles = n * per_side * per_side;
+        let tile_origin = |t: usize| (t / (per_side * per_side), 2 * (t / per_side % per_side), 2 * (t % per_side));
+
+        let mut v = Uninit::new(16 * tiles * c_in);
+        let vp = v.ptr();
+        let zeros = vec![0f32; c_in];
+        (0..tiles).into_par_iter().for_each(|t| {
+            let (img, y0, x0) = tile_origin(t);
+            let d: [&[f32]; 16] = std::array::from_fn(|e| {
+                let (y, x_) = ((y0 + e / 4).wrapping_sub(1), (x0 + e % 4).wrapping_sub(1));
+                if y < side && x_ < side {
+                    &x[((img * side + y) * side + x_) * c_in..][..c_in]
+                } else {
+                    &zeros
+                }
+            });
+            for c in (0..c_in).step_by(8) {
+                let d: [Lanes; 16] = std::array::from_fn(|e| load(&d[e][c..]));
+                // B^T d B, with B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
+                let bt = |v: [Lanes; 4]| -> [Lanes; 4] {
+                    [
+                        lanes(|l| v[0][l] - v[2][l]),
+                        lanes(|l| v[1][l] + v[2][l]),
+                        lanes(|l| v[2][l] - v[1][l]),
+                        lanes(|l| v[1][l] - v[3][l]),
+                    ]
+                };
+                let cols: [[Lanes; 4]; 4] = std::array::from_fn(|j| bt(std::array::from_fn(|i| d[i * 4 + j])));
+                let rows: [[Lanes; 4]; 4] = std::array::from_fn(|i| bt(std::array::from_fn(|j| cols[j][i])));
+                for (i, row) in rows.iter().enumerate() {
+                    for (j, value) in row.iter().enumerate() {
+                        // SAFETY: tile t owns row t of each of the 16 matrices.
+                        unsafe { vp.write(((i * 4 + j) * tiles + t) * c_in + c, value) };
+                    }
+                }
+            }
+        });
+        // SAFETY: every tile wrote its row of all 16 matrices.
+        let v = unsafe { v.assume_written() };
+
+        let mut m = Uninit::new(16 * tiles * c_out);
+        let zero_bias = vec![0f32; c_out];
+        let kernel = kernel_for_cpu();
+        let mp = m.ptr();
+        (0..16).into_par_iter().for_each(|e| {
+            let product = Product {
+                x: &v[e * tiles * c_in..][..tiles * c_in],
+                geometry: Geometry { side: 1, out_side: 1, stride: 1, pad: 0, size: 1, c_in, run: c_in },
+                packed: &packed[e * c_in * c_out..][..c_in * c_out],
+                bias: &zero_bias,
+                relu: false,
+                residual: None,
+                out: SendPtr(mp.get().wrapping_add(e * tiles * c_out)),
+                c_out,
+            };
+            product.compute(0..tiles, 0..c_out / NR, kernel);
+        });
+        // SAFETY: each of the 16 products wrote its whole tiles x c_out matrix.
+        let m = unsafe { m.assume_written() };
+
+        let mut out = Uninit::new(n * side * side * c_out);
+        let op = out.ptr();
+        (0..tiles).into_par_iter().for_each(|t| {
+            let (img, y0, x0) = tile_origin(t);
+            for c in (0..c_out).step_by(8) {
+                let m: [Lanes; 16] = std::array::from_fn(|e| load(&m[(e * tiles + t) * c_out + c..]));
+                // A^T m A, with A^T = [1 1 1 0; 0 1 -1 -1].
+                let at = |v: [Lanes; 4]| -> [Lanes; 2] {
+                    [lanes(|l| v[0][l] + v[1][l] + v[2][l]), lanes(|l| v[1][l] - v[2][l] - v[3][l])]
+                };
+                let cols: [[Lanes; 2]; 4] = std::array::from_fn(|j| at(std::array::from_fn(|i| m[i * 4 + j])));
+                let rows: [[Lanes; 2]; 2] = std::array::from_fn(|i| at(std::array::from_fn(|j| cols[j][i])));
+                for (i, row) in rows.iter().enumerate() {
+                    for (j, value) in row.iter().enumerate() {
+                        let (y, x_) = (y0 + i, x0 + j);
+                        if y < side && x_ < side {
+                            let px = ((img * side + y) * side + x_) * c_out + c;
+                            let (bias, res) = (load(&self.bias[c..]), residual.map_or([0.0; 8], |r| load(&r[px..])));
+                            let mut value = lanes(|l| value[l] + bias[l] + res[l]);
+                            if self.relu {
+                                value = lanes(|l| value[l].max(0.0));
                             }
+                            // SAFETY: tiles cover disjoint output pixels.
+                            unsafe { op.write(px, &value) };
                         }
                     }
                 }
             }
         });
-        // SAFETY: the tasks above wrote all m * c_out elements (see above).
-        unsafe { out.set_len(m * self.c_out) };
-        out
+        // SAFETY: the tiles cover every output pixel (side <= 2 * per_side).
+        unsafe { out.assume_written() }
+    }
+}
+
+/// An output buffer filled by parallel tasks through raw pointers before it is read, so
+/// it is not zeroed first (that would be one more pass over it).
+struct Uninit(Vec<f32>);
+
+impl Uninit {
+    fn new(len: usize) -> Uninit {
+        Uninit(Vec::with_capacity(len))
+    }
+
+    fn ptr(&mut self) -> SendPtr {
+        SendPtr(self.0.spare_capacity_mut().as_mut_ptr().cast())
+    }
+
+    /// SAFETY: every element must have been written through [`Uninit::ptr`].
+    unsafe fn assume_written(mut self) -> Vec<f32> {
+        let len = self.0.capacity();
+        self.0.set_len(len);
+        self.0
+    }
+}
+
+/// One matrix product: the rows `geometry` reads from `x` times the `packed` weights,
+/// plus bias (and residual, ReLU), into `out` (rows of `c_out`).
+struct Product<'a> {
+    x: &'a [f32],
+    geometry: Geometry,
+    packed: &'a [f32],
+    bias: &'a [f32],
+    relu: bool,
+    residual: Option<SendPtr>,
+    out: SendPtr,
+    c_out: usize,
+}
+
+impl Product<'_> {
+    /// Output rows `rows` x column panels `panels`, on the calling thread.
+    fn compute(&self, rows: Range<usize>, panels: Range<usize>, kernel: Kernel) {
+        let g = &self.geometry;
+        let k_total = g.taps() * g.run;
+        let blocks = g.blocks();
+        let mut segments: Vec<[*const f32; MR]> = Vec::with_capacity(g.taps());
+        for panel_block in panels.clone().step_by(NC_PANELS) {
+            let panel_block = panel_block..(panel_block + NC_PANELS).min(panels.end);
+            for (b, block) in blocks.iter().enumerate() {
+                let k0 = block.taps.start * g.run + block.run.start;
+                let epilogue = Epilogue {
+                    first: b == 0,
+                    last: b + 1 == blocks.len(),
+                    relu: self.relu,
+                    residual: self.residual.is_some(),
+                };
+                for r0 in rows.clone().step_by(MR) {
+                    let live = (rows.end - r0).min(MR);
+                    g.rows(self.x, r0, live, block, &mut segments);
+                    for p in panel_block.clone() {
+                        let tile = r0 * self.c_out + p * NR;
+                        // SAFETY: callers hand disjoint rows x panels of `out` to each
+                        // task; the segment pointers address `x` or ZEROS for the block.
+                        unsafe {
+                            kernel(
+                                &segments,
+                                block.run.len(),
+                                self.packed.as_ptr().add(p * k_total * NR + k0 * NR),
+                                self.bias.as_ptr().add(p * NR),
+                                self.residual.map_or(std::ptr::null(), |r| r.get().add(tile) as *const f32),
+                                self.out.get().add(tile),
+                                self.c_out,
+                                live,
+                                epilogue,
+                            )
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -185,9 +363,9 @@ fn pad(x: &[f32], n: usize, side: usize, c: usize, pad: usize) -> Vec<f32> {
 }
 
 struct Block {
-    taps: std::ops::Range<usize>,
+    taps: Range<usize>,
     /// Floats within each tap's run.
-    run: std::ops::Range<usize>,
+    run: Range<usize>,
 }
 
 struct Geometry {
@@ -203,6 +381,23 @@ struct Geometry {
 }
 
 impl Geometry {
+    /// Reduction blocks: groups of whole taps when a tap's run fits in KC, otherwise
+    /// KC-float slices of one tap; either way a contiguous range of packed rows.
+    fn blocks(&self) -> Vec<Block> {
+        let g = self;
+        let taps = g.taps();
+        if g.run >= KC {
+            (0..taps)
+                .flat_map(|t| {
+                    (0..g.run).step_by(KC).map(move |c0| Block { taps: t..t + 1, run: c0..(c0 + KC).min(g.run) })
+                })
+                .collect()
+        } else {
+            let per = KC / g.run;
+            (0..taps).step_by(per).map(|t0| Block { taps: t0..(t0 + per).min(taps), run: 0..g.run }).collect()
+        }
+    }
+
     fn taps(&self) -> usize {
         self.size * self.size * self.c_in / self.run
     }
@@ -241,6 +436,11 @@ impl SendPtr {
     // A method, so closures capture the wrapper rather than its raw pointer field.
     fn get(self) -> *mut f32 {
         self.0
+    }
+
+    /// SAFETY: `at..at + 8` must be inside the buffer and written by no other task.
+    unsafe fn write(self, at: usize, value: &Lanes) {
+        std::ptr::copy_nonoverlapping(value.as_ptr(), self.0.add(at), value.len());
     }
 }
 
@@ -516,12 +716,31 @@ mod tests {
     }
 
     /// The packed NHWC convolution against candle's conv2d + bias + residual + ReLU.
-    fn check(n: usize, c_in: usize, c_out: usize, side: usize, size: usize, stride: usize, pad: usize, residual: bool) {
+    fn check(
+        n: usize,
+        (c_in, c_out): (usize, usize),
+        side: usize,
+        (size, stride, pad): (usize, usize, usize),
+        residual: bool,
+    ) {
+        for winograd in [false, true] {
+            check_form(n, (c_in, c_out), side, (size, stride, pad), residual, winograd);
+        }
+    }
+
+    fn check_form(
+        n: usize,
+        (c_in, c_out): (usize, usize),
+        side: usize,
+        (size, stride, pad): (usize, usize, usize),
+        residual: bool,
+        winograd: bool,
+    ) {
         let dev = Device::Cpu;
         let w = random(c_out * c_in * size * size, 1 + c_in as u64);
         let b = random(c_out, 2 + c_out as u64);
         let x = Tensor::from_vec(random(n * side * side * c_in, 3), (n, side, side, c_in), &dev).unwrap();
-        let conv = Conv::new(&w, &b, (c_out, c_in, size), stride, pad, true).unwrap();
+        let conv = Conv::new(&w, &b, (c_out, c_in, size), (stride, pad), true, winograd).unwrap();
         let wt = Tensor::from_vec(w, (c_out, c_in, size, size), &dev).unwrap();
         let bt = Tensor::from_vec(b, (1, c_out, 1, 1), &dev).unwrap();
         let mut expected = nchw(&x).conv2d(&wt, pad, stride, 1, 1).unwrap().broadcast_add(&bt).unwrap();
@@ -542,11 +761,22 @@ mod tests {
 
     #[test]
     fn matches_candle_conv2d() {
-        check(1, 3, 64, 23, 7, 2, 3, false); // the stem: 49 taps in one block
-        check(2, 64, 32, 9, 3, 1, 1, true); // several taps per block, rows not a multiple of 6
-        check(1, 300, 48, 7, 3, 2, 1, false); // channels split across blocks
-        check(2, 40, 16, 8, 1, 2, 0, false); // strided 1x1 (downsample)
-        check(3, 512, 64, 3, 1, 1, 0, true); // two full blocks, residual on the last
+        check(1, (3, 64), 23, (7, 2, 3), false); // the stem: whole kernel rows
+        check(2, (64, 32), 9, (3, 1, 1), true); // several taps per block, odd side (Winograd edge tiles)
+        check(1, (24, 16), 14, (3, 1, 1), false); // Winograd, even side
+        check(1, (300, 48), 7, (3, 2, 1), false); // channels split across blocks
+        check(2, (40, 16), 8, (1, 2, 0), false); // strided 1x1 (downsample)
+        check(3, (512, 64), 3, (1, 1, 0), true); // two full blocks, residual on the last
+    }
+
+    #[test]
+    fn winograd_form_is_taken_for_3x3_stride_1() {
+        let conv = |size, stride| {
+            Conv::new(&vec![0.0; 16 * 8 * size * size], &[0.0; 16], (16, 8, size), (stride, size / 2), true, true)
+        };
+        assert!(matches!(conv(3, 1).unwrap().weights, Weights::Winograd(_)));
+        assert!(matches!(conv(3, 2).unwrap().weights, Weights::Direct(_)));
+        assert!(matches!(conv(1, 1).unwrap().weights, Weights::Direct(_)));
     }
 
     #[test]

@@ -18,11 +18,11 @@ use super::conv::{AvgPool, Conv, MaxPool};
 const BN_EPS: f64 = 1e-5;
 
 /// A convolution followed by an eval-mode batch norm (and ReLU when `relu`), as one
-/// packed convolution with bias.
+/// packed convolution with bias; `winograd` as in [`Conv::new`].
 fn conv_bn(
     (c_in, c_out, k): (usize, usize, usize),
     stride: usize,
-    relu: bool,
+    (relu, winograd): (bool, bool),
     conv: VarBuilder,
     bn: VarBuilder,
 ) -> Result<Conv> {
@@ -34,7 +34,7 @@ fn conv_bn(
     let scale = (gamma / (var + BN_EPS)?.sqrt()?)?;
     let w = w.broadcast_mul(&scale.reshape((c_out, 1, 1, 1))?)?;
     let b = (beta - (mean * &scale)?)?;
-    Conv::new(&w.flatten_all()?.to_vec1()?, &b.to_vec1()?, (c_out, c_in, k), stride, k / 2, relu)
+    Conv::new(&w.flatten_all()?.to_vec1()?, &b.to_vec1()?, (c_out, c_in, k), (stride, k / 2), relu, winograd)
 }
 
 /// Per-layer wall time of one forward pass, for `lookalike bench --layers`.
@@ -77,18 +77,25 @@ struct Bottleneck {
 }
 
 impl Bottleneck {
-    fn load(name: String, c_in: usize, width: usize, stride: usize, vb: VarBuilder) -> Result<Bottleneck> {
+    fn load(
+        name: String,
+        c_in: usize,
+        width: usize,
+        stride: usize,
+        winograd: bool,
+        vb: VarBuilder,
+    ) -> Result<Bottleneck> {
         let out = 4 * width;
         let downsample = if stride != 1 || c_in != out {
-            Some(conv_bn((c_in, out, 1), stride, false, vb.pp("downsample.0"), vb.pp("downsample.1"))?)
+            Some(conv_bn((c_in, out, 1), stride, (false, false), vb.pp("downsample.0"), vb.pp("downsample.1"))?)
         } else {
             None
         };
         Ok(Bottleneck {
             name,
-            conv1: conv_bn((c_in, width, 1), 1, true, vb.pp("conv1"), vb.pp("bn1"))?,
-            conv2: conv_bn((width, width, 3), stride, true, vb.pp("conv2"), vb.pp("bn2"))?,
-            conv3: conv_bn((width, out, 1), 1, true, vb.pp("conv3"), vb.pp("bn3"))?,
+            conv1: conv_bn((c_in, width, 1), 1, (true, false), vb.pp("conv1"), vb.pp("bn1"))?,
+            conv2: conv_bn((width, width, 3), stride, (true, winograd), vb.pp("conv2"), vb.pp("bn2"))?,
+            conv3: conv_bn((width, out, 1), 1, (true, false), vb.pp("conv3"), vb.pp("bn3"))?,
             downsample,
         })
     }
@@ -111,18 +118,21 @@ impl Bottleneck {
     }
 }
 
+/// `winograd`: whether the stride-1 3x3 convolutions take the Winograd form. Not in layer4:
+/// its 7x7 maps leave a third of the 2x2 tiles' outputs unused, and the transformed
+/// weights (16 values per 9) are read once per image at batch 1.
 fn stage(
     name: &str,
-    c_in: usize,
-    width: usize,
+    (c_in, width): (usize, usize),
     stride: usize,
     blocks: usize,
+    winograd: bool,
     vb: VarBuilder,
 ) -> Result<Vec<Bottleneck>> {
     (0..blocks)
         .map(|i| {
             let (c, s) = if i == 0 { (c_in, stride) } else { (4 * width, 1) };
-            Bottleneck::load(format!("{name}.{i}"), c, width, s, vb.pp(i))
+            Bottleneck::load(format!("{name}.{i}"), c, width, s, winograd, vb.pp(i))
         })
         .collect()
 }
@@ -141,12 +151,12 @@ pub struct Pooled {
 impl ResNet50 {
     pub fn load(vb: VarBuilder) -> Result<ResNet50> {
         Ok(ResNet50 {
-            stem: conv_bn((3, 64, 7), 2, true, vb.pp("conv1"), vb.pp("bn1"))?,
+            stem: conv_bn((3, 64, 7), 2, (true, false), vb.pp("conv1"), vb.pp("bn1"))?,
             layers: [
-                stage("layer1", 64, 64, 1, 3, vb.pp("layer1"))?,
-                stage("layer2", 256, 128, 2, 4, vb.pp("layer2"))?,
-                stage("layer3", 512, 256, 2, 6, vb.pp("layer3"))?,
-                stage("layer4", 1024, 512, 2, 3, vb.pp("layer4"))?,
+                stage("layer1", (64, 64), 1, 3, true, vb.pp("layer1"))?,
+                stage("layer2", (256, 128), 2, 4, true, vb.pp("layer2"))?,
+                stage("layer3", (512, 256), 2, 6, true, vb.pp("layer3"))?,
+                stage("layer4", (1024, 512), 2, 3, false, vb.pp("layer4"))?,
             ],
         })
     }
