@@ -4,13 +4,15 @@ on the same sample images and thread count, at batch 1 and batched; prints image
 both, the ratio, and how closely lookalike's layer4 vectors agree with the reference's
 (cosine, plain 224x224 resize as the reference does). Issue 7's yardstick.
 
-    python3 bench/embed_vs_ort.py [--images 64] [--threads 2] [--batch 16]
+    python3 bench/embed_vs_ort.py [--images 64] [--threads 2] [--batch 16] [--rounds 3]
         [--sample ../shared/fashion-sample] [--reference ../shared/reference]
         [--python /tmp/ortvenv/bin/python]   # a Python with onnx, onnxruntime, numpy, Pillow
 
 Run from the repository root after `cargo build --release` and `lookalike fetch-weights`.
 The reference times decoding + resizing + the model in one thread; `lookalike bench`
-times the model on decoded inputs, so the ratio slightly favours lookalike.
+times the model on decoded inputs, so the ratio slightly favours lookalike. The two
+engines take turns for `--rounds` rounds (this machine's speed drifts by 20% and more
+between minutes); each round's ratio is printed, and the median.
 """
 import argparse, glob, json, os, re, shutil, struct, subprocess, sys, tempfile, zipfile
 
@@ -18,6 +20,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument('--images', type=int, default=64)
 ap.add_argument('--threads', type=int, default=2)
 ap.add_argument('--batch', type=int, default=16)
+ap.add_argument('--rounds', type=int, default=3)
 ap.add_argument('--sample', default='../shared/fashion-sample')
 ap.add_argument('--reference', default='../shared/reference')
 ap.add_argument('--python', default='/tmp/ortvenv/bin/python')
@@ -43,15 +46,16 @@ try:
             '--state-dir', f'{work}/state', '--threads', str(a.threads)]
 
     rows = []
-    for batch in (1, a.batch):
-        ref = subprocess.run([a.python, f'{a.reference}/ort_resnet50.py', f'{work}/imgsim/model.pth', f'{work}/list.txt',
-                              f'{work}/ort.bin', '--threads', str(a.threads), '--batch', str(batch),
-                              '--cache', f'{work}/model.onnx'], check=True, capture_output=True, text=True)
-        ort = float(re.search(r'= ([0-9.]+) img/s', ref.stderr).group(1))
-        out = subprocess.run(base + ['bench', '--embed-only', '--images', str(a.images), '--batch', str(batch)],
-                             check=True, capture_output=True, text=True)
-        ours = json.loads(out.stdout)[-1]['images_per_s']
-        rows.append((batch, ort, ours))
+    for r in range(a.rounds):
+        for batch in (1, a.batch):
+            ref = subprocess.run([a.python, f'{a.reference}/ort_resnet50.py', f'{work}/imgsim/model.pth', f'{work}/list.txt',
+                                  f'{work}/ort.bin', '--threads', str(a.threads), '--batch', str(batch),
+                                  '--cache', f'{work}/model.onnx'], check=True, capture_output=True, text=True)
+            ort = float(re.search(r'= ([0-9.]+) img/s', ref.stderr).group(1))
+            out = subprocess.run(base + ['bench', '--embed-only', '--images', str(a.images), '--batch', str(batch)],
+                                 check=True, capture_output=True, text=True)
+            ours = json.loads(out.stdout)[-1]['images_per_s']
+            rows.append((r, batch, ort, ours))
 
     # Agreement: lookalike's stored layer4 vectors against the reference's.
     subprocess.run(base + ['index'], check=True, capture_output=True)
@@ -68,8 +72,11 @@ try:
         cosines.append(sum(x * y for x, y in zip(ours, theirs)))
 
     print(f'{a.images} sample images, {a.threads} threads, {os.cpu_count()} CPUs')
-    for batch, ort, ours in rows:
-        print(f'batch {batch:>3}: onnxruntime {ort:6.2f} images/s, lookalike {ours:6.2f} images/s, ratio {ours / ort:.2f}x')
+    for r, batch, ort, ours in rows:
+        print(f'round {r + 1} batch {batch:>3}: onnxruntime {ort:6.2f} images/s, lookalike {ours:6.2f} images/s, ratio {ours / ort:.2f}x')
+    for batch in (1, a.batch):
+        ratios = sorted(ours / ort for _, b, ort, ours in rows if b == batch)
+        print(f'batch {batch:>3}: median ratio {ratios[len(ratios) // 2]:.2f}x over {len(ratios)} rounds')
     print(f'layer4 agreement with the reference: min cosine {min(cosines):.6f} over {count} images')
 finally:
     shutil.rmtree(work, ignore_errors=True)
