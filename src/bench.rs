@@ -112,7 +112,7 @@ pub fn search_latency(n: usize, repeats: usize, scratch: &Path) -> Result<Search
         (0..n).map(|i| Entry { path: format!("{i:09}.jpg"), size: 0, mtime_ns: 0, hash: String::new() }).collect();
     let identity = Identity { model: "bench".into(), preprocessing: "bench".into(), dims: model::FEATURE_DIMS };
     let path = scratch.join(format!("bench-{n}.lks"));
-    store::write(&path, &identity, &entries, |i| &features[i * model::FEATURE_DIMS..][..model::FEATURE_DIMS])?;
+    store::write(&path, &identity, &entries, |i| features[i * model::FEATURE_DIMS..][..model::FEATURE_DIMS].into())?;
     drop(features);
     let started = Instant::now();
     let opened = Store::open(&path)?;

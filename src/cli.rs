@@ -475,7 +475,11 @@ fn run_index(engine: &Engine, full: bool) -> Result<IndexReport> {
     }
     let last_line = Mutex::new(Instant::now() - Duration::from_secs(60));
     let started = Instant::now();
+    let embedding_peak = Mutex::new(None);
     let progress = |p: Progress| {
+        if matches!(p.phase, Phase::Saving | Phase::Describing) {
+            embedding_peak.lock().unwrap().get_or_insert_with(crate::bench::peak_rss_mib);
+        }
         let label = match p.phase {
             Phase::Scanning => "scanning",
             Phase::Hashing => "hashing",
@@ -497,8 +501,11 @@ fn run_index(engine: &Engine, full: bool) -> Result<IndexReport> {
             }
         }
     };
-    let report = engine.index(&embedder, full, &cancel, &progress);
+    let mut report = engine.index(&embedder, full, &cancel, &progress);
     bar.finish_and_clear();
+    if let Ok(r) = &mut report {
+        r.peak_mib = [embedding_peak.into_inner().unwrap(), Some(crate::bench::peak_rss_mib())];
+    }
     report
 }
 
@@ -510,6 +517,9 @@ fn print_index_report(r: &IndexReport) {
     );
     if let Some(why) = &r.rebuilt {
         println!("full rebuild: {why}");
+    }
+    if let [Some(embedding), Some(all)] = r.peak_mib {
+        println!("peak memory: {embedding:.0} MiB up to the end of embedding, {all:.0} MiB in all");
     }
     if !r.descriptors.is_empty() {
         let refit = if r.whitening_refit { "; whitening fit on this catalog" } else { "" };

@@ -478,7 +478,7 @@ mod tests {
             (0..n).map(|i| Entry { path: format!("{i:05}.jpg"), size: 1, mtime_ns: 0, hash: format!("{i}") }).collect();
         let identity = Identity { model: "test".into(), preprocessing: "test".into(), dims: FEATURE_DIMS };
         let path = dir.join(name);
-        store::write(&path, &identity, &entries, |i| &rows[i * FEATURE_DIMS..][..FEATURE_DIMS]).unwrap();
+        store::write(&path, &identity, &entries, |i| rows[i * FEATURE_DIMS..][..FEATURE_DIMS].into()).unwrap();
         Store::open(&path).unwrap()
     }
 

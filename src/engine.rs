@@ -1,5 +1,6 @@
 //! The engine API shared by the CLI and the TUI: index a catalog, search it, describe it.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,6 +67,9 @@ pub struct IndexReport {
     pub annoy_built: bool,
     pub metadata_errors: Vec<RowError>,
     pub seconds: f64,
+    /// Peak resident memory (MiB) up to the end of embedding and over the whole run, when
+    /// the caller measured it (`lookalike index` does).
+    pub peak_mib: [Option<f64>; 2],
 }
 
 impl IndexReport {
@@ -290,8 +294,8 @@ impl Engine {
                 by_hash.entry(e.hash.as_str()).or_insert(Source::Store(row));
             }
         }
-        for (j, r) in journaled.iter().enumerate() {
-            by_hash.insert(r.entry.hash.as_str(), Source::Journal(j));
+        for r in &journaled {
+            by_hash.insert(r.entry.hash.as_str(), Source::Journal(r.vector_at));
         }
         let mut to_embed: Vec<usize> = Vec::new();
         // Byte-identical new files are embedded once: (copy, first file with that content).
@@ -328,16 +332,14 @@ impl Engine {
         }
         report.resumed = resumed;
 
-        let mut fresh: Vec<Vec<f32>> = Vec::new();
         let mut failed = vec![false; scan.files.len()];
         self.embed_files(embedder, &scan.files, &to_embed, cancel, progress, |batch| {
-            let mut appended = Vec::new();
+            let (mut rows, mut vectors) = (Vec::new(), Vec::new());
             for (i, result) in batch {
                 match result {
                     Ok(v) => {
-                        sources[i] = Some(Source::Fresh(fresh.len()));
-                        fresh.push(v);
-                        appended.push(i);
+                        rows.push(i);
+                        vectors.push(v);
                     }
                     Err(e) => {
                         report.skipped.push(Skipped { path: scan.files[i].rel.clone(), reason: e.to_string() });
@@ -345,15 +347,13 @@ impl Engine {
                     }
                 }
             }
-            report.embedded += appended.len();
-            let records: Vec<(Entry, &[f32])> = appended
-                .iter()
-                .map(|&i| {
-                    let Some(Source::Fresh(k)) = sources[i] else { unreachable!() };
-                    (entries[i].clone().unwrap(), fresh[k].as_slice())
-                })
-                .collect();
-            journal.append(&records)
+            report.embedded += rows.len();
+            let records: Vec<(Entry, &[f32])> =
+                rows.iter().zip(&vectors).map(|(&i, v)| (entries[i].clone().unwrap(), v.as_slice())).collect();
+            for (&i, at) in rows.iter().zip(journal.append(&records)?) {
+                sources[i] = Some(Source::Journal(at));
+            }
+            Ok(())
         })?;
         report.cancelled = cancel.load(Ordering::Relaxed);
         for (i, first) in copies {
@@ -401,11 +401,11 @@ impl Engine {
         let unchanged_store = old.as_ref().is_some_and(|s| s.entries() == final_entries.as_slice());
         if !unchanged_store {
             progress(Progress { phase: Phase::Saving, done: 0, total: final_entries.len() });
-            let vector = |i: usize| -> &[f32] {
+            let journal_vectors = journal.vectors()?;
+            let vector = |i: usize| -> Cow<[f32]> {
                 match final_sources[i] {
-                    Source::Store(r) => old.as_ref().unwrap().vector(r),
-                    Source::Journal(j) => &journaled[j].vector,
-                    Source::Fresh(k) => &fresh[k],
+                    Source::Store(r) => old.as_ref().unwrap().vector(r).into(),
+                    Source::Journal(at) => journal_vectors.get(at).into(),
                 }
             };
             store::write(&store_path, &identity, &final_entries, vector)?;
@@ -638,9 +638,10 @@ pub struct Info {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
+    /// A row of the existing store.
     Store(usize),
-    Journal(usize),
-    Fresh(usize),
+    /// A vector in the journal, by file offset (resumed or embedded by this run).
+    Journal(u64),
 }
 
 fn same_stat(e: &Entry, f: &CatalogFile) -> bool {

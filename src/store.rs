@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 const MAGIC: &[u8; 8] = b"LKSTORE\0";
 const FORMAT_VERSION: u32 = 1;
@@ -214,7 +215,7 @@ pub fn write<'a>(
     path: &Path,
     identity: &Identity,
     entries: &[Entry],
-    vector: impl Fn(usize) -> &'a [f32],
+    vector: impl Fn(usize) -> Cow<'a, [f32]>,
 ) -> Result<()> {
     debug_assert!(entries.windows(2).all(|w| w[0].path < w[1].path));
     let dir = path.parent().context("store path has no folder")?;
@@ -237,7 +238,7 @@ pub fn write<'a>(
             if v.len() != identity.dims {
                 bail!("vector {i} has {} dims, expected {}", v.len(), identity.dims);
             }
-            let bytes: &[u8] = bytemuck::cast_slice(v);
+            let bytes: &[u8] = bytemuck::cast_slice(&v);
             vectors_crc.update(bytes);
             w.write_all(bytes).with_context(context)?;
         }
@@ -299,15 +300,36 @@ pub fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
 }
 
 /// Embeddings finished by an index run that has not yet rewritten the store.
+///
+/// Vectors stay in the file: an index run keeps only where each one lies, so its memory
+/// does not grow with the number of images it embeds.
 pub struct Journal {
     file: File,
     dims: usize,
+    /// Bytes of whole records, where the next one goes.
+    len: u64,
 }
 
-/// One journal record.
+/// One journal record: its entry and the file offset of its vector.
 pub struct Journaled {
     pub entry: Entry,
-    pub vector: Vec<f32>,
+    pub vector_at: u64,
+}
+
+/// A read-only view of a journal's vectors, by the offsets [`Journal::open`] and
+/// [`Journal::append`] give.
+pub struct JournalVectors {
+    map: Mmap,
+    dims: usize,
+}
+
+impl JournalVectors {
+    pub fn get(&self, at: u64) -> Vec<f32> {
+        self.map[at as usize..][..self.dims * 4]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    }
 }
 
 impl Journal {
@@ -341,8 +363,8 @@ impl Journal {
                 if crc32fast::hash(payload) != crc {
                     break;
                 }
-                match decode_record(payload, identity.dims) {
-                    Some(r) => records.push(r),
+                match decode_entry(payload, identity.dims) {
+                    Some(entry) => records.push(Journaled { entry, vector_at: vector_at(at, len, identity.dims) }),
                     None => break,
                 }
                 at += 8 + len;
@@ -356,24 +378,42 @@ impl Journal {
         file.set_len(valid as u64).with_context(context)?;
         file.seek(SeekFrom::Start(valid as u64)).with_context(context)?;
         file.sync_all().with_context(context)?;
-        Ok((Journal { file, dims: identity.dims }, records))
+        Ok((Journal { file, dims: identity.dims, len: valid as u64 }, records))
     }
 
-    /// Appends a batch and makes it durable before returning.
-    pub fn append(&mut self, batch: &[(Entry, &[f32])]) -> Result<()> {
+    /// Appends a batch and makes it durable before returning; gives where each vector
+    /// lies in the file.
+    pub fn append(&mut self, batch: &[(Entry, &[f32])]) -> Result<Vec<u64>> {
         let mut out = Vec::new();
+        let mut offsets = Vec::with_capacity(batch.len());
         for (entry, vector) in batch {
             if vector.len() != self.dims {
                 bail!("vector for {} has {} dims, expected {}", entry.path, vector.len(), self.dims);
             }
             let payload = encode_record(entry, vector);
+            offsets.push(vector_at(self.len as usize + out.len(), payload.len(), self.dims));
             out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
             out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
             out.extend_from_slice(&payload);
         }
         self.file.write_all(&out).context("cannot append to the journal")?;
-        self.file.sync_data().context("cannot sync the journal")
+        self.file.sync_data().context("cannot sync the journal")?;
+        self.len += out.len() as u64;
+        Ok(offsets)
     }
+
+    /// Maps the journal's records for reading their vectors.
+    pub fn vectors(&self) -> Result<JournalVectors> {
+        // SAFETY: only this process writes the journal (the state folder is locked), and
+        // only by appending, which leaves mapped records in place.
+        let map = unsafe { Mmap::map(&self.file) }.context("cannot map the journal")?;
+        Ok(JournalVectors { map, dims: self.dims })
+    }
+}
+
+/// File offset of the vector of the record at `record`: the last part of its payload.
+fn vector_at(record: usize, payload_len: usize, dims: usize) -> u64 {
+    (record + 8 + payload_len - dims * 4) as u64
 }
 
 fn encode_record(e: &Entry, v: &[f32]) -> Vec<u8> {
@@ -388,7 +428,8 @@ fn encode_record(e: &Entry, v: &[f32]) -> Vec<u8> {
     p
 }
 
-fn decode_record(p: &[u8], dims: usize) -> Option<Journaled> {
+/// The entry of a record payload, which must end with exactly `dims` floats.
+fn decode_entry(p: &[u8], dims: usize) -> Option<Entry> {
     let mut at = 0;
     let mut take = |n: usize| {
         let s = p.get(at..at + n)?;
@@ -401,12 +442,8 @@ fn decode_record(p: &[u8], dims: usize) -> Option<Journaled> {
     let mtime_ns = i64::from_le_bytes(take(8)?.try_into().ok()?);
     let hash_len = u16::from_le_bytes(take(2)?.try_into().ok()?) as usize;
     let hash = String::from_utf8(take(hash_len)?.to_vec()).ok()?;
-    let raw = take(dims * 4)?;
-    if at != p.len() {
-        return None;
-    }
-    let vector = raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
-    Some(Journaled { entry: Entry { path, size, mtime_ns, hash }, vector })
+    take(dims * 4)?;
+    (at == p.len()).then_some(Entry { path, size, mtime_ns, hash })
 }
 
 #[cfg(test)]
@@ -426,7 +463,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(STORE_FILE);
         let vecs = [[1.0f32, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]];
-        write(&path, &identity(), &[entry("a"), entry("b")], |i| &vecs[i]).unwrap();
+        write(&path, &identity(), &[entry("a"), entry("b")], |i| vecs[i].as_slice().into()).unwrap();
         let store = Store::open(&path).unwrap();
         assert_eq!(store.len(), 2);
         assert_eq!(store.vector(1), &vecs[1]);
@@ -439,7 +476,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(STORE_FILE);
         let vecs = [[0.5f32; 4]];
-        write(&path, &identity(), &[entry("a")], |i| &vecs[i]).unwrap();
+        write(&path, &identity(), &[entry("a")], |i| vecs[i].as_slice().into()).unwrap();
         let good = std::fs::read(&path).unwrap();
         let header_len = 24 + u32::from_le_bytes(good[12..16].try_into().unwrap()) as usize;
         let meaningful = (0..header_len).chain(VECTORS_OFFSET as usize..good.len());
@@ -470,11 +507,14 @@ mod tests {
         let (mut j, recs) = Journal::open(&path, &identity()).unwrap();
         assert_eq!(recs.len(), 1);
         assert_eq!(recs[0].entry, entry("a"));
-        assert_eq!(recs[0].vector, vec![1.0; 4]);
-        j.append(&[(entry("c"), &[3.0; 4])]).unwrap();
+        assert_eq!(j.vectors().unwrap().get(recs[0].vector_at), vec![1.0; 4]);
+        let appended = j.append(&[(entry("c"), &[3.0; 4])]).unwrap();
+        assert_eq!(j.vectors().unwrap().get(appended[0]), vec![3.0; 4]);
         drop(j);
-        let (_, recs) = Journal::open(&path, &identity()).unwrap();
+        let (j, recs) = Journal::open(&path, &identity()).unwrap();
         assert_eq!(recs.iter().map(|r| r.entry.path.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(recs[1].vector_at, appended[0]);
+        assert_eq!(j.vectors().unwrap().get(recs[1].vector_at), vec![3.0; 4]);
         // Another model's journal is discarded, not reused.
         let other = Identity { model: "other".into(), ..identity() };
         let (_, recs) = Journal::open(&path, &other).unwrap();

@@ -47,7 +47,7 @@ fn fixture() -> &'static Fixture {
         let dir = tempfile::tempdir().unwrap();
         let (rows, entries) = (rows(), entries());
         let path = dir.path().join("store.lks");
-        store::write(&path, &identity(), &entries, |i| &rows[i * FEATURE_DIMS..][..FEATURE_DIMS]).unwrap();
+        store::write(&path, &identity(), &entries, |i| rows[i * FEATURE_DIMS..][..FEATURE_DIMS].into()).unwrap();
         let opened = Store::open(&path).unwrap();
         let space = Space::fit(&opened, Recipe::DEFAULT).unwrap();
         let dpath = dir.path().join("descriptors.lkd");
@@ -164,12 +164,13 @@ proptest! {
         let bytes = apply(&f.journal, &edits, head);
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "journal.lkj", &bytes);
-        let (_, records) = Journal::open(&path, &identity()).unwrap();
+        let (journal, records) = Journal::open(&path, &identity()).unwrap();
         let (rows, entries) = (rows(), entries());
         prop_assert!(records.len() <= 6);
+        let vectors = journal.vectors().unwrap();
         for (i, r) in records.iter().enumerate() {
             prop_assert_eq!(&r.entry, &entries[i]);
-            prop_assert!(r.vector.as_slice() == &rows[i * FEATURE_DIMS..][..FEATURE_DIMS]);
+            prop_assert!(vectors.get(r.vector_at).as_slice() == &rows[i * FEATURE_DIMS..][..FEATURE_DIMS]);
         }
     }
 }
