@@ -255,7 +255,9 @@ impl Embedder {
         let flat: Vec<f32> = inputs.concat();
         let side = INPUT as usize;
         let x = Tensor::from_vec(flat, (n, 3, side, side), &self.device)?;
-        let pooled = self.net.forward(&x, profile)?;
+        // One hand-over to the thread pool for the whole pass: the layers' parallel loops
+        // then start from a pool thread instead of each waking the pool from outside.
+        let pooled = rayon::scope(|_| self.net.forward(&x, profile))?;
         let mut out = Tensor::cat(&[&pooled.layer4, &pooled.layer3], 1)?.flatten_all()?.to_vec1::<f32>()?;
         for v in out.chunks_mut(FEATURE_DIMS) {
             let (l4, l3) = v.split_at_mut(LAYER4_DIMS);
