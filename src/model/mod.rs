@@ -146,7 +146,8 @@ fn flatten_on_white(img: DynamicImage) -> RgbImage {
 /// Larger images are scaled down before padding, which bounds the square canvas.
 const MAX_PAD_SIDE: u32 = 2048;
 
-/// Turns an upright RGB image into the normalized CHW input of the network.
+/// Turns an upright RGB image into the normalized input of the network: 224 x 224 pixels
+/// of 3 channels (HWC, the layout the network computes in).
 pub fn preprocess(img: &RgbImage, policy: ResizePolicy) -> Vec<f32> {
     use image::imageops::{self, FilterType};
     let (w, h) = img.dimensions();
@@ -185,14 +186,7 @@ pub fn preprocess(img: &RgbImage, policy: ResizePolicy) -> Vec<f32> {
             imageops::crop_imm(&resized, (nw - INPUT) / 2, (nh - INPUT) / 2, INPUT, INPUT).to_image()
         }
     };
-    let plane = (INPUT * INPUT) as usize;
-    let mut out = vec![0f32; 3 * plane];
-    for (i, px) in square.pixels().enumerate() {
-        for c in 0..3 {
-            out[c * plane + i] = (px.0[c] as f32 / 255.0 - MEAN[c]) / STD[c];
-        }
-    }
-    out
+    square.pixels().flat_map(|px| (0..3).map(|c| (px.0[c] as f32 / 255.0 - MEAN[c]) / STD[c])).collect()
 }
 
 /// Decodes and preprocesses in one step, for the worker threads.
@@ -254,7 +248,7 @@ impl Embedder {
         }
         let flat: Vec<f32> = inputs.concat();
         let side = INPUT as usize;
-        let x = Tensor::from_vec(flat, (n, 3, side, side), &self.device)?;
+        let x = Tensor::from_vec(flat, (n, side, side, 3), &self.device)?;
         // One hand-over to the thread pool for the whole pass: the layers' parallel loops
         // then start from a pool thread instead of each waking the pool from outside.
         let pooled = rayon::scope(|_| self.net.forward(&x, profile))?;

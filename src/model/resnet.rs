@@ -161,15 +161,14 @@ impl ResNet50 {
         })
     }
 
-    /// `x`: images as NCHW; records per-layer times into `profile` when given.
+    /// `x`: images as NHWC; records per-layer times into `profile` when given.
     ///
     /// Images go through the stem and the first three stages one at a time, so their
     /// activations stay in cache (batched, layer1 alone is 13 MB per image and tensor);
     /// layer4 runs on the whole batch, whose large weights are then read once per batch.
     pub fn forward(&self, x: &Tensor, mut profile: Option<&mut Profile>) -> Result<Pooled> {
         let p = &mut profile;
-        let side = x.dim(3)?;
-        let x = Profile::time(p, "to-nhwc", 0, || x.permute((0, 2, 3, 1))?.contiguous())?;
+        let side = x.dim(1)?;
         let (mut maps, mut pools) = (Vec::new(), Vec::new());
         for i in 0..x.dim(0)? {
             let x = x.narrow(0, i, 1)?;
