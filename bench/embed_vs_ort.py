@@ -2,7 +2,8 @@
 """Side by side: the ONNX Runtime reference embedder (../shared/reference) and lookalike,
 on the same sample images and thread count, at batch 1 and batched; prints images/s of
 both, the ratio, and how closely lookalike's layer4 vectors agree with the reference's
-(cosine, plain 224x224 resize as the reference does). Issue 7's yardstick.
+(cosine, plain 224x224 resize as the reference does), on the same pixels and on the JPEG
+files as each engine decodes them. Issue 7's yardstick.
 
     python3 bench/embed_vs_ort.py [--images 64] [--threads 2] [--batch 16] [--rounds 3]
         [--sample ../shared/fashion-sample] [--reference ../shared/reference]
@@ -57,19 +58,40 @@ try:
             ours = json.loads(out.stdout)[-1]['images_per_s']
             rows.append((r, batch, ort, ours))
 
-    # Agreement: lookalike's stored layer4 vectors against the reference's.
-    subprocess.run(base + ['index'], check=True, capture_output=True)
-    blob = open(f'{work}/state/store.lks', 'rb').read()
-    header = json.loads(blob[24:24 + struct.unpack('<I', blob[12:16])[0]])
-    dims, count = header['dims'], header['count']
-    manifest = blob[header['manifest_offset']:].decode().splitlines()
-    row_of = {os.path.basename(json.loads(l)['path']): i for i, l in enumerate(manifest)}
-    ort_bin = open(f'{work}/ort.bin', 'rb').read()
-    cosines = []
-    for k, n in enumerate(names):
-        theirs = struct.unpack_from('<2048f', ort_bin, k * 2048 * 4)
-        ours = struct.unpack_from('<2048f', blob, header['vectors_offset'] + row_of[n] * dims * 4)
-        cosines.append(sum(x * y for x, y in zip(ours, theirs)))
+    # Agreement: lookalike's stored layer4 vectors against the reference's, once on the
+    # JPEG files (the two JPEG decoders differ by a few levels per pixel) and once on
+    # lossless PNG copies of the same pixels (as PIL decodes them), which isolates the
+    # networks: the issue's >= 0.9998 is about the latter.
+    png = f'{work}/png'
+    os.makedirs(f'{png}/catalog/images')
+    subprocess.run([a.python, '-c', 'import sys; from PIL import Image\n'
+                    'for src, dst in zip(sys.argv[1::2], sys.argv[2::2]): Image.open(src).convert("RGB").save(dst)']
+                   + [x for n in names for x in (f'{work}/catalog/images/{n}', f'{png}/catalog/images/{n}.png')],
+                   check=True)
+    with open(f'{png}/list.txt', 'w') as f:
+        f.writelines(f'{png}/catalog/images/{n}.png\n' for n in names)
+
+    def agreement(root, suffix):
+        subprocess.run([a.python, f'{a.reference}/ort_resnet50.py', f'{work}/imgsim/model.pth', f'{root}/list.txt',
+                        f'{root}/ort.bin', '--threads', str(a.threads), '--batch', str(a.batch),
+                        '--cache', f'{work}/model.onnx'], check=True, capture_output=True)
+        subprocess.run([lookalike, '--config', f'{work}/stretch.toml', '--catalog', f'{root}/catalog',
+                        '--state-dir', f'{root}/state', '--threads', str(a.threads), 'index'],
+                       check=True, capture_output=True)
+        blob = open(f'{root}/state/store.lks', 'rb').read()
+        header = json.loads(blob[24:24 + struct.unpack('<I', blob[12:16])[0]])
+        dims = header['dims']
+        manifest = blob[header['manifest_offset']:].decode().splitlines()
+        row_of = {os.path.basename(json.loads(l)['path']): i for i, l in enumerate(manifest)}
+        ort_bin = open(f'{root}/ort.bin', 'rb').read()
+        cosines = []
+        for k, n in enumerate(names):
+            theirs = struct.unpack_from('<2048f', ort_bin, k * 2048 * 4)
+            ours = struct.unpack_from('<2048f', blob, header['vectors_offset'] + row_of[n + suffix] * dims * 4)
+            cosines.append(sum(x * y for x, y in zip(ours, theirs)))
+        return sorted(cosines)
+
+    jpeg, lossless = agreement(work, ''), agreement(png, '.png')
 
     print(f'{a.images} sample images, {a.threads} threads, {os.cpu_count()} CPUs')
     for r, batch, ort, ours in rows:
@@ -77,6 +99,8 @@ try:
     for batch in (1, a.batch):
         ratios = sorted(ours / ort for _, b, ort, ours in rows if b == batch)
         print(f'batch {batch:>3}: median ratio {ratios[len(ratios) // 2]:.2f}x over {len(ratios)} rounds')
-    print(f'layer4 agreement with the reference: min cosine {min(cosines):.6f} over {count} images')
+    for what, c in (('same pixels (PNG copies)', lossless), ('JPEG files, each engine decoding', jpeg)):
+        print(f'layer4 agreement with the reference, {what}: min cosine {c[0]:.6f}, median {c[len(c) // 2]:.6f}, '
+              f'{sum(x < 0.9998 for x in c)} of {len(c)} below 0.9998')
 finally:
     shutil.rmtree(work, ignore_errors=True)
