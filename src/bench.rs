@@ -88,18 +88,24 @@ pub fn layer_profile(embedder: &Embedder, images: &[&Path], batch: usize) -> Res
     Ok(figures)
 }
 
-/// Random unit vectors from a fixed-seed generator (the search cost does not depend on
-/// where vectors come from).
-fn random_unit_vectors(n: usize, dims: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed;
-    let mut out: Vec<f32> = (0..n * dims)
+/// Deterministic pseudo-random numbers in [0, 1) (xorshift): benchmark data here, and
+/// test data for the unit tests that need reproducible noise.
+pub fn pseudo_uniform(seed: u64, n: usize) -> Vec<f32> {
+    let mut state = seed | 1;
+    (0..n)
         .map(|_| {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            (state >> 40) as f32 / (1u64 << 24) as f32
         })
-        .collect();
+        .collect()
+}
+
+/// Random unit vectors from a fixed-seed generator (the search cost does not depend on
+/// where vectors come from).
+fn random_unit_vectors(n: usize, dims: usize, seed: u64) -> Vec<f32> {
+    let mut out: Vec<f32> = pseudo_uniform(seed, n * dims).into_iter().map(|v| v - 0.5).collect();
     out.chunks_mut(dims).for_each(model::normalize);
     out
 }

@@ -440,21 +440,9 @@ fn base_rows(store: &Store, recipe: &Recipe) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::pseudo_uniform as uniform;
     use crate::model::{FEATURE_DIMS, LAYER3_DIMS};
     use crate::store::{Entry, Identity};
-
-    /// Deterministic pseudo-random numbers in [0, 1).
-    fn uniform(seed: u64, n: usize) -> Vec<f32> {
-        let mut state = seed | 1;
-        (0..n)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 40) as f32 / (1u64 << 24) as f32
-            })
-            .collect()
-    }
 
     /// Non-negative feature rows (like pooled ReLU maps) with correlated, unequal variances.
     fn features(n: usize, seed: u64) -> Vec<f32> {

@@ -389,17 +389,14 @@ impl Geometry {
     /// Reduction blocks: groups of whole taps when a tap's run fits in KC, otherwise
     /// KC-float slices of one tap; either way a contiguous range of packed rows.
     fn blocks(&self) -> Vec<Block> {
-        let g = self;
-        let taps = g.taps();
-        if g.run >= KC {
+        let (taps, run) = (self.taps(), self.run);
+        if run >= KC {
             (0..taps)
-                .flat_map(|t| {
-                    (0..g.run).step_by(KC).map(move |c0| Block { taps: t..t + 1, run: c0..(c0 + KC).min(g.run) })
-                })
+                .flat_map(|t| (0..run).step_by(KC).map(move |c0| Block { taps: t..t + 1, run: c0..(c0 + KC).min(run) }))
                 .collect()
         } else {
-            let per = KC / g.run;
-            (0..taps).step_by(per).map(|t0| Block { taps: t0..(t0 + per).min(taps), run: 0..g.run }).collect()
+            let per = KC / run;
+            (0..taps).step_by(per).map(|t0| Block { taps: t0..(t0 + per).min(taps), run: 0..run }).collect()
         }
     }
 
@@ -699,16 +696,9 @@ mod tests {
     use super::*;
     use candle_core::{Device, Tensor};
 
+    /// Uniform in [-0.5, 0.5).
     fn random(len: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed | 1;
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-            })
-            .collect()
+        crate::bench::pseudo_uniform(seed, len).into_iter().map(|v| v - 0.5).collect()
     }
 
     fn nchw(x: &Tensor) -> Tensor {
