@@ -21,8 +21,9 @@ const MR: usize = 6;
 const NR: usize = 16;
 /// Reduction steps per block: one 16-column weight panel of KC rows is 16 KiB (L1).
 const KC: usize = 256;
-/// Column panels per block: their weights for one reduction block (128 KiB) stay in L2
-/// while every row tile passes over them.
+/// Column panels per block at a full KC-step reduction block: their weights (64 KiB as
+/// f16) stay in L2 while every row tile passes over them. Shorter reductions take
+/// proportionally more panels, so that a row tile's output is written in fewer passes.
 const NC_PANELS: usize = 8;
 
 /// Inputs with fewer channels (the stem's 3) are padded explicitly so that a whole kernel
@@ -30,7 +31,15 @@ const NC_PANELS: usize = 8;
 /// overhead.
 const THIN_BELOW: usize = 16;
 
+/// Zeros for padding reads: as long as any run read at once (a block's, or a Winograd
+/// tile pixel's channels).
 static ZEROS: [f32; KC] = [0.0; KC];
+
+/// The Winograd form runs each chunk of tiles through all three steps in one task when
+/// its transformed weights are at most this many bytes (they stay in the core's L2
+/// across chunks), and sizes chunks so that a chunk's intermediates take this many floats.
+const WINOGRAD_FUSED_WEIGHTS: usize = 512 << 10;
+const WINOGRAD_CHUNK_FLOATS: usize = 64 << 10;
 
 /// A convolution (square kernel, bias) with its weights packed for [`kernel`].
 #[derive(Debug)]
@@ -94,7 +103,8 @@ fn load(x: &[f32]) -> Lanes {
 
 impl Conv {
     /// Packs `weight` (PyTorch layout: out, in, ky, kx) and `bias`. `winograd` asks for
-    /// the Winograd form, used when the convolution is 3x3, stride 1, padding 1.
+    /// the Winograd form, used when the convolution is 3x3, stride 1, padding 1, with at
+    /// most KC input channels in multiples of 8.
     pub fn new(
         weight: &[f32],
         bias: &[f32],
@@ -107,7 +117,7 @@ impl Conv {
             candle_core::bail!("conv weights {c_out}x{c_in}x{size}x{size}: output channels must be a multiple of {NR}");
         }
         let taps = size * size;
-        let weights = if winograd && size == 3 && stride == 1 && pad == 1 && c_in % 8 == 0 {
+        let weights = if winograd && size == 3 && stride == 1 && pad == 1 && c_in % 8 == 0 && c_in <= ZEROS.len() {
             let u: Vec<[f32; 16]> = weight.chunks(taps).map(winograd_kernel).collect();
             Weights::Winograd((0..16).flat_map(|e| pack(c_in, c_out, |o, c| u[o * c_in + c][e])).collect())
         } else {
@@ -181,23 +191,84 @@ impl Conv {
     /// Winograd F(2x2, 3x3): each 4x4 input tile becomes 16 values per channel (B^T d B),
     /// each of the 16 is a matrix product with its transformed kernel, and A^T m A turns
     /// the 16 products back into a 2x2 output tile: 16 multiplies where direct needs 36.
+    ///
+    /// When the transformed weights are small, each task takes a chunk of tiles through
+    /// all three steps with the intermediates in its own cache; otherwise each step runs
+    /// over all tiles, so the weights are read once.
     fn winograd(&self, packed: &[u16], x: &[f32], n: usize, side: usize, residual: Option<&[f32]>) -> Vec<f32> {
         let (c_in, c_out) = (self.c_in, self.c_out);
         let per_side = side.div_ceil(2);
-        let tiles = n * per_side * per_side;
-        let tile_origin = |t: usize| (t / (per_side * per_side), 2 * (t / per_side % per_side), 2 * (t % per_side));
+        let tiles = Tiles { n, side, per_side };
+        let count = n * per_side * per_side;
+        let kernel = kernel_for_cpu();
+        let zero_bias = vec![0f32; c_out];
+        // Product e: the rows x c_in matrix e of `v` times transformed kernel e, into `m`.
+        let product = |v: &[f32], rows: usize, m: SendPtr, e: usize| {
+            Product {
+                x: &v[e * rows * c_in..][..rows * c_in],
+                geometry: Geometry { side: 1, out_side: 1, stride: 1, pad: 0, size: 1, c_in, run: c_in },
+                packed: &packed[e * c_in * c_out..][..c_in * c_out],
+                bias: &zero_bias,
+                relu: false,
+                residual: None,
+                out: SendPtr(m.get().wrapping_add(e * rows * c_out)),
+                c_out,
+            }
+            .compute(0..rows, 0..c_out / NR, kernel)
+        };
+        let mut out = Uninit::new(n * side * side * c_out);
+        let op = out.ptr();
 
-        let mut v = Uninit::new(16 * tiles * c_in);
-        let vp = v.ptr();
-        let zeros = vec![0f32; c_in];
-        (0..tiles).into_par_iter().for_each(|t| {
-            let (img, y0, x0) = tile_origin(t);
+        if std::mem::size_of_val(packed) <= WINOGRAD_FUSED_WEIGHTS {
+            let chunk = (WINOGRAD_CHUNK_FLOATS / (16 * (c_in + c_out))).next_multiple_of(MR);
+            (0..count.div_ceil(chunk)).into_par_iter().for_each(|i| {
+                let range = i * chunk..((i + 1) * chunk).min(count);
+                let rows = range.len();
+                let mut v = Uninit::new(16 * rows * c_in);
+                self.winograd_in(x, &tiles, range.clone(), v.ptr(), rows);
+                // SAFETY: winograd_in wrote every tile's row of all 16 matrices.
+                let v = unsafe { v.assume_written() };
+                let mut m = Uninit::new(16 * rows * c_out);
+                for e in 0..16 {
+                    product(&v, rows, m.ptr(), e);
+                }
+                // SAFETY: each of the 16 products wrote its whole rows x c_out matrix.
+                let m = unsafe { m.assume_written() };
+                self.winograd_out(&m, &tiles, range, rows, residual, op);
+            });
+        } else {
+            let mut v = Uninit::new(16 * count * c_in);
+            let vp = v.ptr();
+            (0..count)
+                .into_par_iter()
+                .for_each(|t| self.winograd_in(x, &tiles, t..t + 1, SendPtr(vp.get().wrapping_add(t * c_in)), count));
+            // SAFETY: every tile wrote its row of all 16 matrices.
+            let v = unsafe { v.assume_written() };
+            let mut m = Uninit::new(16 * count * c_out);
+            let mp = m.ptr();
+            (0..16).into_par_iter().for_each(|e| product(&v, count, mp, e));
+            // SAFETY: each of the 16 products wrote its whole tiles x c_out matrix.
+            let m = unsafe { m.assume_written() };
+            (0..count)
+                .into_par_iter()
+                .for_each(|t| self.winograd_out(&m[t * c_out..], &tiles, t..t + 1, count, residual, op));
+        }
+        // SAFETY: the tiles cover every output pixel (side <= 2 * per_side).
+        unsafe { out.assume_written() }
+    }
+
+    /// B^T d B of the tiles `range` into `v`: value e of the range's i-th tile goes to row
+    /// `e * stride + i` (rows of c_in floats).
+    fn winograd_in(&self, x: &[f32], tiles: &Tiles, range: Range<usize>, v: SendPtr, stride: usize) {
+        let (c_in, side) = (self.c_in, tiles.side);
+        for (i, t) in range.enumerate() {
+            let (img, y0, x0) = tiles.origin(t);
             let d: [&[f32]; 16] = std::array::from_fn(|e| {
                 let (y, x_) = ((y0 + e / 4).wrapping_sub(1), (x0 + e % 4).wrapping_sub(1));
                 if y < side && x_ < side {
                     &x[((img * side + y) * side + x_) * c_in..][..c_in]
                 } else {
-                    &zeros
+                    &ZEROS[..c_in]
                 }
             });
             for c in (0..c_in).step_by(8) {
@@ -213,52 +284,41 @@ impl Conv {
                 };
                 let cols: [[Lanes; 4]; 4] = std::array::from_fn(|j| bt(std::array::from_fn(|i| d[i * 4 + j])));
                 let rows: [[Lanes; 4]; 4] = std::array::from_fn(|i| bt(std::array::from_fn(|j| cols[j][i])));
-                for (i, row) in rows.iter().enumerate() {
-                    for (j, value) in row.iter().enumerate() {
-                        // SAFETY: tile t owns row t of each of the 16 matrices.
-                        unsafe { vp.write(((i * 4 + j) * tiles + t) * c_in + c, value) };
+                for (a, row) in rows.iter().enumerate() {
+                    for (b, value) in row.iter().enumerate() {
+                        // SAFETY: the caller gives each task its own rows of `v`.
+                        unsafe { v.write(((a * 4 + b) * stride + i) * c_in + c, value) };
                     }
                 }
             }
-        });
-        // SAFETY: every tile wrote its row of all 16 matrices.
-        let v = unsafe { v.assume_written() };
+        }
+    }
 
-        let mut m = Uninit::new(16 * tiles * c_out);
-        let zero_bias = vec![0f32; c_out];
-        let kernel = kernel_for_cpu();
-        let mp = m.ptr();
-        (0..16).into_par_iter().for_each(|e| {
-            let product = Product {
-                x: &v[e * tiles * c_in..][..tiles * c_in],
-                geometry: Geometry { side: 1, out_side: 1, stride: 1, pad: 0, size: 1, c_in, run: c_in },
-                packed: &packed[e * c_in * c_out..][..c_in * c_out],
-                bias: &zero_bias,
-                relu: false,
-                residual: None,
-                out: SendPtr(mp.get().wrapping_add(e * tiles * c_out)),
-                c_out,
-            };
-            product.compute(0..tiles, 0..c_out / NR, kernel);
-        });
-        // SAFETY: each of the 16 products wrote its whole tiles x c_out matrix.
-        let m = unsafe { m.assume_written() };
-
-        let mut out = Uninit::new(n * side * side * c_out);
-        let op = out.ptr();
-        (0..tiles).into_par_iter().for_each(|t| {
-            let (img, y0, x0) = tile_origin(t);
+    /// A^T m A of the tiles `range` (row `e * stride + i` of `m` for the range's i-th
+    /// tile), plus bias, residual and ReLU, into their output pixels.
+    fn winograd_out(
+        &self,
+        m: &[f32],
+        tiles: &Tiles,
+        range: Range<usize>,
+        stride: usize,
+        residual: Option<&[f32]>,
+        out: SendPtr,
+    ) {
+        let (c_out, side) = (self.c_out, tiles.side);
+        for (i, t) in range.enumerate() {
+            let (img, y0, x0) = tiles.origin(t);
             for c in (0..c_out).step_by(8) {
-                let m: [Lanes; 16] = std::array::from_fn(|e| load(&m[(e * tiles + t) * c_out + c..]));
+                let m: [Lanes; 16] = std::array::from_fn(|e| load(&m[(e * stride + i) * c_out + c..]));
                 // A^T m A, with A^T = [1 1 1 0; 0 1 -1 -1].
                 let at = |v: [Lanes; 4]| -> [Lanes; 2] {
                     [lanes(|l| v[0][l] + v[1][l] + v[2][l]), lanes(|l| v[1][l] - v[2][l] - v[3][l])]
                 };
                 let cols: [[Lanes; 2]; 4] = std::array::from_fn(|j| at(std::array::from_fn(|i| m[i * 4 + j])));
                 let rows: [[Lanes; 2]; 2] = std::array::from_fn(|i| at(std::array::from_fn(|j| cols[j][i])));
-                for (i, row) in rows.iter().enumerate() {
-                    for (j, value) in row.iter().enumerate() {
-                        let (y, x_) = (y0 + i, x0 + j);
+                for (a, row) in rows.iter().enumerate() {
+                    for (b, value) in row.iter().enumerate() {
+                        let (y, x_) = (y0 + a, x0 + b);
                         if y < side && x_ < side {
                             let px = ((img * side + y) * side + x_) * c_out + c;
                             let (bias, res) = (load(&self.bias[c..]), residual.map_or([0.0; 8], |r| load(&r[px..])));
@@ -267,14 +327,28 @@ impl Conv {
                                 value = lanes(|l| value[l].max(0.0));
                             }
                             // SAFETY: tiles cover disjoint output pixels.
-                            unsafe { op.write(px, &value) };
+                            unsafe { out.write(px, &value) };
                         }
                     }
                 }
             }
-        });
-        // SAFETY: the tiles cover every output pixel (side <= 2 * per_side).
-        unsafe { out.assume_written() }
+        }
+    }
+}
+
+/// Where the 2x2 output tiles of an n x side x side map start.
+struct Tiles {
+    n: usize,
+    side: usize,
+    per_side: usize,
+}
+
+impl Tiles {
+    /// Image, row and column of tile `t`'s top-left output pixel.
+    fn origin(&self, t: usize) -> (usize, usize, usize) {
+        let per_image = self.per_side * self.per_side;
+        debug_assert!(t < self.n * per_image);
+        (t / per_image, 2 * (t / self.per_side % self.per_side), 2 * (t % self.per_side))
     }
 }
 
@@ -318,9 +392,11 @@ impl Product<'_> {
         let g = &self.geometry;
         let k_total = g.taps() * g.run;
         let blocks = g.blocks();
+        let block_len = blocks[0].taps.len() * blocks[0].run.len();
+        let nc = NC_PANELS * KC / block_len;
         let mut segments: Vec<[*const f32; MR]> = Vec::with_capacity(g.taps());
-        for panel_block in panels.clone().step_by(NC_PANELS) {
-            let panel_block = panel_block..(panel_block + NC_PANELS).min(panels.end);
+        for panel_block in panels.clone().step_by(nc) {
+            let panel_block = panel_block..(panel_block + nc).min(panels.end);
             for (b, block) in blocks.iter().enumerate() {
                 let k0 = block.taps.start * g.run + block.run.start;
                 let epilogue = Epilogue {
@@ -408,6 +484,15 @@ impl Geometry {
     /// run it reads; padding and rows past the end read zeros.
     fn rows(&self, x: &[f32], r0: usize, live: usize, block: &Block, segments: &mut Vec<[*const f32; MR]>) {
         segments.clear();
+        if self.size == 1 && self.stride == 1 {
+            // A pointwise convolution's rows are the input's pixels: no index arithmetic.
+            let mut seg = [ZEROS.as_ptr(); MR];
+            for (r, ptr) in seg.iter_mut().enumerate().take(live) {
+                *ptr = x[(r0 + r) * self.c_in + block.run.start..].as_ptr();
+            }
+            segments.push(seg);
+            return;
+        }
         let per_image = self.out_side * self.out_side;
         let taps_per_row = self.taps() / self.size;
         for t in block.taps.clone() {
@@ -652,14 +737,17 @@ impl CustomOp1 for MaxPool {
             candle_core::bail!("max pool: input {dims:?} is not square");
         }
         let out_side = (side - 1) / 2 + 1;
-        let mut out = vec![f32::NEG_INFINITY; n * out_side * out_side * c];
+        let mut out = vec![0f32; n * out_side * out_side * c];
         out.par_chunks_mut(out_side * c).enumerate().for_each(|(row, dst)| {
             let (img, oy) = (row / out_side, row % out_side);
-            for iy in (2 * oy).saturating_sub(1)..(2 * oy + 2).min(side) {
-                for (ox, px) in dst.chunks_mut(c).enumerate() {
-                    for ix in (2 * ox).saturating_sub(1)..(2 * ox + 2).min(side) {
-                        let src = &x[((img * side + iy) * side + ix) * c..][..c];
-                        px.iter_mut().zip(src).for_each(|(d, &s)| *d = d.max(s));
+            let window = |o: usize| (2 * o).saturating_sub(1)..(2 * o + 2).min(side);
+            for (ox, px) in dst.chunks_mut(c).enumerate() {
+                let pixel = |iy: usize, ix: usize| &x[((img * side + iy) * side + ix) * c..][..c];
+                px.copy_from_slice(pixel(window(oy).start, window(ox).start));
+                for iy in window(oy) {
+                    for ix in window(ox) {
+                        // A plain comparison, not f32::max, so it compiles to one vector max.
+                        px.iter_mut().zip(pixel(iy, ix)).for_each(|(d, &s)| *d = if s > *d { s } else { *d });
                     }
                 }
             }
@@ -765,7 +853,8 @@ mod tests {
     #[test]
     fn matches_candle_conv2d() {
         check(1, (3, 64), 23, (7, 2, 3), false); // the stem: whole kernel rows
-        check(2, (64, 32), 9, (3, 1, 1), true); // several taps per block, odd side (Winograd edge tiles)
+        check(2, (64, 32), 9, (3, 1, 1), true); // several taps per block, odd side (Winograd edge tiles, two chunks)
+        check(1, (256, 256), 5, (3, 1, 1), true); // Winograd weights too large to fuse: three steps
         check(1, (24, 16), 14, (3, 1, 1), false); // Winograd, even side
         check(1, (300, 48), 7, (3, 2, 1), false); // channels split across blocks
         check(2, (40, 16), 8, (1, 2, 0), false); // strided 1x1 (downsample)
