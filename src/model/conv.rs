@@ -608,7 +608,7 @@ unsafe fn kernel_portable(
 unsafe fn kernel_avx2(
     segments: &[[*const f32; MR]],
     len: usize,
-    mut b: *const u16,
+    b: *const u16,
     bias: *const f32,
     residual: *const f32,
     c: *mut f32,
@@ -616,50 +616,63 @@ unsafe fn kernel_avx2(
     live: usize,
     e: Epilogue,
 ) {
+    // A tile with fewer live rows (the last one of a map, e.g. row 49 of a 7x7 one) does
+    // only their multiply-adds instead of a full tile's.
+    let tile = match live {
+        1 => tile_avx2::<1>,
+        2 => tile_avx2::<2>,
+        3 => tile_avx2::<3>,
+        4 => tile_avx2::<4>,
+        5 => tile_avx2::<5>,
+        _ => tile_avx2::<MR>,
+    };
+    tile(segments, len, b, bias, residual, c, ldc, e)
+}
+
+/// [`kernel_avx2`] for `R` live rows.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_avx2<const R: usize>(
+    segments: &[[*const f32; MR]],
+    len: usize,
+    mut b: *const u16,
+    bias: *const f32,
+    residual: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    e: Epilogue,
+) {
     use std::arch::x86_64::*;
-    let mut acc = [[_mm256_setzero_ps(); 2]; MR];
-    for (r, row) in acc.iter_mut().enumerate() {
-        if r < live {
-            let src = if e.first { bias } else { c.add(r * ldc) };
-            row[0] = _mm256_loadu_ps(src);
-            row[1] = _mm256_loadu_ps(src.add(8));
-        }
-    }
+    let mut acc: [[__m256; 2]; R] = std::array::from_fn(|r| {
+        let src = if e.first { bias } else { c.add(r * ldc) };
+        [_mm256_loadu_ps(src), _mm256_loadu_ps(src.add(8))]
+    });
     for seg in segments {
-        let [a0, a1, a2, a3, a4, a5] = *seg;
+        let a: [*const f32; R] = std::array::from_fn(|r| seg[r]);
         for i in 0..len {
             let w0 = _mm256_cvtph_ps(_mm_loadu_si128(b.cast()));
             let w1 = _mm256_cvtph_ps(_mm_loadu_si128(b.add(8).cast()));
             b = b.add(NR);
-            macro_rules! row {
-                ($r:expr, $a:expr) => {
-                    let v = _mm256_broadcast_ss(&*$a.add(i));
-                    acc[$r][0] = _mm256_fmadd_ps(v, w0, acc[$r][0]);
-                    acc[$r][1] = _mm256_fmadd_ps(v, w1, acc[$r][1]);
-                };
+            for (row, a) in acc.iter_mut().zip(&a) {
+                let v = _mm256_broadcast_ss(&*a.add(i));
+                row[0] = _mm256_fmadd_ps(v, w0, row[0]);
+                row[1] = _mm256_fmadd_ps(v, w1, row[1]);
             }
-            row!(0, a0);
-            row!(1, a1);
-            row!(2, a2);
-            row!(3, a3);
-            row!(4, a4);
-            row!(5, a5);
         }
     }
     let zero = _mm256_setzero_ps();
     for (r, row) in acc.iter_mut().enumerate() {
-        if r < live {
-            if e.last && e.residual {
-                row[0] = _mm256_add_ps(row[0], _mm256_loadu_ps(residual.add(r * ldc)));
-                row[1] = _mm256_add_ps(row[1], _mm256_loadu_ps(residual.add(r * ldc + 8)));
-            }
-            if e.last && e.relu {
-                row[0] = _mm256_max_ps(row[0], zero);
-                row[1] = _mm256_max_ps(row[1], zero);
-            }
-            _mm256_storeu_ps(c.add(r * ldc), row[0]);
-            _mm256_storeu_ps(c.add(r * ldc + 8), row[1]);
+        if e.last && e.residual {
+            row[0] = _mm256_add_ps(row[0], _mm256_loadu_ps(residual.add(r * ldc)));
+            row[1] = _mm256_add_ps(row[1], _mm256_loadu_ps(residual.add(r * ldc + 8)));
         }
+        if e.last && e.relu {
+            row[0] = _mm256_max_ps(row[0], zero);
+            row[1] = _mm256_max_ps(row[1], zero);
+        }
+        _mm256_storeu_ps(c.add(r * ldc), row[0]);
+        _mm256_storeu_ps(c.add(r * ldc + 8), row[1]);
     }
 }
 
@@ -888,19 +901,22 @@ mod tests {
                 })
             })
             .collect();
-        for e in [
+        let epilogues = [
             Epilogue { first: true, last: false, relu: false, residual: false },
             Epilogue { first: false, last: true, relu: true, residual: true },
-        ] {
+        ];
+        for (e, live) in epilogues.into_iter().flat_map(|e| (1..=MR).map(move |live| (e, live))) {
             let mut fast = random(MR * ldc, 9);
             let mut slow = fast.clone();
             for (out, k) in [(&mut fast, kernel_for_cpu()), (&mut slow, kernel_portable as Kernel)] {
-                unsafe { k(&segments, len, w.as_ptr(), bias.as_ptr(), residual.as_ptr(), out.as_mut_ptr(), ldc, 5, e) };
+                unsafe {
+                    k(&segments, len, w.as_ptr(), bias.as_ptr(), residual.as_ptr(), out.as_mut_ptr(), ldc, live, e)
+                };
             }
             for (f, s) in fast.iter().zip(&slow) {
-                assert!((f - s).abs() < 1e-4, "{f} vs {s}");
+                assert!((f - s).abs() < 1e-4, "{live} rows: {f} vs {s}");
             }
-            assert_eq!(fast[5 * ldc..], slow[5 * ldc..], "rows past `live` are left alone");
+            assert_eq!(fast[live * ldc..], slow[live * ldc..], "rows past `live` are left alone");
         }
     }
 
