@@ -644,6 +644,16 @@ unsafe fn tile_avx2<const R: usize>(
     e: Epilogue,
 ) {
     use std::arch::x86_64::*;
+    // The residual and the output lines are touched only after the reduction: ask for
+    // them now, so that their misses overlap it instead of stalling the store.
+    if e.last {
+        for r in 0..R {
+            if e.residual {
+                _mm_prefetch::<_MM_HINT_T0>(residual.add(r * ldc).cast());
+            }
+            _mm_prefetch::<_MM_HINT_T0>(c.add(r * ldc).cast());
+        }
+    }
     let mut acc: [[__m256; 2]; R] = std::array::from_fn(|r| {
         let src = if e.first { bias } else { c.add(r * ldc) };
         [_mm256_loadu_ps(src), _mm256_loadu_ps(src.add(8))]
