@@ -5,15 +5,16 @@ both, the ratio, and how closely lookalike's layer4 vectors agree with the refer
 (cosine, plain 224x224 resize as the reference does), on the same pixels and on the JPEG
 files as each engine decodes them. Issue 7's yardstick.
 
-    python3 bench/embed_vs_ort.py [--images 64] [--threads 2] [--batch 16] [--rounds 3]
+    python3 bench/embed_vs_ort.py [--images 64] [--threads 2] [--batch 16] [--rounds 9]
         [--sample ../shared/fashion-sample] [--reference ../shared/reference]
         [--python /tmp/ortvenv/bin/python]   # a Python with onnx, onnxruntime, numpy, Pillow
 
 Run from the repository root after `cargo build --release` and `lookalike fetch-weights`.
 The reference times decoding + resizing + the model in one thread; `lookalike bench`
 times the model on decoded inputs, so the ratio slightly favours lookalike. The two
-engines take turns for `--rounds` rounds (this machine's speed drifts by 20% and more
-between minutes); each round's ratio is printed, and the median.
+engines take turns for `--rounds` rounds, each round starting with the other engine
+(this machine's speed drifts by 20% and more between minutes); each round's ratio is
+printed, and the median.
 """
 import argparse, glob, json, os, re, shutil, struct, subprocess, sys, tempfile, zipfile
 
@@ -21,7 +22,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument('--images', type=int, default=64)
 ap.add_argument('--threads', type=int, default=2)
 ap.add_argument('--batch', type=int, default=16)
-ap.add_argument('--rounds', type=int, default=3)
+ap.add_argument('--rounds', type=int, default=9)
 ap.add_argument('--sample', default='../shared/fashion-sample')
 ap.add_argument('--reference', default='../shared/reference')
 ap.add_argument('--python', default='/tmp/ortvenv/bin/python')
@@ -46,16 +47,26 @@ try:
     base = [lookalike, '--config', f'{work}/stretch.toml', '--catalog', f'{work}/catalog',
             '--state-dir', f'{work}/state', '--threads', str(a.threads)]
 
+    def run_ort(batch):
+        ref = subprocess.run([a.python, f'{a.reference}/ort_resnet50.py', f'{work}/imgsim/model.pth', f'{work}/list.txt',
+                              f'{work}/ort.bin', '--threads', str(a.threads), '--batch', str(batch),
+                              '--cache', f'{work}/model.onnx'], check=True, capture_output=True, text=True)
+        return float(re.search(r'= ([0-9.]+) img/s', ref.stderr).group(1))
+
+    def run_ours(batch):
+        out = subprocess.run(base + ['bench', '--embed-only', '--images', str(a.images), '--batch', str(batch)],
+                             check=True, capture_output=True, text=True)
+        return json.loads(out.stdout)[-1]['images_per_s']
+
     rows = []
     for r in range(a.rounds):
         for batch in (1, a.batch):
-            ref = subprocess.run([a.python, f'{a.reference}/ort_resnet50.py', f'{work}/imgsim/model.pth', f'{work}/list.txt',
-                                  f'{work}/ort.bin', '--threads', str(a.threads), '--batch', str(batch),
-                                  '--cache', f'{work}/model.onnx'], check=True, capture_output=True, text=True)
-            ort = float(re.search(r'= ([0-9.]+) img/s', ref.stderr).group(1))
-            out = subprocess.run(base + ['bench', '--embed-only', '--images', str(a.images), '--batch', str(batch)],
-                                 check=True, capture_output=True, text=True)
-            ours = json.loads(out.stdout)[-1]['images_per_s']
+            # Alternate which engine goes first, so neither always meets the machine
+            # right after the other has warmed or loaded it.
+            if r % 2 == 0:
+                ort, ours = run_ort(batch), run_ours(batch)
+            else:
+                ours, ort = run_ours(batch), run_ort(batch)
             rows.append((r, batch, ort, ours))
 
     # Agreement: lookalike's stored layer4 vectors against the reference's, once on the
