@@ -37,8 +37,9 @@ const THIN_BELOW: usize = 16;
 static ZEROS: [f32; KC] = [0.0; KC];
 
 /// The Winograd form runs each chunk of tiles through all three steps in one task when
-/// its transformed weights are at most this many bytes (they stay in the core's L2
-/// across chunks), and sizes chunks so that a chunk's intermediates take this many floats.
+/// its transformed weights are at most this many bytes (re-reading them per chunk, mostly
+/// from L2, costs less than moving whole-map intermediates through memory), and sizes
+/// chunks so that a chunk's intermediates take this many floats.
 const WINOGRAD_FUSED_WEIGHTS: usize = 512 << 10;
 const WINOGRAD_CHUNK_FLOATS: usize = 64 << 10;
 
@@ -485,7 +486,7 @@ impl Geometry {
     /// run it reads; padding and rows past the end read zeros.
     fn rows(&self, x: &[f32], r0: usize, live: usize, block: &Block, segments: &mut Vec<[*const f32; MR]>) {
         segments.clear();
-        if self.size == 1 && self.stride == 1 {
+        if self.size == 1 && self.stride == 1 && self.pad == 0 {
             // A pointwise convolution's rows are the input's pixels: no index arithmetic.
             let mut seg = [ZEROS.as_ptr(); MR];
             for (r, ptr) in seg.iter_mut().enumerate().take(live) {
