@@ -17,6 +17,7 @@
 //! embedding, finished batches go to `journal.lkj` (length + CRC framed records, fsynced per
 //! batch) so an interrupted run resumes without embedding them again.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -24,7 +25,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
 
 const MAGIC: &[u8; 8] = b"LKSTORE\0";
 const FORMAT_VERSION: u32 = 1;

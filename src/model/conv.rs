@@ -766,8 +766,8 @@ impl CustomOp1 for MaxPool {
         out.par_chunks_mut(out_side * c).enumerate().for_each(|(row, dst)| {
             let (img, oy) = (row / out_side, row % out_side);
             let window = |o: usize| (2 * o).saturating_sub(1)..(2 * o + 2).min(side);
+            let pixel = |iy: usize, ix: usize| &x[((img * side + iy) * side + ix) * c..][..c];
             for (ox, px) in dst.chunks_mut(c).enumerate() {
-                let pixel = |iy: usize, ix: usize| &x[((img * side + iy) * side + ix) * c..][..c];
                 px.copy_from_slice(pixel(window(oy).start, window(ox).start));
                 for iy in window(oy) {
                     for ix in window(ox) {
