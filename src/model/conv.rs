@@ -410,24 +410,23 @@ impl Product<'_> {
                 for r0 in rows.clone().step_by(MR) {
                     let live = (rows.end - r0).min(MR);
                     g.rows(self.x, r0, live, block, &mut segments);
-                    for p in panel_block.clone() {
-                        let tile = r0 * self.c_out + p * NR;
-                        // SAFETY: callers hand disjoint rows x panels of `out` to each
-                        // task; the segment pointers address `x` or ZEROS for the block.
-                        unsafe {
-                            kernel(
-                                &segments,
-                                block.run.len(),
-                                self.packed.as_ptr().add(p * k_total * NR + k0 * NR),
-                                self.bias.as_ptr().add(p * NR),
-                                self.residual.map_or(std::ptr::null(), |r| r.get().add(tile) as *const f32),
-                                self.out.get().add(tile),
-                                self.c_out,
-                                live,
-                                epilogue,
-                            )
-                        }
-                    }
+                    let (p, at) = (panel_block.start, r0 * self.c_out + panel_block.start * NR);
+                    let tile = Tile {
+                        segments: &segments,
+                        len: block.run.len(),
+                        weights: self.packed[p * k_total * NR + k0 * NR..].as_ptr(),
+                        panel_stride: k_total * NR,
+                        panels: panel_block.len(),
+                        bias: self.bias[p * NR..].as_ptr(),
+                        residual: self.residual.map_or(std::ptr::null(), |r| r.get().wrapping_add(at)),
+                        out: self.out.get().wrapping_add(at),
+                        ldc: self.c_out,
+                        live,
+                        epilogue,
+                    };
+                    // SAFETY: callers hand disjoint rows x panels of `out` to each task;
+                    // the segment pointers address `x` or ZEROS for the block.
+                    unsafe { kernel(&tile) }
                 }
             }
         }
@@ -465,7 +464,9 @@ struct Geometry {
 
 impl Geometry {
     /// Reduction blocks: groups of whole taps when a tap's run fits in KC, otherwise
-    /// KC-float slices of one tap; either way a contiguous range of packed rows.
+    /// KC-float slices of one tap; either way a contiguous range of packed rows. Whole
+    /// taps are shared out evenly and a block may exceed KC by a quarter: a 3x3 kernel
+    /// over 64 channels is one block, not 8 taps and then a second pass for the ninth.
     fn blocks(&self) -> Vec<Block> {
         let (taps, run) = (self.taps(), self.run);
         if run >= KC {
@@ -473,7 +474,8 @@ impl Geometry {
                 .flat_map(|t| (0..run).step_by(KC).map(move |c0| Block { taps: t..t + 1, run: c0..(c0 + KC).min(run) }))
                 .collect()
         } else {
-            let per = KC / run;
+            let blocks = (taps * run).div_ceil(KC + KC / 4);
+            let per = taps.div_ceil(blocks);
             (0..taps).step_by(per).map(|t0| Block { taps: t0..(t0 + per).min(taps), run: 0..run }).collect()
         }
     }
@@ -543,10 +545,30 @@ pub struct Epilogue {
     residual: bool,
 }
 
-/// Accumulates one MR x NR output tile over `segments` (each MR row pointers reading `len`
-/// floats) against `len * segments.len()` packed weight rows; writes `live` rows of it.
-type Kernel =
-    unsafe fn(&[[*const f32; MR]], usize, *const u16, *const f32, *const f32, *mut f32, usize, usize, Epilogue);
+/// One row tile's share of a reduction block: `live` output rows times `panels` column
+/// panels. Each panel's MR x NR tile accumulates over `segments` (MR row pointers each,
+/// reading `len` floats) against `len * segments.len()` packed weight rows; the kernel
+/// writes `live` rows of it. The panels are looped inside the kernel, so that a row tile
+/// costs one call rather than one per panel.
+struct Tile<'a> {
+    segments: &'a [[*const f32; MR]],
+    len: usize,
+    /// The first panel's weight rows for this block; the next panel's are `panel_stride`
+    /// further.
+    weights: *const u16,
+    panel_stride: usize,
+    panels: usize,
+    /// The first panel's bias, residual (null without one) and output; the next panel's
+    /// are NR floats further, a row's `ldc` floats further.
+    bias: *const f32,
+    residual: *const f32,
+    out: *mut f32,
+    ldc: usize,
+    live: usize,
+    epilogue: Epilogue,
+}
+
+type Kernel = unsafe fn(&Tile);
 
 fn kernel_for_cpu() -> Kernel {
     #[cfg(target_arch = "x86_64")]
@@ -560,131 +582,108 @@ fn kernel_for_cpu() -> Kernel {
 }
 
 /// The reference micro-kernel, for CPUs without AVX2 + FMA (and to test the fast one).
-#[allow(clippy::too_many_arguments)]
-unsafe fn kernel_portable(
-    segments: &[[*const f32; MR]],
-    len: usize,
-    mut b: *const u16,
-    bias: *const f32,
-    residual: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    live: usize,
-    e: Epilogue,
-) {
-    let mut acc = [[0f32; NR]; MR];
-    for (r, row) in acc.iter_mut().enumerate().take(live) {
-        for (j, v) in row.iter_mut().enumerate() {
-            *v = if e.first { *bias.add(j) } else { *c.add(r * ldc + j) };
+unsafe fn kernel_portable(t: &Tile) {
+    let e = t.epilogue;
+    for p in 0..t.panels {
+        let (bias, residual, c) = (t.bias.add(p * NR), t.residual.wrapping_add(p * NR), t.out.add(p * NR));
+        let mut b = t.weights.add(p * t.panel_stride);
+        let mut acc = [[0f32; NR]; MR];
+        for (r, row) in acc.iter_mut().enumerate().take(t.live) {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = if e.first { *bias.add(j) } else { *c.add(r * t.ldc + j) };
+            }
         }
-    }
-    for seg in segments {
-        for i in 0..len {
-            let w: [f32; NR] = std::array::from_fn(|j| f16::from_bits(*b.add(j)).to_f32());
-            for (r, row) in acc.iter_mut().enumerate() {
-                let a = *seg[r].add(i);
-                for (v, w) in row.iter_mut().zip(&w) {
-                    *v += a * w;
+        for seg in t.segments {
+            for i in 0..t.len {
+                let w: [f32; NR] = std::array::from_fn(|j| f16::from_bits(*b.add(j)).to_f32());
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let a = *seg[r].add(i);
+                    for (v, w) in row.iter_mut().zip(&w) {
+                        *v += a * w;
+                    }
                 }
+                b = b.add(NR);
             }
-            b = b.add(NR);
         }
-    }
-    for (r, row) in acc.iter().enumerate().take(live) {
-        for (j, &v) in row.iter().enumerate() {
-            let mut v = v;
-            if e.last && e.residual {
-                v += *residual.add(r * ldc + j);
+        for (r, row) in acc.iter().enumerate().take(t.live) {
+            for (j, &v) in row.iter().enumerate() {
+                let mut v = v;
+                if e.last && e.residual {
+                    v += *residual.add(r * t.ldc + j);
+                }
+                if e.last && e.relu {
+                    v = v.max(0.0);
+                }
+                *c.add(r * t.ldc + j) = v;
             }
-            if e.last && e.relu {
-                v = v.max(0.0);
-            }
-            *c.add(r * ldc + j) = v;
         }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn kernel_avx2(
-    segments: &[[*const f32; MR]],
-    len: usize,
-    b: *const u16,
-    bias: *const f32,
-    residual: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    live: usize,
-    e: Epilogue,
-) {
+unsafe fn kernel_avx2(t: &Tile) {
     // A tile with fewer live rows (the last one of a map, e.g. row 49 of a 7x7 one) does
     // only their multiply-adds instead of a full tile's.
-    let tile = match live {
-        1 => tile_avx2::<1>,
-        2 => tile_avx2::<2>,
-        3 => tile_avx2::<3>,
-        4 => tile_avx2::<4>,
-        5 => tile_avx2::<5>,
-        _ => tile_avx2::<MR>,
-    };
-    tile(segments, len, b, bias, residual, c, ldc, e)
+    match t.live {
+        1 => tile_avx2::<1>(t),
+        2 => tile_avx2::<2>(t),
+        3 => tile_avx2::<3>(t),
+        4 => tile_avx2::<4>(t),
+        5 => tile_avx2::<5>(t),
+        _ => tile_avx2::<MR>(t),
+    }
 }
 
 /// [`kernel_avx2`] for `R` live rows.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile_avx2<const R: usize>(
-    segments: &[[*const f32; MR]],
-    len: usize,
-    mut b: *const u16,
-    bias: *const f32,
-    residual: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    e: Epilogue,
-) {
+unsafe fn tile_avx2<const R: usize>(t: &Tile) {
     use std::arch::x86_64::*;
-    // The residual and the output lines are touched only after the reduction: ask for
-    // them now, so that their misses overlap it instead of stalling the store.
-    if e.last {
-        for r in 0..R {
-            if e.residual {
-                _mm_prefetch::<_MM_HINT_T0>(residual.add(r * ldc).cast());
-            }
-            _mm_prefetch::<_MM_HINT_T0>(c.add(r * ldc).cast());
-        }
-    }
-    let mut acc: [[__m256; 2]; R] = std::array::from_fn(|r| {
-        let src = if e.first { bias } else { c.add(r * ldc) };
-        [_mm256_loadu_ps(src), _mm256_loadu_ps(src.add(8))]
-    });
-    for seg in segments {
-        let a: [*const f32; R] = std::array::from_fn(|r| seg[r]);
-        for i in 0..len {
-            let w0 = _mm256_cvtph_ps(_mm_loadu_si128(b.cast()));
-            let w1 = _mm256_cvtph_ps(_mm_loadu_si128(b.add(8).cast()));
-            b = b.add(NR);
-            for (row, a) in acc.iter_mut().zip(&a) {
-                let v = _mm256_broadcast_ss(&*a.add(i));
-                row[0] = _mm256_fmadd_ps(v, w0, row[0]);
-                row[1] = _mm256_fmadd_ps(v, w1, row[1]);
-            }
-        }
-    }
+    let (e, ldc) = (t.epilogue, t.ldc);
     let zero = _mm256_setzero_ps();
-    for (r, row) in acc.iter_mut().enumerate() {
-        if e.last && e.residual {
-            row[0] = _mm256_add_ps(row[0], _mm256_loadu_ps(residual.add(r * ldc)));
-            row[1] = _mm256_add_ps(row[1], _mm256_loadu_ps(residual.add(r * ldc + 8)));
+    for p in 0..t.panels {
+        let (bias, residual, c) = (t.bias.add(p * NR), t.residual.wrapping_add(p * NR), t.out.add(p * NR));
+        let mut b = t.weights.add(p * t.panel_stride);
+        // The residual and the output lines are touched only after the reduction: ask
+        // for them now, so that their misses overlap it instead of stalling the store.
+        if e.last {
+            for r in 0..R {
+                if e.residual {
+                    _mm_prefetch::<_MM_HINT_T0>(residual.add(r * ldc).cast());
+                }
+                _mm_prefetch::<_MM_HINT_T0>(c.add(r * ldc).cast());
+            }
         }
-        if e.last && e.relu {
-            row[0] = _mm256_max_ps(row[0], zero);
-            row[1] = _mm256_max_ps(row[1], zero);
+        let mut acc: [[__m256; 2]; R] = std::array::from_fn(|r| {
+            let src = if e.first { bias } else { c.add(r * ldc) };
+            [_mm256_loadu_ps(src), _mm256_loadu_ps(src.add(8))]
+        });
+        for seg in t.segments {
+            let a: [*const f32; R] = std::array::from_fn(|r| seg[r]);
+            for i in 0..t.len {
+                let w0 = _mm256_cvtph_ps(_mm_loadu_si128(b.cast()));
+                let w1 = _mm256_cvtph_ps(_mm_loadu_si128(b.add(8).cast()));
+                b = b.add(NR);
+                for (row, a) in acc.iter_mut().zip(&a) {
+                    let v = _mm256_broadcast_ss(&*a.add(i));
+                    row[0] = _mm256_fmadd_ps(v, w0, row[0]);
+                    row[1] = _mm256_fmadd_ps(v, w1, row[1]);
+                }
+            }
         }
-        _mm256_storeu_ps(c.add(r * ldc), row[0]);
-        _mm256_storeu_ps(c.add(r * ldc + 8), row[1]);
+        for (r, row) in acc.iter_mut().enumerate() {
+            if e.last && e.residual {
+                row[0] = _mm256_add_ps(row[0], _mm256_loadu_ps(residual.add(r * ldc)));
+                row[1] = _mm256_add_ps(row[1], _mm256_loadu_ps(residual.add(r * ldc + 8)));
+            }
+            if e.last && e.relu {
+                row[0] = _mm256_max_ps(row[0], zero);
+                row[1] = _mm256_max_ps(row[1], zero);
+            }
+            _mm256_storeu_ps(c.add(r * ldc), row[0]);
+            _mm256_storeu_ps(c.add(r * ldc + 8), row[1]);
+        }
     }
 }
 
@@ -898,12 +897,14 @@ mod tests {
 
     #[test]
     fn portable_kernel_matches_the_dispatched_one() {
-        let (len, ldc) = (37, 32);
+        // Two panels of two taps each, in rows wider than the two panels.
+        let (len, panels, ldc) = (37, 2, 2 * NR + 8);
+        let panel_stride = 2 * len * NR;
         let a = random(MR * len, 5);
-        let w: Vec<u16> = random(2 * len * NR, 6).iter().map(|&v| f16::from_f32(v).to_bits()).collect();
-        let bias = random(NR, 7);
+        let w: Vec<u16> = random(panels * panel_stride, 6).iter().map(|&v| f16::from_f32(v).to_bits()).collect();
+        let bias = random(panels * NR, 7);
         let residual = random(MR * ldc, 8);
-        // Two taps reading the rows in opposite orders; row 4 is padding.
+        // The two taps read the rows in opposite orders; row 4 is padding.
         let segments: Vec<[*const f32; MR]> = (0..2)
             .map(|s| {
                 std::array::from_fn(|r| match (r, s) {
@@ -917,18 +918,36 @@ mod tests {
             Epilogue { first: true, last: false, relu: false, residual: false },
             Epilogue { first: false, last: true, relu: true, residual: true },
         ];
-        for (e, live) in epilogues.into_iter().flat_map(|e| (1..=MR).map(move |live| (e, live))) {
-            let mut fast = random(MR * ldc, 9);
-            let mut slow = fast.clone();
+        for (epilogue, live) in epilogues.into_iter().flat_map(|e| (1..=MR).map(move |live| (e, live))) {
+            let before = random(MR * ldc, 9);
+            let (mut fast, mut slow) = (before.clone(), before.clone());
             for (out, k) in [(&mut fast, kernel_for_cpu()), (&mut slow, kernel_portable as Kernel)] {
-                unsafe {
-                    k(&segments, len, w.as_ptr(), bias.as_ptr(), residual.as_ptr(), out.as_mut_ptr(), ldc, live, e)
+                let tile = Tile {
+                    segments: &segments,
+                    len,
+                    weights: w.as_ptr(),
+                    panel_stride,
+                    panels,
+                    bias: bias.as_ptr(),
+                    residual: residual.as_ptr(),
+                    out: out.as_mut_ptr(),
+                    ldc,
+                    live,
+                    epilogue,
                 };
+                unsafe { k(&tile) };
             }
             for (f, s) in fast.iter().zip(&slow) {
                 assert!((f - s).abs() < 1e-4, "{live} rows: {f} vs {s}");
             }
-            assert_eq!(fast[live * ldc..], slow[live * ldc..], "rows past `live` are left alone");
+            for r in 0..MR {
+                let untouched = if r < live { r * ldc + panels * NR } else { r * ldc };
+                assert_eq!(
+                    fast[untouched..(r + 1) * ldc],
+                    before[untouched..(r + 1) * ldc],
+                    "row {r}: beyond the tile"
+                );
+            }
         }
     }
 
