@@ -26,6 +26,11 @@ const KC: usize = 512;
 /// stay in L2 while every row tile passes over them. Shorter reductions take
 /// proportionally more panels, so that a row tile's output is written in fewer passes.
 const NC_PANELS: usize = 8;
+pub static EXPERIMENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+#[allow(dead_code)]
+fn exp() -> bool {
+    EXPERIMENT.load(std::sync::atomic::Ordering::Relaxed) || std::env::var_os("LK_EXP").is_some()
+}
 
 /// Inputs with fewer channels (the stem's 3) are padded explicitly so that a whole kernel
 /// row is one contiguous run: per-tap runs of 3 floats would leave the kernel in loop
@@ -61,9 +66,9 @@ enum Weights {
     /// `c_out / NR` panels, each `size * size * c_in` rows of NR floats; a row's index is
     /// `(ky * size + kx) * c_in + channel`, the order an NHWC pixel run is read in.
     Direct(Vec<u16>),
-    /// Winograd F(2x2, 3x3): the 16 transformed kernels `G g G^T`, each packed like the
-    /// weights of a 1x1 convolution (c_in rows per panel).
-    Winograd(Vec<u16>),
+    /// Winograd F(m x m, 3x3): the (m + 2)^2 transformed kernels `G g G^T`, each packed
+    /// like the weights of a 1x1 convolution (c_in rows per panel).
+    Winograd(Winograd, Vec<u16>),
 }
 
 /// Packs a `k` x `c_out` matrix, `at(o, row)`, into NR-column panels of `k` rows, as
@@ -81,12 +86,116 @@ fn pack(k: usize, c_out: usize, at: impl Fn(usize, usize) -> f32) -> Vec<u16> {
     packed
 }
 
-/// Winograd F(2x2, 3x3) kernel transform of one 3x3 kernel: G g G^T.
-fn winograd_kernel(g: &[f32]) -> [f32; 16] {
-    const G: [[f32; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
-    let gg: [[f32; 3]; 4] =
-        std::array::from_fn(|i| std::array::from_fn(|j| (0..3).map(|k| G[i][k] * g[k * 3 + j]).sum()));
-    std::array::from_fn(|e| (0..3).map(|k| gg[e / 4][k] * G[e % 4][k]).sum())
+/// A Winograd F(m x m, 3x3) convolution: each (m + 2) x (m + 2) input tile becomes
+/// (m + 2)^2 values per channel (B^T d B), each of those is a matrix product with its
+/// transformed kernel (G g G^T), and A^T p A turns the products back into an m x m output
+/// tile. F(2x2) does 16 multiplies where direct needs 36 (2.25 times fewer), F(4x4) 36
+/// where direct needs 144 (4 times fewer), at the price of larger transforms and larger
+/// transformed weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Winograd {
+    F2,
+    F4,
+}
+
+/// Kernel transforms G of F(2x2, 3x3) and F(4x4, 3x3) (Lavin and Gray, 2015); the
+/// input and output transforms B^T and A^T are written out in [`bt2`], [`at2`], [`bt4`]
+/// and [`at4`].
+const G2: [[f32; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
+const G4: [[f32; 3]; 6] = [
+    [1.0 / 4.0, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
+
+impl Winograd {
+    /// Output tile side m.
+    fn m(self) -> usize {
+        match self {
+            Winograd::F2 => 2,
+            Winograd::F4 => 4,
+        }
+    }
+
+    /// Transformed values per tile and channel: (m + 2)^2.
+    fn values(self) -> usize {
+        (self.m() + 2).pow(2)
+    }
+
+    /// G g G^T of one 3x3 kernel `g` (row-major), value e at `e / (m + 2), e % (m + 2)`.
+    fn kernel(self, g: &[f32]) -> Vec<f32> {
+        fn transform<const N: usize>(gm: &[[f32; 3]; N], g: &[f32]) -> Vec<f32> {
+            let gg: [[f32; 3]; N] =
+                std::array::from_fn(|i| std::array::from_fn(|j| (0..3).map(|k| gm[i][k] * g[k * 3 + j]).sum()));
+            (0..N * N).map(|e| (0..3).map(|k| gg[e / N][k] * gm[e % N][k]).sum()).collect()
+        }
+        match self {
+            Winograd::F2 => transform(&G2, g),
+            Winograd::F4 => transform(&G4, g),
+        }
+    }
+}
+
+/// B^T d of F(2x2, 3x3): B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
+#[inline(always)]
+fn bt2(d: &[Lanes; 4]) -> [Lanes; 4] {
+    [
+        lanes(|l| d[0][l] - d[2][l]),
+        lanes(|l| d[1][l] + d[2][l]),
+        lanes(|l| d[2][l] - d[1][l]),
+        lanes(|l| d[1][l] - d[3][l]),
+    ]
+}
+
+/// A^T m of F(2x2, 3x3): A^T = [1 1 1 0; 0 1 -1 -1].
+#[inline(always)]
+fn at2(m: &[Lanes; 4]) -> [Lanes; 2] {
+    [lanes(|l| m[0][l] + m[1][l] + m[2][l]), lanes(|l| m[1][l] - m[2][l] - m[3][l])]
+}
+
+/// B^T d of F(4x4, 3x3): B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0;
+/// 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1].
+#[inline(always)]
+fn bt4(d: &[Lanes; 6]) -> [Lanes; 6] {
+    let a = lanes(|l| d[4][l] - 4.0 * d[2][l]);
+    let b = lanes(|l| d[3][l] - 4.0 * d[1][l]);
+    let c = lanes(|l| d[4][l] - d[2][l]);
+    let e = lanes(|l| 2.0 * (d[3][l] - d[1][l]));
+    [
+        lanes(|l| 4.0 * d[0][l] - 5.0 * d[2][l] + d[4][l]),
+        lanes(|l| a[l] + b[l]),
+        lanes(|l| a[l] - b[l]),
+        lanes(|l| c[l] + e[l]),
+        lanes(|l| c[l] - e[l]),
+        lanes(|l| 4.0 * d[1][l] - 5.0 * d[3][l] + d[5][l]),
+    ]
+}
+
+/// A^T m of F(4x4, 3x3): A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1].
+#[inline(always)]
+fn at4(m: &[Lanes; 6]) -> [Lanes; 4] {
+    let (sum12, dif12) = (lanes(|l| m[1][l] + m[2][l]), lanes(|l| m[1][l] - m[2][l]));
+    let (sum34, dif34) = (lanes(|l| m[3][l] + m[4][l]), lanes(|l| m[3][l] - m[4][l]));
+    [
+        lanes(|l| m[0][l] + sum12[l] + sum34[l]),
+        lanes(|l| dif12[l] + 2.0 * dif34[l]),
+        lanes(|l| sum12[l] + 4.0 * sum34[l]),
+        lanes(|l| dif12[l] + 8.0 * dif34[l] + m[5][l]),
+    ]
+}
+
+/// T x T^T for a transform `t` (x -> T x on vectors): `t` applied to every column of
+/// `x`, then to every row of the result.
+#[inline(always)]
+fn sandwich<const C: usize, const R: usize>(
+    t: impl Fn(&[Lanes; C]) -> [Lanes; R],
+    x: &[[Lanes; C]; C],
+) -> [[Lanes; R]; R] {
+    let cols: [[Lanes; R]; C] = std::array::from_fn(|j| t(&std::array::from_fn(|k| x[k][j])));
+    std::array::from_fn(|i| t(&std::array::from_fn(|j| cols[j][i])))
 }
 
 /// Eight channels at a time, so the Winograd transforms compile to vector instructions.
@@ -105,7 +214,7 @@ fn load(x: &[f32]) -> Lanes {
 
 impl Conv {
     /// Packs `weight` (PyTorch layout: out, in, ky, kx) and `bias`. `winograd` asks for
-    /// the Winograd form, used when the convolution is 3x3, stride 1, padding 1, with at
+    /// that Winograd form, used when the convolution is 3x3, stride 1, padding 1, with at
     /// most KC input channels in multiples of 8.
     pub fn new(
         weight: &[f32],
@@ -113,15 +222,17 @@ impl Conv {
         (c_out, c_in, size): (usize, usize, usize),
         (stride, pad): (usize, usize),
         relu: bool,
-        winograd: bool,
+        winograd: Option<Winograd>,
     ) -> Result<Conv> {
         if c_out % NR != 0 || weight.len() != c_out * c_in * size * size || bias.len() != c_out {
             candle_core::bail!("conv weights {c_out}x{c_in}x{size}x{size}: output channels must be a multiple of {NR}");
         }
         let taps = size * size;
-        let weights = if winograd && size == 3 && stride == 1 && pad == 1 && c_in % 8 == 0 && c_in <= ZEROS.len() {
-            let u: Vec<[f32; 16]> = weight.chunks(taps).map(winograd_kernel).collect();
-            Weights::Winograd((0..16).flat_map(|e| pack(c_in, c_out, |o, c| u[o * c_in + c][e])).collect())
+        let weights = if let Some(w) =
+            winograd.filter(|_| size == 3 && stride == 1 && pad == 1 && c_in % 8 == 0 && c_in <= ZEROS.len())
+        {
+            let u: Vec<Vec<f32>> = weight.chunks(taps).map(|g| w.kernel(g)).collect();
+            Weights::Winograd(w, (0..w.values()).flat_map(|e| pack(c_in, c_out, |o, c| u[o * c_in + c][e])).collect())
         } else {
             Weights::Direct(pack(taps * c_in, c_out, |o, row| weight[(o * c_in + row % c_in) * taps + row / c_in]))
         };
@@ -142,7 +253,8 @@ impl Conv {
     fn run(&self, x: &[f32], n: usize, side: usize, residual: Option<&[f32]>) -> Vec<f32> {
         match &self.weights {
             Weights::Direct(packed) => self.direct(packed, x, n, side, residual),
-            Weights::Winograd(packed) => self.winograd(packed, x, n, side, residual),
+            Weights::Winograd(Winograd::F2, packed) => self.winograd(bt2, at2, packed, x, n, side, residual),
+            Weights::Winograd(Winograd::F4, packed) => self.winograd(bt4, at4, packed, x, n, side, residual),
         }
     }
 
@@ -190,17 +302,26 @@ impl Conv {
         unsafe { out.assume_written() }
     }
 
-    /// Winograd F(2x2, 3x3): each 4x4 input tile becomes 16 values per channel (B^T d B),
-    /// each of the 16 is a matrix product with its transformed kernel, and A^T m A turns
-    /// the 16 products back into a 2x2 output tile: 16 multiplies where direct needs 36.
+    /// The Winograd form ([`Winograd`]) with input transform `bt` and output transform
+    /// `at`: input tiles of N x N pixels, output tiles of M x M.
     ///
     /// When the transformed weights are small, each task takes a chunk of tiles through
     /// all three steps with the intermediates in its own cache; otherwise each step runs
     /// over all tiles, so the weights are read once.
-    fn winograd(&self, packed: &[u16], x: &[f32], n: usize, side: usize, residual: Option<&[f32]>) -> Vec<f32> {
-        let (c_in, c_out) = (self.c_in, self.c_out);
-        let per_side = side.div_ceil(2);
-        let tiles = Tiles { n, side, per_side };
+    #[allow(clippy::too_many_arguments)]
+    fn winograd<const N: usize, const M: usize>(
+        &self,
+        bt: impl Fn(&[Lanes; N]) -> [Lanes; N] + Copy + Sync,
+        at: impl Fn(&[Lanes; N]) -> [Lanes; M] + Copy + Sync,
+        packed: &[u16],
+        x: &[f32],
+        n: usize,
+        side: usize,
+        residual: Option<&[f32]>,
+    ) -> Vec<f32> {
+        let (c_in, c_out, values) = (self.c_in, self.c_out, N * N);
+        let per_side = side.div_ceil(M);
+        let tiles = Tiles { n, side, per_side, m: M };
         let count = n * per_side * per_side;
         let kernel = kernel_for_cpu();
         let zero_bias = vec![0f32; c_out];
@@ -222,85 +343,86 @@ impl Conv {
         let op = out.ptr();
 
         if std::mem::size_of_val(packed) <= WINOGRAD_FUSED_WEIGHTS {
-            let chunk = (WINOGRAD_CHUNK_FLOATS / (16 * (c_in + c_out))).next_multiple_of(MR);
+            let chunk = (WINOGRAD_CHUNK_FLOATS / (values * (c_in + c_out))).next_multiple_of(MR).max(MR);
             (0..count.div_ceil(chunk)).into_par_iter().for_each(|i| {
                 let range = i * chunk..((i + 1) * chunk).min(count);
                 let rows = range.len();
-                let mut v = Uninit::new(16 * rows * c_in);
-                self.winograd_in(x, &tiles, range.clone(), v.ptr(), rows);
-                // SAFETY: winograd_in wrote every tile's row of all 16 matrices.
+                let mut v = Uninit::new(values * rows * c_in);
+                self.winograd_in(bt, x, &tiles, range.clone(), v.ptr(), rows);
+                // SAFETY: winograd_in wrote every tile's row of all N * N matrices.
                 let v = unsafe { v.assume_written() };
-                let mut m = Uninit::new(16 * rows * c_out);
-                for e in 0..16 {
+                let mut m = Uninit::new(values * rows * c_out);
+                for e in 0..values {
                     product(&v, rows, m.ptr(), e);
                 }
-                // SAFETY: each of the 16 products wrote its whole rows x c_out matrix.
+                // SAFETY: each of the N * N products wrote its whole rows x c_out matrix.
                 let m = unsafe { m.assume_written() };
-                self.winograd_out(&m, &tiles, range, rows, residual, op);
+                self.winograd_out(at, &m, &tiles, range, rows, residual, op);
             });
         } else {
-            let mut v = Uninit::new(16 * count * c_in);
+            let mut v = Uninit::new(values * count * c_in);
             let vp = v.ptr();
-            (0..count)
-                .into_par_iter()
-                .for_each(|t| self.winograd_in(x, &tiles, t..t + 1, SendPtr(vp.get().wrapping_add(t * c_in)), count));
-            // SAFETY: every tile wrote its row of all 16 matrices.
+            (0..count).into_par_iter().for_each(|t| {
+                self.winograd_in(bt, x, &tiles, t..t + 1, SendPtr(vp.get().wrapping_add(t * c_in)), count)
+            });
+            // SAFETY: every tile wrote its row of all N * N matrices.
             let v = unsafe { v.assume_written() };
-            let mut m = Uninit::new(16 * count * c_out);
+            let mut m = Uninit::new(values * count * c_out);
             let mp = m.ptr();
-            (0..16).into_par_iter().for_each(|e| product(&v, count, mp, e));
-            // SAFETY: each of the 16 products wrote its whole tiles x c_out matrix.
+            (0..values).into_par_iter().for_each(|e| product(&v, count, mp, e));
+            // SAFETY: each of the N * N products wrote its whole tiles x c_out matrix.
             let m = unsafe { m.assume_written() };
             (0..count)
                 .into_par_iter()
-                .for_each(|t| self.winograd_out(&m[t * c_out..], &tiles, t..t + 1, count, residual, op));
+                .for_each(|t| self.winograd_out(at, &m[t * c_out..], &tiles, t..t + 1, count, residual, op));
         }
-        // SAFETY: the tiles cover every output pixel (side <= 2 * per_side).
+        // SAFETY: the tiles cover every output pixel (side <= M * per_side).
         unsafe { out.assume_written() }
     }
 
     /// B^T d B of the tiles `range` into `v`: value e of the range's i-th tile goes to row
     /// `e * stride + i` (rows of c_in floats).
-    fn winograd_in(&self, x: &[f32], tiles: &Tiles, range: Range<usize>, v: SendPtr, stride: usize) {
+    fn winograd_in<const N: usize>(
+        &self,
+        bt: impl Fn(&[Lanes; N]) -> [Lanes; N] + Copy,
+        x: &[f32],
+        tiles: &Tiles,
+        range: Range<usize>,
+        v: SendPtr,
+        stride: usize,
+    ) {
         let (c_in, side) = (self.c_in, tiles.side);
         for (i, t) in range.enumerate() {
             let (img, y0, x0) = tiles.origin(t);
-            let d: [&[f32]; 16] = std::array::from_fn(|e| {
-                let (y, x_) = ((y0 + e / 4).wrapping_sub(1), (x0 + e % 4).wrapping_sub(1));
-                if y < side && x_ < side {
-                    &x[((img * side + y) * side + x_) * c_in..][..c_in]
-                } else {
-                    &ZEROS[..c_in]
-                }
+            let d: [[&[f32]; N]; N] = std::array::from_fn(|a| {
+                std::array::from_fn(|b| {
+                    let (y, x_) = ((y0 + a).wrapping_sub(1), (x0 + b).wrapping_sub(1));
+                    if y < side && x_ < side {
+                        &x[((img * side + y) * side + x_) * c_in..][..c_in]
+                    } else {
+                        &ZEROS[..c_in]
+                    }
+                })
             });
             for c in (0..c_in).step_by(8) {
-                let d: [Lanes; 16] = std::array::from_fn(|e| load(&d[e][c..]));
-                // B^T d B, with B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
-                let bt = |v: [Lanes; 4]| -> [Lanes; 4] {
-                    [
-                        lanes(|l| v[0][l] - v[2][l]),
-                        lanes(|l| v[1][l] + v[2][l]),
-                        lanes(|l| v[2][l] - v[1][l]),
-                        lanes(|l| v[1][l] - v[3][l]),
-                    ]
-                };
-                let cols: [[Lanes; 4]; 4] = std::array::from_fn(|j| bt(std::array::from_fn(|i| d[i * 4 + j])));
-                let rows: [[Lanes; 4]; 4] = std::array::from_fn(|i| bt(std::array::from_fn(|j| cols[j][i])));
-                for (a, row) in rows.iter().enumerate() {
+                let d: [[Lanes; N]; N] = std::array::from_fn(|a| std::array::from_fn(|b| load(&d[a][b][c..])));
+                for (a, row) in sandwich(bt, &d).iter().enumerate() {
                     for (b, value) in row.iter().enumerate() {
                         // SAFETY: the caller gives each task its own rows of `v`.
-                        unsafe { v.write(((a * 4 + b) * stride + i) * c_in + c, value) };
+                        unsafe { v.write(((a * N + b) * stride + i) * c_in + c, value) };
                     }
                 }
             }
         }
     }
 
-    /// A^T m A of the tiles `range` (row `e * stride + i` of `m` for the range's i-th
+    /// A^T p A of the tiles `range` (row `e * stride + i` of `p` for the range's i-th
     /// tile), plus bias, residual and ReLU, into their output pixels.
-    fn winograd_out(
+    #[allow(clippy::too_many_arguments)]
+    fn winograd_out<const N: usize, const M: usize>(
         &self,
-        m: &[f32],
+        at: impl Fn(&[Lanes; N]) -> [Lanes; M] + Copy,
+        p: &[f32],
         tiles: &Tiles,
         range: Range<usize>,
         stride: usize,
@@ -311,14 +433,10 @@ impl Conv {
         for (i, t) in range.enumerate() {
             let (img, y0, x0) = tiles.origin(t);
             for c in (0..c_out).step_by(8) {
-                let m: [Lanes; 16] = std::array::from_fn(|e| load(&m[(e * stride + i) * c_out + c..]));
-                // A^T m A, with A^T = [1 1 1 0; 0 1 -1 -1].
-                let at = |v: [Lanes; 4]| -> [Lanes; 2] {
-                    [lanes(|l| v[0][l] + v[1][l] + v[2][l]), lanes(|l| v[1][l] - v[2][l] - v[3][l])]
-                };
-                let cols: [[Lanes; 2]; 4] = std::array::from_fn(|j| at(std::array::from_fn(|i| m[i * 4 + j])));
-                let rows: [[Lanes; 2]; 2] = std::array::from_fn(|i| at(std::array::from_fn(|j| cols[j][i])));
-                for (a, row) in rows.iter().enumerate() {
+                let p: [[Lanes; N]; N] = std::array::from_fn(|a| {
+                    std::array::from_fn(|b| load(&p[((a * N + b) * stride + i) * c_out + c..]))
+                });
+                for (a, row) in sandwich(at, &p).iter().enumerate() {
                     for (b, value) in row.iter().enumerate() {
                         let (y, x_) = (y0 + a, x0 + b);
                         if y < side && x_ < side {
@@ -338,11 +456,12 @@ impl Conv {
     }
 }
 
-/// Where the 2x2 output tiles of an n x side x side map start.
+/// Where the m x m output tiles of an n x side x side map start.
 struct Tiles {
     n: usize,
     side: usize,
     per_side: usize,
+    m: usize,
 }
 
 impl Tiles {
@@ -350,7 +469,7 @@ impl Tiles {
     fn origin(&self, t: usize) -> (usize, usize, usize) {
         let per_image = self.per_side * self.per_side;
         debug_assert!(t < self.n * per_image);
-        (t / per_image, 2 * (t / self.per_side % self.per_side), 2 * (t % self.per_side))
+        (t / per_image, self.m * (t / self.per_side % self.per_side), self.m * (t % self.per_side))
     }
 }
 
@@ -833,7 +952,7 @@ mod tests {
         (size, stride, pad): (usize, usize, usize),
         residual: bool,
     ) {
-        for winograd in [false, true] {
+        for winograd in [None, Some(Winograd::F2), Some(Winograd::F4)] {
             check_form(n, (c_in, c_out), side, (size, stride, pad), residual, winograd);
         }
     }
@@ -844,7 +963,7 @@ mod tests {
         side: usize,
         (size, stride, pad): (usize, usize, usize),
         residual: bool,
-        winograd: bool,
+        winograd: Option<Winograd>,
     ) {
         let dev = Device::Cpu;
         // Weights already at f16 precision, so the direct form must match candle's f32
@@ -869,9 +988,13 @@ mod tests {
         assert_eq!(got.dims(), expected.dims());
         let scale = (c_in * size * size) as f32;
         let diff = max_abs_diff(&got, &expected);
-        // Direct: about 1e-6 here. Winograd also rounds its transformed weights to f16,
-        // which uses up to half of this bound (0.0022 of 0.0058 for 64 -> 32).
-        assert!(diff < 1e-5 * scale, "{c_in}->{c_out} {size}x{size}/{stride}: max difference {diff}");
+        // Direct: about 1e-6 here. Winograd also rounds its transformed weights to f16:
+        // F(2x2) uses up to 0.4e-5 x scale (0.0022 for 64 -> 32), F(4x4)'s larger
+        // transforms amplify the rounding about 15 times (up to 8.5e-5 x scale, 0.018
+        // for 24 -> 16, where outputs reach 3.7). On real weights and images the embedding
+        // still agrees with the f32 reference to 0.999999 (README, Embedding speed).
+        let bound = if winograd == Some(Winograd::F4) { 1.5e-4 } else { 1e-5 } * scale;
+        assert!(diff < bound, "{c_in}->{c_out} {size}x{size}/{stride} {winograd:?}: max difference {diff}");
     }
 
     #[test]
@@ -888,9 +1011,16 @@ mod tests {
     #[test]
     fn winograd_form_is_taken_for_3x3_stride_1() {
         let conv = |size, stride| {
-            Conv::new(&vec![0.0; 16 * 8 * size * size], &[0.0; 16], (16, 8, size), (stride, size / 2), true, true)
+            Conv::new(
+                &vec![0.0; 16 * 8 * size * size],
+                &[0.0; 16],
+                (16, 8, size),
+                (stride, size / 2),
+                true,
+                Some(Winograd::F4),
+            )
         };
-        assert!(matches!(conv(3, 1).unwrap().weights, Weights::Winograd(_)));
+        assert!(matches!(conv(3, 1).unwrap().weights, Weights::Winograd(Winograd::F4, _)));
         assert!(matches!(conv(3, 2).unwrap().weights, Weights::Direct(_)));
         assert!(matches!(conv(1, 1).unwrap().weights, Weights::Direct(_)));
     }

@@ -13,7 +13,7 @@ use std::time::Instant;
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::conv::{AvgPool, Conv, MaxPool};
+use super::conv::{AvgPool, Conv, MaxPool, Winograd};
 
 const BN_EPS: f64 = 1e-5;
 
@@ -22,7 +22,7 @@ const BN_EPS: f64 = 1e-5;
 fn conv_bn(
     (c_in, c_out, k): (usize, usize, usize),
     stride: usize,
-    (relu, winograd): (bool, bool),
+    (relu, winograd): (bool, Option<Winograd>),
     conv: VarBuilder,
     bn: VarBuilder,
 ) -> Result<Conv> {
@@ -82,20 +82,20 @@ impl Bottleneck {
         c_in: usize,
         width: usize,
         stride: usize,
-        winograd: bool,
+        winograd: Option<Winograd>,
         vb: VarBuilder,
     ) -> Result<Bottleneck> {
         let out = 4 * width;
         let downsample = if stride != 1 || c_in != out {
-            Some(conv_bn((c_in, out, 1), stride, (false, false), vb.pp("downsample.0"), vb.pp("downsample.1"))?)
+            Some(conv_bn((c_in, out, 1), stride, (false, None), vb.pp("downsample.0"), vb.pp("downsample.1"))?)
         } else {
             None
         };
         Ok(Bottleneck {
             name,
-            conv1: conv_bn((c_in, width, 1), 1, (true, false), vb.pp("conv1"), vb.pp("bn1"))?,
+            conv1: conv_bn((c_in, width, 1), 1, (true, None), vb.pp("conv1"), vb.pp("bn1"))?,
             conv2: conv_bn((width, width, 3), stride, (true, winograd), vb.pp("conv2"), vb.pp("bn2"))?,
-            conv3: conv_bn((width, out, 1), 1, (true, false), vb.pp("conv3"), vb.pp("bn3"))?,
+            conv3: conv_bn((width, out, 1), 1, (true, None), vb.pp("conv3"), vb.pp("bn3"))?,
             downsample,
         })
     }
@@ -118,18 +118,21 @@ impl Bottleneck {
     }
 }
 
-/// `winograd`: whether the stride-1 3x3 convolutions take the Winograd form, in layer2
-/// and layer3 (1.5% and more faster there, interleaved A/B). Not in layer1, where the
-/// direct form is 0.8% faster: with 64 channels the transforms weigh as much as the
-/// saved multiplies. Not in layer4 either: its 7x7 maps leave a third of the 2x2 tiles'
-/// outputs unused, and the transformed weights (16 values per 9) are read once per image
-/// at batch 1 (no gain measured).
+/// `winograd`: which Winograd form the stride-1 3x3 convolutions take (interleaved A/B,
+/// batch 1). layer2: F(4x4), 2-3% faster than F(2x2) overall (its 28x28 maps are 7x7 whole
+/// tiles). layer3: F(2x2), 1.5% and more faster than direct; F(4x4) no gain measured (its
+/// 14x14 maps leave a quarter of the 4x4 tiles' outputs unused, and the transformed
+/// weights, 36 values per 9, are 4.7 MB per convolution). Not in layer1, where direct is
+/// faster than F(2x2) (0.8%) and level with F(4x4): with 64 channels the transforms weigh
+/// as much as the saved multiplies. Not in layer4 either: its 7x7 maps leave a third of
+/// the 2x2 tiles' outputs unused, and the transformed weights are read once per image at
+/// batch 1 (no gain measured).
 fn stage(
     name: &str,
     (c_in, width): (usize, usize),
     stride: usize,
     blocks: usize,
-    winograd: bool,
+    winograd: Option<Winograd>,
     vb: VarBuilder,
 ) -> Result<Vec<Bottleneck>> {
     (0..blocks)
@@ -154,12 +157,12 @@ pub struct Pooled {
 impl ResNet50 {
     pub fn load(vb: VarBuilder) -> Result<ResNet50> {
         Ok(ResNet50 {
-            stem: conv_bn((3, 64, 7), 2, (true, false), vb.pp("conv1"), vb.pp("bn1"))?,
+            stem: conv_bn((3, 64, 7), 2, (true, None), vb.pp("conv1"), vb.pp("bn1"))?,
             layers: [
-                stage("layer1", (64, 64), 1, 3, false, vb.pp("layer1"))?,
-                stage("layer2", (256, 128), 2, 4, true, vb.pp("layer2"))?,
-                stage("layer3", (512, 256), 2, 6, true, vb.pp("layer3"))?,
-                stage("layer4", (1024, 512), 2, 3, false, vb.pp("layer4"))?,
+                stage("layer1", (64, 64), 1, 3, None, vb.pp("layer1"))?,
+                stage("layer2", (256, 128), 2, 4, Some(Winograd::F4), vb.pp("layer2"))?,
+                stage("layer3", (512, 256), 2, 6, Some(Winograd::F2), vb.pp("layer3"))?,
+                stage("layer4", (1024, 512), 2, 3, None, vb.pp("layer4"))?,
             ],
         })
     }
