@@ -26,11 +26,6 @@ const KC: usize = 512;
 /// stay in L2 while every row tile passes over them. Shorter reductions take
 /// proportionally more panels, so that a row tile's output is written in fewer passes.
 const NC_PANELS: usize = 8;
-pub static EXPERIMENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-#[allow(dead_code)]
-fn exp() -> bool {
-    EXPERIMENT.load(std::sync::atomic::Ordering::Relaxed) || std::env::var_os("LK_EXP").is_some()
-}
 
 /// Inputs with fewer channels (the stem's 3) are padded explicitly so that a whole kernel
 /// row is one contiguous run: per-tap runs of 3 floats would leave the kernel in loop
