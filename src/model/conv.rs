@@ -189,8 +189,8 @@ fn sandwich<const C: usize, const R: usize>(
     t: impl Fn(&[Lanes; C]) -> [Lanes; R],
     x: &[[Lanes; C]; C],
 ) -> [[Lanes; R]; R] {
-    let cols: [[Lanes; R]; C] = std::array::from_fn(|j| t(&std::array::from_fn(|k| x[k][j])));
-    std::array::from_fn(|i| t(&std::array::from_fn(|j| cols[j][i])))
+    let cols: [[Lanes; R]; C] = build([[0.0; 8]; R], |j| t(&build([0.0; 8], |k| x[k][j])));
+    build([[0.0; 8]; R], |i| t(&build([0.0; 8], |j| cols[j][i])))
 }
 
 /// Eight channels at a time, so the Winograd transforms compile to vector instructions.
@@ -198,7 +198,19 @@ type Lanes = [f32; 8];
 
 #[inline(always)]
 fn lanes(f: impl Fn(usize) -> f32) -> Lanes {
-    std::array::from_fn(f)
+    build(0.0, f)
+}
+
+/// `[f(0), f(1), ...]` by a plain loop: unlike `std::array::from_fn`, the nested arrays
+/// of the Winograd transforms then reliably stay in registers instead of going through
+/// calls and copies.
+#[inline(always)]
+fn build<T: Copy, const K: usize>(init: T, f: impl Fn(usize) -> T) -> [T; K] {
+    let mut a = [init; K];
+    for (i, v) in a.iter_mut().enumerate() {
+        *v = f(i);
+    }
+    a
 }
 
 /// The first eight floats of `x` (one bounds check, one vector load).
@@ -389,8 +401,8 @@ impl Conv {
         let (c_in, side) = (self.c_in, tiles.side);
         for (i, t) in range.enumerate() {
             let (img, y0, x0) = tiles.origin(t);
-            let d: [[&[f32]; N]; N] = std::array::from_fn(|a| {
-                std::array::from_fn(|b| {
+            let d: [[&[f32]; N]; N] = build([&[][..]; N], |a| {
+                build(&[][..], |b| {
                     let (y, x_) = ((y0 + a).wrapping_sub(1), (x0 + b).wrapping_sub(1));
                     if y < side && x_ < side {
                         &x[((img * side + y) * side + x_) * c_in..][..c_in]
@@ -400,7 +412,7 @@ impl Conv {
                 })
             });
             for c in (0..c_in).step_by(8) {
-                let d: [[Lanes; N]; N] = std::array::from_fn(|a| std::array::from_fn(|b| load(&d[a][b][c..])));
+                let d: [[Lanes; N]; N] = build([[0.0; 8]; N], |a| build([0.0; 8], |b| load(&d[a][b][c..])));
                 for (a, row) in sandwich(bt, &d).iter().enumerate() {
                     for (b, value) in row.iter().enumerate() {
                         // SAFETY: the caller gives each task its own rows of `v`.
@@ -428,9 +440,8 @@ impl Conv {
         for (i, t) in range.enumerate() {
             let (img, y0, x0) = tiles.origin(t);
             for c in (0..c_out).step_by(8) {
-                let p: [[Lanes; N]; N] = std::array::from_fn(|a| {
-                    std::array::from_fn(|b| load(&p[((a * N + b) * stride + i) * c_out + c..]))
-                });
+                let p: [[Lanes; N]; N] =
+                    build([[0.0; 8]; N], |a| build([0.0; 8], |b| load(&p[((a * N + b) * stride + i) * c_out + c..])));
                 for (a, row) in sandwich(at, &p).iter().enumerate() {
                     for (b, value) in row.iter().enumerate() {
                         let (y, x_) = (y0 + a, x0 + b);

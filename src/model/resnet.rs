@@ -119,14 +119,13 @@ impl Bottleneck {
 }
 
 /// `winograd`: which Winograd form the stride-1 3x3 convolutions take (interleaved A/B,
-/// batch 1). layer2: F(4x4), 2-3% faster than F(2x2) overall (its 28x28 maps are 7x7 whole
-/// tiles). layer3: F(2x2), 1.5% and more faster than direct; F(4x4) no gain measured (its
-/// 14x14 maps leave a quarter of the 4x4 tiles' outputs unused, and the transformed
-/// weights, 36 values per 9, are 4.7 MB per convolution). Not in layer1, where direct is
-/// faster than F(2x2) (0.8%) and level with F(4x4): with 64 channels the transforms weigh
-/// as much as the saved multiplies. Not in layer4 either: its 7x7 maps leave a third of
-/// the 2x2 tiles' outputs unused, and the transformed weights are read once per image at
-/// batch 1 (no gain measured).
+/// batch 1, time per image). layer1: F(2x2), 2.8% faster than direct (F(4x4) 1.6%).
+/// layer2: F(4x4), 0.7% faster than F(2x2) (its 28x28 maps are 7x7 whole tiles). layer3:
+/// F(2x2); F(4x4) no gain measured (its 14x14 maps leave a quarter of the 4x4 tiles'
+/// outputs unused, and the transformed weights, 36 values per 9, are 4.7 MB per
+/// convolution). Not in layer4: its 7x7 maps leave a third of the 2x2 tiles' outputs
+/// unused, and the transformed weights are read once per image at batch 1 (no gain
+/// measured).
 fn stage(
     name: &str,
     (c_in, width): (usize, usize),
@@ -159,7 +158,7 @@ impl ResNet50 {
         Ok(ResNet50 {
             stem: conv_bn((3, 64, 7), 2, (true, None), vb.pp("conv1"), vb.pp("bn1"))?,
             layers: [
-                stage("layer1", (64, 64), 1, 3, None, vb.pp("layer1"))?,
+                stage("layer1", (64, 64), 1, 3, Some(Winograd::F2), vb.pp("layer1"))?,
                 stage("layer2", (256, 128), 2, 4, Some(Winograd::F4), vb.pp("layer2"))?,
                 stage("layer3", (512, 256), 2, 6, Some(Winograd::F2), vb.pp("layer3"))?,
                 stage("layer4", (1024, 512), 2, 3, None, vb.pp("layer4"))?,
