@@ -43,7 +43,8 @@ static ZEROS: [f32; KC] = [0.0; KC];
 const WINOGRAD_FUSED_WEIGHTS: usize = 512 << 10;
 const WINOGRAD_CHUNK_FLOATS: usize = 64 << 10;
 
-/// A convolution (square kernel, bias) with its weights packed for [`kernel`].
+/// A convolution (square kernel, bias) with its weights packed for the micro-kernel
+/// ([`Kernel`]).
 #[derive(Debug)]
 pub struct Conv {
     c_in: usize,
@@ -693,6 +694,16 @@ struct Tile<'a> {
     epilogue: Epilogue,
 }
 
+impl Tile<'_> {
+    /// Panel `p`'s weight rows, bias, residual and output.
+    ///
+    /// SAFETY: `p` must be below `panels`.
+    unsafe fn panel(&self, p: usize) -> (*const u16, *const f32, *const f32, *mut f32) {
+        let at = p * NR;
+        (self.weights.add(p * self.panel_stride), self.bias.add(at), self.residual.wrapping_add(at), self.out.add(at))
+    }
+}
+
 type Kernel = unsafe fn(&Tile);
 
 fn kernel_for_cpu() -> Kernel {
@@ -710,8 +721,7 @@ fn kernel_for_cpu() -> Kernel {
 unsafe fn kernel_portable(t: &Tile) {
     let e = t.epilogue;
     for p in 0..t.panels {
-        let (bias, residual, c) = (t.bias.add(p * NR), t.residual.wrapping_add(p * NR), t.out.add(p * NR));
-        let mut b = t.weights.add(p * t.panel_stride);
+        let (mut b, bias, residual, c) = t.panel(p);
         let mut acc = [[0f32; NR]; MR];
         for (r, row) in acc.iter_mut().enumerate().take(t.live) {
             for (j, v) in row.iter_mut().enumerate() {
@@ -768,8 +778,7 @@ unsafe fn tile_avx2<const R: usize>(t: &Tile) {
     let (e, ldc) = (t.epilogue, t.ldc);
     let zero = _mm256_setzero_ps();
     for p in 0..t.panels {
-        let (bias, residual, c) = (t.bias.add(p * NR), t.residual.wrapping_add(p * NR), t.out.add(p * NR));
-        let mut b = t.weights.add(p * t.panel_stride);
+        let (mut b, bias, residual, c) = t.panel(p);
         // The residual and the output lines are touched only after the reduction: ask
         // for them now, so that their misses overlap it instead of stalling the store.
         if e.last {
