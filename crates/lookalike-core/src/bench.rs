@@ -1,0 +1,374 @@
+//! Measurements behind `lookalike bench` and `bench-annoy`: embedding throughput at
+//! several thread counts, per-layer time, exact query latency, store open time, Annoy
+//! build cost and recall, and the process's peak memory.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, SearchMode};
+use crate::descriptor::Space;
+use crate::engine::Engine;
+use crate::error::{Error, IoContext, Result};
+use crate::index::annoy::{self, Annoy, AnnoyIndex};
+use crate::index::exact::{exact_top_k, Exact};
+use crate::index::{Request, Rows, VectorIndex};
+use crate::model::{self, Embedder, ResNetEmbedder};
+use crate::service::Snapshot;
+use crate::store::{self, Entry, Identity, Store};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EmbedFigure {
+    pub threads: usize,
+    pub batch: usize,
+    pub images: usize,
+    pub images_per_s: f64,
+    pub ms_per_image: f64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SearchFigure {
+    pub vectors: usize,
+    pub query_ms: f64,
+    pub store_open_ms: f64,
+    pub store_mib: f64,
+}
+
+/// The first `n` images of the configured catalog, decoded and preprocessed.
+pub fn catalog_inputs(engine: &Engine, n: usize) -> Result<Vec<Vec<f32>>> {
+    let source = engine.source();
+    let files = source.list()?.files;
+    if files.is_empty() {
+        return Err(Error::Catalog { catalog: source.name(), reason: "no images to benchmark with".into() });
+    }
+    let policy = engine.config().resize;
+    files
+        .iter()
+        .take(n.max(1))
+        .map(|f| {
+            let img = source.read(&f.rel).and_then(|b| model::decode_bytes(&b));
+            let img = img.map_err(|reason| Error::BadImage { what: f.rel.clone(), reason })?;
+            Ok(model::preprocess(&img, policy))
+        })
+        .collect()
+}
+
+/// Runs `work` on a pool of `threads` threads (0 = one per core): the model's parallel
+/// loops then use exactly that many.
+pub fn with_threads<T: Send>(threads: usize, work: impl FnOnce() -> T + Send) -> Result<T> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::failed("starting a thread pool", e))?;
+    Ok(pool.install(work))
+}
+
+/// Embedding throughput at each thread count, batch 1 and `batch`.
+pub fn embed_at_threads(
+    embedder: &dyn Embedder,
+    inputs: &[Vec<f32>],
+    batch: usize,
+    thread_counts: &[usize],
+) -> Result<Vec<EmbedFigure>> {
+    let mut out = Vec::new();
+    for &threads in thread_counts {
+        let sizes = if batch > 1 { vec![1, batch] } else { vec![1] };
+        for size in sizes {
+            out.push(with_threads(threads, || embed_throughput(embedder, inputs, size))??);
+        }
+    }
+    Ok(out)
+}
+
+/// Times the model alone on already-decoded inputs, after one warm-up batch, on the
+/// current thread pool.
+pub fn embed_throughput(embedder: &dyn Embedder, inputs: &[Vec<f32>], batch: usize) -> Result<EmbedFigure> {
+    let threads = rayon::current_num_threads();
+    embedder.embed(&inputs[..batch.min(inputs.len())])?;
+    let started = Instant::now();
+    for chunk in inputs.chunks(batch) {
+        embedder.embed(chunk)?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    Ok(EmbedFigure {
+        threads,
+        batch,
+        images: inputs.len(),
+        images_per_s: inputs.len() as f64 / secs,
+        ms_per_image: secs * 1000.0 / inputs.len() as f64,
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct LayerFigure {
+    pub layer: String,
+    /// Multiply-adds per image.
+    pub macs: usize,
+    /// Mean wall time per image at batch 1 and at the batched size.
+    pub ms_per_image: [f64; 2],
+}
+
+/// Per-layer wall time at batch 1 and at `batch`, over all `images` after a warm-up pass.
+pub fn layer_profile(embedder: &ResNetEmbedder, inputs: &[Vec<f32>], batch: usize) -> Result<Vec<LayerFigure>> {
+    embedder.embed(&inputs[..batch.min(inputs.len())])?;
+    let mut figures: Vec<LayerFigure> = Vec::new();
+    for (column, size) in [1, batch].into_iter().enumerate() {
+        for chunk in inputs.chunks(size) {
+            // Batched, the early layers run once per image: sum by name.
+            for layer in embedder.profile(chunk)?.layers {
+                let i = match figures.iter().position(|f| f.layer == layer.name) {
+                    Some(i) => i,
+                    None => {
+                        figures.push(LayerFigure { layer: layer.name, macs: layer.macs, ms_per_image: [0.0; 2] });
+                        figures.len() - 1
+                    }
+                };
+                figures[i].ms_per_image[column] += layer.seconds * 1000.0 / inputs.len() as f64;
+            }
+        }
+    }
+    Ok(figures)
+}
+
+/// Deterministic pseudo-random numbers in [0, 1) (xorshift): benchmark data here, and
+/// test data for the unit tests that need reproducible noise.
+pub fn pseudo_uniform(seed: u64, n: usize) -> Vec<f32> {
+    let mut state = seed | 1;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        })
+        .collect()
+}
+
+/// Random unit vectors from a fixed-seed generator (the search cost does not depend on
+/// where vectors come from).
+fn random_unit_vectors(n: usize, dims: usize, seed: u64) -> Vec<f32> {
+    let mut out: Vec<f32> = pseudo_uniform(seed, n * dims).into_iter().map(|v| v - 0.5).collect();
+    out.chunks_mut(dims).for_each(model::normalize);
+    out
+}
+
+/// Exact top-10 latency (median of `repeats`) over `n` descriptors of the default size,
+/// and the open time and size of a store of `n` feature rows.
+pub fn search_latency(n: usize, repeats: usize, scratch: &Path) -> Result<SearchFigure> {
+    let features = random_unit_vectors(n, model::FEATURE_DIMS, 0x9E3779B97F4A7C15 ^ n as u64);
+    let entries: Vec<Entry> =
+        (0..n).map(|i| Entry { path: format!("{i:09}.jpg"), size: 0, mtime_ns: 0, hash: String::new() }).collect();
+    let identity = Identity { model: "bench".into(), preprocessing: "bench".into(), dims: model::FEATURE_DIMS };
+    let path = scratch.join(format!("bench-{n}.lks"));
+    store::write(&path, &identity, &entries, |i| features[i * model::FEATURE_DIMS..][..model::FEATURE_DIMS].into())?;
+    drop(features);
+    let started = Instant::now();
+    let opened = Store::open(&path)?;
+    let store_open_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let store_mib = opened.file_size() as f64 / (1 << 20) as f64;
+    drop(opened);
+    std::fs::remove_file(&path).at("cannot remove", &path)?;
+    let dims = crate::descriptor::Recipe::DEFAULT.whiten;
+    let descriptors = random_unit_vectors(n, dims, 7 ^ n as u64);
+    let queries = random_unit_vectors(repeats, dims, 42);
+    let mut times: Vec<f64> = queries
+        .chunks(dims)
+        .map(|q| {
+            let started = Instant::now();
+            let top = exact_top_k(&descriptors, dims, q, 10, |_| true);
+            assert_eq!(top.len(), 10.min(n));
+            started.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    Ok(SearchFigure { vectors: n, query_ms: times[times.len() / 2], store_open_ms, store_mib })
+}
+
+#[derive(Debug, Serialize)]
+pub struct AnnoyFigure {
+    pub search_k: usize,
+    /// Annoy's own top 10.
+    pub recall_at_10: f64,
+    /// Top 10 of all `search_k` candidates re-ranked by exact cosine from the store.
+    pub recall_at_10_reranked: f64,
+    pub queries_per_s: f64,
+    pub queries_per_s_reranked: f64,
+}
+
+/// Exact search throughput, and recall@10 of Annoy against exact search with its query
+/// throughput, using `queries` stored vectors (spread over the store) as queries; each
+/// query's own row is left out.
+pub fn annoy_recall(space: &Arc<Space>, annoy: Annoy, search_ks: &[usize], queries: usize) -> (f64, Vec<AnnoyFigure>) {
+    let n = space.len();
+    let rows: Vec<usize> = (0..queries.min(n)).map(|i| i * n / queries.min(n)).collect();
+    let request = |q: usize, k: usize| Request { vector: space.vector(q), k, filters: &[], exclude: &[] };
+    let exact = Exact::new(space.clone(), Arc::new(Rows::default()));
+    let started = Instant::now();
+    let truth: Vec<Vec<usize>> = rows
+        .iter()
+        .map(|&q| {
+            let top = exact.search(&Request { exclude: &[q], ..request(q, 10) });
+            top.iter().map(|s| s.row).collect()
+        })
+        .collect();
+    let exact_qps = rows.len() as f64 / started.elapsed().as_secs_f64();
+    let recall = |found: &[Vec<usize>]| -> f64 {
+        let hits: usize =
+            found.iter().zip(&truth).map(|(f, e)| f.iter().take(10).filter(|r| e.contains(r)).count()).sum();
+        hits as f64 / truth.iter().map(Vec::len).sum::<usize>().max(1) as f64
+    };
+    let mut index = AnnoyIndex::new(annoy, 0, exact);
+    let figures = search_ks
+        .iter()
+        .map(|&search_k| {
+            index.set_search_k(search_k);
+            let started = Instant::now();
+            let plain: Vec<Vec<usize>> = rows
+                .iter()
+                .map(|&q| {
+                    let found = index.annoy().candidates(space.vector(q), 11, search_k);
+                    found.into_iter().filter(|&r| r != q).collect()
+                })
+                .collect();
+            let plain_s = started.elapsed().as_secs_f64();
+            let started = Instant::now();
+            let reranked: Vec<Vec<usize>> = rows
+                .iter()
+                .map(|&q| index.search(&Request { exclude: &[q], ..request(q, 10) }).iter().map(|s| s.row).collect())
+                .collect();
+            let reranked_s = started.elapsed().as_secs_f64();
+            AnnoyFigure {
+                search_k,
+                recall_at_10: recall(&plain),
+                recall_at_10_reranked: recall(&reranked),
+                queries_per_s: rows.len() as f64 / plain_s,
+                queries_per_s_reranked: rows.len() as f64 / reranked_s,
+            }
+        })
+        .collect();
+    (exact_qps, figures)
+}
+
+/// What `bench-annoy` measured.
+#[derive(Debug, Serialize)]
+pub struct AnnoyBench {
+    pub items: usize,
+    pub dims: usize,
+    pub trees: usize,
+    pub build_s: f64,
+    pub file_mib: f64,
+    pub peak_rss_mib: f64,
+    /// Recall and speed, measured only on a catalog's descriptors.
+    pub exact_queries_per_s: Option<f64>,
+    pub search: Vec<AnnoyFigure>,
+}
+
+/// Where `bench-annoy` takes its vectors from.
+pub enum AnnoyInput<'a> {
+    /// The catalog's search descriptors (recall is measured too).
+    Catalog(&'a Engine),
+    /// A raw little-endian f32 file of `dims`-d rows (build only).
+    File { path: &'a Path, dims: usize },
+}
+
+/// Builds an Annoy index over the input (kept at `out` when given) and measures it.
+pub fn annoy(
+    input: AnnoyInput,
+    trees: usize,
+    search_ks: &[usize],
+    queries: usize,
+    out: Option<&Path>,
+) -> Result<AnnoyBench> {
+    let scratch = tempfile::tempdir().map_err(|e| Error::io("cannot create", &std::env::temp_dir(), e))?;
+    let path: PathBuf = out.map_or_else(|| scratch.path().join("bench.ann"), Path::to_path_buf);
+    let (space, raw, dims) = match input {
+        AnnoyInput::Catalog(engine) => {
+            let space = Snapshot::open(engine, Some(SearchMode::Exact))?.space_arc();
+            let dims = space.dims();
+            (Some(space), None, dims)
+        }
+        AnnoyInput::File { path: file, dims } => {
+            let f = std::fs::File::open(file).at("cannot open", file)?;
+            // SAFETY: a benchmark input, only read.
+            let map = unsafe { memmap2::Mmap::map(&f) }.at("cannot map", file)?;
+            if dims == 0 || map.len() % (4 * dims) != 0 {
+                return Err(Error::damaged(file, format!("not a whole number of {dims}-d f32 rows")));
+            }
+            (None, Some(map), dims)
+        }
+    };
+    let data: &[f32] = match (&space, &raw) {
+        (Some(space), _) => space.vectors(),
+        (None, Some(map)) => bytemuck::try_cast_slice(map).map_err(|e| Error::failed("reading vectors", e))?,
+        (None, None) => unreachable!("one input is set"),
+    };
+    let started = Instant::now();
+    let built = annoy::build(data, dims, trees, annoy::DEFAULT_SEED, 0, &path)?;
+    let build_s = started.elapsed().as_secs_f64();
+    let peak_rss_mib = peak_rss_mib();
+    let (exact_queries_per_s, search) = match &space {
+        Some(space) => {
+            let (qps, figures) = annoy_recall(space, Annoy::open(&path, dims, space.len())?, search_ks, queries);
+            (Some(qps), figures)
+        }
+        None => (None, Vec::new()),
+    };
+    Ok(AnnoyBench {
+        items: built.items,
+        dims,
+        trees,
+        build_s,
+        file_mib: built.file_len as f64 / 1048576.0,
+        peak_rss_mib,
+        exact_queries_per_s,
+        search,
+    })
+}
+
+/// `lookalike bench` without the layer table: embedding at each thread count, then exact
+/// search latency and store open time at each size.
+pub fn run(
+    config: &Config,
+    images: usize,
+    batch: usize,
+    thread_counts: &[usize],
+    sizes: &[usize],
+    embed: bool,
+) -> Result<Bench> {
+    let mut out = Bench::default();
+    if embed {
+        let engine = Engine::new(config.clone())?;
+        let inputs = catalog_inputs(&engine, images)?;
+        out.embed = embed_at_threads(engine.embedder()?.as_ref(), &inputs, batch, thread_counts)?;
+    }
+    let scratch = tempfile::tempdir().map_err(|e| Error::io("cannot create", &std::env::temp_dir(), e))?;
+    for &n in sizes {
+        out.search.push(search_latency(n, 21, scratch.path())?);
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Bench {
+    pub embed: Vec<EmbedFigure>,
+    pub search: Vec<SearchFigure>,
+}
+
+/// The per-layer profile of the configured catalog's first `images` images.
+pub fn layers(config: &Config, images: usize, batch: usize) -> Result<Vec<LayerFigure>> {
+    let engine = Engine::new(config.clone())?;
+    let inputs = catalog_inputs(&engine, images)?;
+    let embedder = ResNetEmbedder::load(&config.weights, config.resize, config.device)?;
+    layer_profile(&embedder, &inputs, batch)
+}
+
+/// Peak resident memory of this process so far, in MiB (Linux; 0 elsewhere).
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .map_or(0.0, |kb| kb / 1024.0)
+}

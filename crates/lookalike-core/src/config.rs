@@ -1,0 +1,417 @@
+//! Settings: built-in defaults, then a config file, then `LOOKALIKE_*` variables, then
+//! flags. The file is `--config` / `LOOKALIKE_CONFIG`, else `./config.toml`, else the
+//! user's `~/.config/lookalike/config.toml` (XDG). Sections of the faces (`[ui]`) are
+//! kept as they are, for the face that reads them.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::descriptor::{Layers, Recipe};
+use crate::error::{Error, Result};
+use crate::model::{Device, ResizePolicy};
+
+/// The file read in the working folder when neither `--config` nor `LOOKALIKE_CONFIG`
+/// names one.
+pub const DEFAULT_CONFIG_FILE: &str = "config.toml";
+/// Where `fetch-weights` puts the weights unless told otherwise.
+const WEIGHTS_FILE: &str = "resnet50.safetensors";
+
+/// `<user data dir>/lookalike`: weights and per-catalog state folders.
+pub fn data_dir() -> Option<PathBuf> {
+    dirs::data_local_dir().map(|d| d.join("lookalike"))
+}
+
+/// The user's own configuration file: `$XDG_CONFIG_HOME/lookalike/config.toml`.
+pub fn user_config_file() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("lookalike").join(DEFAULT_CONFIG_FILE))
+}
+
+/// The weights location that works from any folder: `<user data dir>/lookalike/weights/`.
+pub fn default_weights() -> PathBuf {
+    data_dir().map_or_else(|| PathBuf::from("weights"), |d| d.join("weights")).join(WEIGHTS_FILE)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Folder of product images, walked recursively.
+    pub catalog: PathBuf,
+    /// Kaggle-style `styles.csv`; `None` means `<catalog>/styles.csv` when present.
+    pub labels: Option<PathBuf>,
+    /// Where the store lives; `None` means a per-catalog folder under the user's data dir.
+    pub state_dir: Option<PathBuf>,
+    pub weights: PathBuf,
+    pub device: Device,
+    pub resize: ResizePolicy,
+    pub batch_size: usize,
+    /// Compute threads; 0 means one per physical core.
+    pub threads: usize,
+    pub k: usize,
+    /// What searches compare (pooling, power, whitening); changing it never re-embeds.
+    pub descriptor: Recipe,
+    /// Query expansion: neighbours averaged into each query; 0 = off.
+    pub expand: usize,
+    pub index: IndexConfig,
+    /// The `[ui]` section, read by the terminal UI.
+    pub ui: toml::Table,
+    /// The file the settings came from, if any.
+    pub file: Option<PathBuf>,
+}
+
+/// How searches pick between exact and Annoy search, and how the Annoy index is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexConfig {
+    pub mode: SearchMode,
+    pub n_trees: usize,
+    pub search_k: usize,
+    /// Catalogs smaller than this are searched exactly in `auto` mode.
+    pub exact_below: usize,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig { mode: SearchMode::Auto, n_trees: 16, search_k: 4000, exact_below: 20_000 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// Annoy from `exact_below` items on, exact below.
+    Auto,
+    Exact,
+    Approx,
+}
+
+impl SearchMode {
+    /// Whether a catalog of `items` is searched with Annoy.
+    pub fn approx(self, items: usize, exact_below: usize) -> bool {
+        match self {
+            SearchMode::Exact => false,
+            SearchMode::Approx => true,
+            SearchMode::Auto => items >= exact_below,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            catalog: PathBuf::from("catalog"),
+            labels: None,
+            state_dir: None,
+            weights: default_weights(),
+            device: Device::Cpu,
+            resize: ResizePolicy::Crop,
+            batch_size: 16,
+            threads: 0,
+            k: 10,
+            descriptor: Recipe::DEFAULT,
+            expand: 5,
+            index: IndexConfig::default(),
+            ui: toml::Table::new(),
+            file: None,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    catalog: CatalogSection,
+    #[serde(default)]
+    store: StoreSection,
+    #[serde(default)]
+    model: ModelSection,
+    #[serde(default)]
+    search: SearchSection,
+    #[serde(default)]
+    index: IndexSection,
+    #[serde(default)]
+    ui: toml::Table,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IndexSection {
+    mode: Option<SearchMode>,
+    n_trees: Option<i64>,
+    search_k: Option<i64>,
+    exact_below: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogSection {
+    dir: Option<PathBuf>,
+    labels: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreSection {
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelSection {
+    weights: Option<PathBuf>,
+    device: Option<String>,
+    resize: Option<ResizePolicy>,
+    batch_size: Option<i64>,
+    threads: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchSection {
+    k: Option<i64>,
+    descriptor: Option<Layers>,
+    power: Option<f64>,
+    whiten: Option<i64>,
+    shrink: Option<f64>,
+    expand: Option<i64>,
+}
+
+/// Values given on the command line; they win over everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub catalog: Option<PathBuf>,
+    pub labels: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    pub weights: Option<PathBuf>,
+    pub threads: Option<usize>,
+}
+
+impl Config {
+    /// Resolves the configuration the way the binary does: file, environment, flags.
+    pub fn load(overrides: &Overrides) -> Result<Config> {
+        let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        let explicit = overrides.config_file.clone().or_else(|| env("LOOKALIKE_CONFIG").map(PathBuf::from));
+        let file = explicit.or_else(|| {
+            let here = PathBuf::from(DEFAULT_CONFIG_FILE);
+            std::iter::once(here).chain(user_config_file()).find(|p| p.is_file())
+        });
+        let mut config = match &file {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(v) = env("LOOKALIKE_CATALOG") {
+            config.catalog = v.into();
+        }
+        if let Some(v) = env("LOOKALIKE_LABELS") {
+            config.labels = Some(v.into());
+        }
+        if let Some(v) = env("LOOKALIKE_STATE_DIR") {
+            config.state_dir = Some(v.into());
+        }
+        if let Some(v) = env("LOOKALIKE_WEIGHTS") {
+            config.weights = v.into();
+        }
+        if let Some(v) = env("LOOKALIKE_THREADS") {
+            let text = v.to_string_lossy();
+            config.threads = text.parse().map_err(|_| {
+                Error::config(format!("LOOKALIKE_THREADS: {text:?} is not a thread count (0 = all cores)"))
+            })?;
+        }
+        if let Some(v) = &overrides.catalog {
+            config.catalog = v.clone();
+            // A catalog given by flag brings its own styles.csv unless labels are named too.
+            if overrides.labels.is_none() && env("LOOKALIKE_LABELS").is_none() {
+                config.labels = None;
+            }
+        }
+        if let Some(v) = &overrides.labels {
+            config.labels = Some(v.clone());
+        }
+        if let Some(v) = &overrides.state_dir {
+            config.state_dir = Some(v.clone());
+        }
+        if let Some(v) = &overrides.weights {
+            config.weights = v.clone();
+        }
+        if let Some(v) = overrides.threads {
+            config.threads = v;
+        }
+        Ok(config)
+    }
+
+    /// Reads one TOML file; relative paths in it are taken from the file's folder.
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read config file", path, e))?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        let mut config = Config::from_toml(&text, base)
+            .map_err(|e| Error::config(format!("invalid config file {}: {e}", path.display())))?;
+        config.file = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    pub fn from_toml(text: &str, base: &Path) -> Result<Config> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| Error::config(e.to_string()))?;
+        let mut config = Config::default();
+        let rel = |p: PathBuf| {
+            if p.is_absolute() || base.as_os_str().is_empty() {
+                p
+            } else {
+                base.join(p)
+            }
+        };
+        // Relative defaults also follow the config file, so the repo works from any folder.
+        config.catalog = rel(file.catalog.dir.unwrap_or(config.catalog));
+        // An empty weights setting means the default location.
+        if let Some(w) = file.model.weights.filter(|p| !p.as_os_str().is_empty()) {
+            config.weights = rel(w);
+        }
+        if let Some(d) = file.model.device {
+            config.device = d.parse()?;
+        }
+        config.labels = file.catalog.labels.filter(|p| !p.as_os_str().is_empty()).map(rel);
+        config.state_dir = file.store.state_dir.filter(|p| !p.as_os_str().is_empty()).map(rel);
+        if let Some(r) = file.model.resize {
+            config.resize = r;
+        }
+        if let Some(v) = file.model.batch_size {
+            config.batch_size = in_range("model.batch_size", v, 1, 1024)?;
+        }
+        if let Some(v) = file.model.threads {
+            config.threads = in_range("model.threads", v, 0, 1024)?;
+        }
+        if let Some(v) = file.search.k {
+            config.k = in_range("search.k", v, 1, 10_000)?;
+        }
+        let f = file.search;
+        config.apply_search_settings(f.descriptor, f.power, f.whiten, f.shrink, f.expand)?;
+        if let Some(m) = file.index.mode {
+            config.index.mode = m;
+        }
+        if let Some(v) = file.index.n_trees {
+            config.index.n_trees = in_range("index.n_trees", v, 1, 1024)?;
+        }
+        if let Some(v) = file.index.search_k {
+            config.index.search_k = in_range("index.search_k", v, 1, i32::MAX as i64)?;
+        }
+        if let Some(v) = file.index.exact_below {
+            config.index.exact_below = in_range("index.exact_below", v, 0, i64::MAX)?;
+        }
+        config.ui = file.ui;
+        Ok(config)
+    }
+
+    /// Sets the given `[search]` descriptor settings, checking their ranges.
+    pub fn apply_search_settings(
+        &mut self,
+        layers: Option<Layers>,
+        power: Option<f64>,
+        whiten: Option<i64>,
+        shrink: Option<f64>,
+        expand: Option<i64>,
+    ) -> Result<()> {
+        if let Some(v) = layers {
+            self.descriptor.layers = v;
+        }
+        if let Some(v) = power {
+            self.descriptor.power = in_range_f("search.power", v, 0.05, 4.0)?;
+        }
+        if let Some(v) = whiten {
+            self.descriptor.whiten = in_range("search.whiten", v, 0, crate::model::FEATURE_DIMS as i64)?;
+        }
+        if let Some(v) = shrink {
+            self.descriptor.shrink = in_range_f("search.shrink", v, 0.0, 100.0)?;
+        }
+        if let Some(v) = expand {
+            self.expand = in_range("search.expand", v, 0, 100)?;
+        }
+        Ok(())
+    }
+}
+
+fn in_range(key: &str, value: i64, min: i64, max: i64) -> Result<usize> {
+    if value < min || value > max {
+        return Err(Error::config(format!("{key} = {value} is out of range: allowed {min} to {max}")));
+    }
+    Ok(value as usize)
+}
+
+fn in_range_f(key: &str, value: f64, min: f64, max: f64) -> Result<f32> {
+    if !(min..=max).contains(&value) {
+        return Err(Error::config(format!("{key} = {value} is out of range: allowed {min} to {max}")));
+    }
+    Ok(value as f32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::from_toml("", Path::new("")).unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn relative_paths_follow_the_file() {
+        let c = Config::from_toml("[catalog]\ndir = \"cat\"\n", Path::new("/etc/x")).unwrap();
+        assert_eq!(c.catalog, PathBuf::from("/etc/x/cat"));
+        assert_eq!(c.weights, default_weights());
+        let c = Config::from_toml("[model]\nweights = \"w/r.safetensors\"\n", Path::new("/etc/x")).unwrap();
+        assert_eq!(c.weights, PathBuf::from("/etc/x/w/r.safetensors"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_toml("[model]\nbatchsize = 3\n", Path::new("")).unwrap_err();
+        assert!(format!("{err:#}").contains("batchsize"), "{err:#}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let err = Config::from_toml("[model]\nbatch_size = 0\n", Path::new("")).unwrap_err();
+        assert!(format!("{err:#}").contains("model.batch_size"), "{err:#}");
+        let err = Config::from_toml("[model]\nresize = \"squash\"\n", Path::new("")).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("resize") && msg.contains("stretch"), "{msg}");
+    }
+
+    #[test]
+    fn repo_config_matches_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config.toml");
+        let c = Config::from_file(&path).unwrap();
+        let base = path.parent().unwrap();
+        let d = Config::default();
+        assert_eq!(c.catalog, base.join(&d.catalog));
+        assert_eq!((c.resize, c.batch_size, c.threads, c.k), (d.resize, d.batch_size, d.threads, d.k));
+        assert_eq!((c.descriptor, c.expand, c.index, c.device), (d.descriptor, d.expand, d.index, d.device));
+        assert_eq!(c.weights, base.join("weights/resnet50.safetensors"));
+        assert_eq!(c.ui.get("graphics").and_then(|g| g.as_str()), Some("auto"));
+    }
+
+    #[test]
+    fn only_the_cpu_device_is_accepted() {
+        assert_eq!(Config::from_toml("[model]\ndevice = \"cpu\"\n", Path::new("")).unwrap().device, Device::Cpu);
+        let err = Config::from_toml("[model]\ndevice = \"cuda\"\n", Path::new("")).unwrap_err();
+        assert!(matches!(err, Error::Device(ref d) if d == "cuda"), "{err}");
+    }
+
+    #[test]
+    fn search_settings_are_read_and_checked() {
+        let c = Config::from_toml(
+            "[search]\ndescriptor = \"layer3+layer4\"\npower = 1\nwhiten = 0\nshrink = 0.5\nexpand = 0\n",
+            Path::new(""),
+        )
+        .unwrap();
+        let want = crate::descriptor::Recipe { layers: Layers::Both, power: 1.0, whiten: 0, shrink: 0.5 };
+        assert_eq!((c.descriptor, c.expand), (want, 0));
+        for (bad, key) in
+            [("power = 0", "search.power"), ("whiten = 5000", "search.whiten"), ("expand = -1", "search.expand")]
+        {
+            let err = Config::from_toml(&format!("[search]\n{bad}\n"), Path::new("")).unwrap_err();
+            assert!(format!("{err:#}").contains(key), "{err:#}");
+        }
+        let err = Config::from_toml("[search]\ndescriptor = \"layer2\"\n", Path::new("")).unwrap_err();
+        assert!(format!("{err:#}").contains("layer3"), "{err:#}");
+    }
+}

@@ -1,0 +1,188 @@
+//! The engine: one catalog source, its state folder, and one model shared by indexing and
+//! searching (loaded at most once per process). The faces hold an `Arc<Engine>`.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::catalog::{CatalogSource, LocalFolder};
+use crate::config::{self, Config, SearchMode};
+use crate::descriptor::Space;
+use crate::error::{Error, Result};
+use crate::files::hex;
+use crate::index::annoy;
+use crate::indexer::{self, Cancel, IndexReport, Progress};
+use crate::model::{self, Embedder, ResNetEmbedder};
+use crate::state::StateDir;
+use crate::store::{Identity, Store};
+
+pub struct Engine {
+    config: Config,
+    source: Arc<dyn CatalogSource>,
+    state: StateDir,
+    model_id: String,
+    embedder: Mutex<Option<Arc<dyn Embedder>>>,
+}
+
+impl Engine {
+    /// An engine over the configured local catalog folder, with the ResNet50 loaded from
+    /// the configured weights when first needed.
+    pub fn new(config: Config) -> Result<Engine> {
+        let source = Arc::new(LocalFolder::new(config.catalog.clone(), config.labels.clone()));
+        Engine::with_parts(config, source, None)
+    }
+
+    /// An engine over any catalog source; `embedder`, when given, replaces the ResNet50
+    /// (tests use [`model::fake::FakeEmbedder`]).
+    pub fn with_parts(
+        config: Config,
+        source: Arc<dyn CatalogSource>,
+        embedder: Option<Arc<dyn Embedder>>,
+    ) -> Result<Engine> {
+        let state = StateDir::new(match &config.state_dir {
+            Some(dir) => dir.clone(),
+            None => default_state_dir(source.as_ref())?,
+        });
+        let model_id = embedder.as_ref().map_or(model::MODEL_ID.to_string(), |e| e.model_id().to_string());
+        Ok(Engine { config, source, state, model_id, embedder: Mutex::new(embedder) })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn source(&self) -> &Arc<dyn CatalogSource> {
+        &self.source
+    }
+
+    pub fn state(&self) -> &StateDir {
+        &self.state
+    }
+
+    /// What made the stored features; a store with another identity is rebuilt.
+    pub fn identity(&self) -> Identity {
+        Identity {
+            model: self.model_id.clone(),
+            preprocessing: self.config.resize.preprocessing_id(),
+            dims: model::FEATURE_DIMS,
+        }
+    }
+
+    /// The model, loaded on first use and then shared by every index run and search.
+    pub fn embedder(&self) -> Result<Arc<dyn Embedder>> {
+        let mut slot = self.embedder.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = slot.as_ref() {
+            return Ok(e.clone());
+        }
+        let loaded: Arc<dyn Embedder> =
+            Arc::new(ResNetEmbedder::load(&self.config.weights, self.config.resize, self.config.device)?);
+        *slot = Some(loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Brings the store up to date with the catalog (see [`indexer`]).
+    pub fn index(&self, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progress) + Sync)) -> Result<IndexReport> {
+        indexer::run(self, full, cancel, progress)
+    }
+
+    /// Whether searches of a catalog of `items` use Annoy; `mode` overrides `[index] mode`.
+    pub fn approx(&self, mode: Option<SearchMode>, items: usize) -> bool {
+        mode.unwrap_or(self.config.index.mode).approx(items, self.config.index.exact_below)
+    }
+
+    /// Opens the store, or says why it cannot be searched.
+    pub fn open_store(&self) -> Result<Store> {
+        let path = self.state.store();
+        if !path.exists() {
+            return Err(Error::NotIndexed { catalog: self.source.name(), store: path });
+        }
+        let store = Store::open(&path)?;
+        let identity = self.identity();
+        if store.identity() != &identity {
+            return Err(Error::Outdated {
+                store: path,
+                found: describe(store.identity()),
+                wanted: describe(&identity),
+            });
+        }
+        Ok(store)
+    }
+
+    /// Facts about the catalog and its store, for `lookalike info`.
+    pub fn info(&self) -> Result<Info> {
+        let path = self.state.store();
+        let store = if path.exists() { Some(Store::open(&path)?) } else { None };
+        let identity = self.identity();
+        let approx = store.as_ref().is_some_and(|s| self.approx(None, s.len()));
+        Ok(Info {
+            catalog: self.source.name(),
+            labels: self
+                .config
+                .labels
+                .clone()
+                .or_else(|| Some(self.config.catalog.join("styles.csv")).filter(|p| p.is_file())),
+            state_dir: self.state.path().to_path_buf(),
+            store: path,
+            store_bytes: store.as_ref().map(|s| s.file_size()),
+            items: store.as_ref().map(|s| s.len()),
+            model: identity.model.clone(),
+            preprocessing: identity.preprocessing.clone(),
+            device: self.config.device.name(),
+            weights: self.config.weights.clone(),
+            weights_present: self.config.weights.is_file(),
+            stale: store.as_ref().is_some_and(|s| s.identity() != &identity),
+            interrupted_run: self.state.journal().exists(),
+            search: if approx { "annoy" } else { "exact" },
+            annoy_index: self.state.annoy(),
+            descriptors: self.config.descriptor.describe(),
+            annoy_current: store.as_ref().is_some_and(|s| {
+                Space::open(&self.state.descriptors()).is_ok_and(|d| {
+                    d.matches(s, &self.config.descriptor)
+                        && annoy::is_current(&self.state, &d, self.config.index.n_trees)
+                })
+            }),
+        })
+    }
+}
+
+fn describe(identity: &Identity) -> String {
+    format!("{} / {}", identity.model, identity.preprocessing)
+}
+
+/// `<data dir>/lookalike/<catalog name>-<hash of the catalog>`, so a read-only catalog
+/// works and several catalogs never share a store.
+fn default_state_dir(source: &dyn CatalogSource) -> Result<PathBuf> {
+    use sha2::Digest;
+    let (name, key) = source.state_key()?;
+    let base = config::data_dir()
+        .or_else(|| std::env::current_dir().ok().map(|d| d.join(".lookalike/lookalike")))
+        .ok_or_else(|| Error::config("no data folder: set LOOKALIKE_STATE_DIR or [store] state_dir"))?;
+    let hash = hex(&sha2::Sha256::digest(&key)[..6]);
+    Ok(base.join(format!("{name}-{hash}")))
+}
+
+#[derive(Debug, Serialize)]
+pub struct Info {
+    pub catalog: String,
+    pub labels: Option<PathBuf>,
+    pub state_dir: PathBuf,
+    pub store: PathBuf,
+    pub store_bytes: Option<u64>,
+    pub items: Option<usize>,
+    pub model: String,
+    pub preprocessing: String,
+    pub device: &'static str,
+    pub weights: PathBuf,
+    pub weights_present: bool,
+    /// The store was made with another model or preprocessing than configured.
+    pub stale: bool,
+    /// A journal of an unfinished index run is waiting to be resumed.
+    pub interrupted_run: bool,
+    pub search: &'static str,
+    /// What searches compare (`[search]` descriptor settings).
+    pub descriptors: String,
+    pub annoy_index: PathBuf,
+    /// The Annoy index was built from the current store with the current settings.
+    pub annoy_current: bool,
+}

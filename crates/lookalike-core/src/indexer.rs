@@ -1,0 +1,430 @@
+//! The index run: brings a catalog's store up to date. New and changed images are
+//! embedded (identical files once), removed ones dropped, unchanged ones kept; finished
+//! batches go to the journal first, so a killed run resumes; then the descriptors and the
+//! Annoy index follow the store.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::catalog::{CatalogFile, CatalogSource, RowError, Skipped};
+use crate::descriptor::Space;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::files::remove_if_present;
+use crate::index::annoy;
+use crate::model::{self, DecodeError, Embedder, ResizePolicy};
+use crate::store::{self, Entry, Journal, Store};
+
+/// Where an index run is, for progress displays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Scanning,
+    Hashing,
+    Embedding,
+    Saving,
+    /// Fitting the whitening and describing every item.
+    Describing,
+    /// Building the Annoy index.
+    Trees,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub phase: Phase,
+    pub done: usize,
+    pub total: usize,
+}
+
+/// What an index run did.
+#[derive(Debug, Default, Serialize)]
+pub struct IndexReport {
+    pub catalog: String,
+    pub state_dir: PathBuf,
+    /// Images in the store after the run.
+    pub items: usize,
+    pub added: Vec<String>,
+    pub updated: Vec<String>,
+    pub removed: Vec<String>,
+    pub unchanged: usize,
+    pub skipped: Vec<Skipped>,
+    /// Images passed through the model in this run.
+    pub embedded: usize,
+    /// Images whose vectors came from an interrupted run's journal.
+    pub resumed: usize,
+    /// Images whose vectors were copied from a byte-identical file.
+    pub deduplicated: usize,
+    /// Why every image was embedded again, when it was.
+    pub rebuilt: Option<String>,
+    pub cancelled: bool,
+    /// The search descriptors, and whether their whitening was fit again in this run.
+    pub descriptors: String,
+    pub whitening_refit: bool,
+    /// The Annoy index was (re)built in this run.
+    pub annoy_built: bool,
+    pub metadata_errors: Vec<RowError>,
+    pub seconds: f64,
+    /// Peak resident memory (MiB) up to the end of embedding and over the whole run, when
+    /// the caller measured it (`lookalike index` does).
+    pub peak_mib: [Option<f64>; 2],
+}
+
+impl IndexReport {
+    /// "N items (added a, updated u, removed r, unchanged n, skipped s)", for summaries.
+    pub fn counts(&self) -> String {
+        format!(
+            "{} items (added {}, updated {}, removed {}, unchanged {}, skipped {})",
+            self.items,
+            self.added.len(),
+            self.updated.len(),
+            self.removed.len(),
+            self.unchanged,
+            self.skipped.len()
+        )
+    }
+}
+
+/// A way to stop a long run between batches, keeping what is done.
+pub type Cancel = AtomicBool;
+
+/// Thins out progress reports for a display: a report passes when `interval` has gone
+/// by since the last one that passed, and the last report of each phase always does.
+pub struct Throttle {
+    interval: std::time::Duration,
+    /// Phase, when it started, when a report last passed.
+    last: std::sync::Mutex<Option<(Phase, Instant, Instant)>>,
+}
+
+impl Throttle {
+    pub fn new(interval: std::time::Duration) -> Throttle {
+        Throttle { interval, last: std::sync::Mutex::new(None) }
+    }
+
+    /// Seconds since the report's phase started, when the report should be shown.
+    pub fn admit(&self, p: Progress) -> Option<f64> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let (phase, started, shown) = match *last {
+            Some((phase, started, shown)) if phase == p.phase => (phase, started, Some(shown)),
+            _ => (p.phase, now, None),
+        };
+        let due = shown.is_none_or(|t| now.duration_since(t) >= self.interval) || p.done >= p.total;
+        *last = Some((phase, started, if due { now } else { shown.unwrap_or(now) }));
+        due.then(|| now.duration_since(started).as_secs_f64())
+    }
+}
+
+pub fn run(engine: &Engine, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progress) + Sync)) -> Result<IndexReport> {
+    let started = Instant::now();
+    let (config, source, state) = (engine.config(), engine.source(), engine.state());
+    let identity = engine.identity();
+    let embedder = engine.embedder()?;
+    if embedder.policy() != config.resize {
+        return Err(Error::config("the model's preprocessing differs from the configuration"));
+    }
+    let lock = state.lock()?;
+    state.remove_stale_temp_files(&lock)?;
+    let mut report =
+        IndexReport { catalog: source.name(), state_dir: state.path().to_path_buf(), ..Default::default() };
+    report.metadata_errors = source.labels()?.errors;
+    // Peak memory up to the end of embedding: taken when the next phase starts.
+    let embedding_peak = std::sync::OnceLock::new();
+    let progress = |p: Progress| {
+        if matches!(p.phase, Phase::Saving | Phase::Describing) {
+            embedding_peak.get_or_init(crate::bench::peak_rss_mib);
+        }
+        progress(p)
+    };
+    let progress = &progress;
+
+    progress(Progress { phase: Phase::Scanning, done: 0, total: 0 });
+    let scan = source.list()?;
+    report.skipped = scan.skipped;
+
+    let store_path = state.store();
+    let old = if full || !store_path.exists() {
+        None
+    } else {
+        let old = Store::open(&store_path)?;
+        if old.identity() != &identity {
+            report.rebuilt = Some(format!(
+                "the store was made with {} / {}, the configuration asks for {} / {}",
+                old.identity().model,
+                old.identity().preprocessing,
+                identity.model,
+                identity.preprocessing
+            ));
+            None
+        } else {
+            Some(old)
+        }
+    };
+    if full {
+        report.rebuilt = Some("--full was given".into());
+        remove_if_present(&state.journal())?;
+    }
+    let (mut journal, journaled) = Journal::open(&state.journal(), &identity)?;
+
+    // Where each scanned file's vector comes from.
+    let mut sources: Vec<Option<Source>> = vec![None; scan.files.len()];
+    let mut entries: Vec<Option<Entry>> = vec![None; scan.files.len()];
+    let mut needs_hash = Vec::new();
+    for (i, f) in scan.files.iter().enumerate() {
+        let row = old.as_ref().and_then(|s| s.find(&f.rel));
+        match (&old, row) {
+            (Some(s), Some(row)) if same_stat(&s.entries()[row], f) => {
+                sources[i] = Some(Source::Store(row));
+                entries[i] = Some(s.entries()[row].clone());
+            }
+            _ => needs_hash.push(i),
+        }
+    }
+    let total_hash = needs_hash.len();
+    let hashed: Vec<(usize, std::io::Result<String>)> =
+        needs_hash.par_iter().map(|&i| (i, source.open(&scan.files[i].rel).and_then(store::content_hash))).collect();
+    progress(Progress { phase: Phase::Hashing, done: total_hash, total: total_hash });
+
+    let mut by_hash: HashMap<&str, Source> = HashMap::new();
+    if let Some(s) = &old {
+        for (row, e) in s.entries().iter().enumerate() {
+            by_hash.entry(e.hash.as_str()).or_insert(Source::Store(row));
+        }
+    }
+    for r in &journaled {
+        by_hash.insert(r.entry.hash.as_str(), Source::Journal(r.vector_at));
+    }
+    let mut to_embed: Vec<usize> = Vec::new();
+    // Byte-identical new files are embedded once: (copy, first file with that content).
+    let mut queued: HashMap<String, usize> = HashMap::new();
+    let mut copies: Vec<(usize, usize)> = Vec::new();
+    let mut resumed = 0;
+    for (i, hash) in hashed {
+        let f = &scan.files[i];
+        let hash = match hash {
+            Ok(h) => h,
+            Err(e) => {
+                report.skipped.push(Skipped { path: f.rel.clone(), reason: format!("cannot read: {e}") });
+                continue;
+            }
+        };
+        let old_row = old.as_ref().and_then(|s| s.find(&f.rel));
+        let entry = Entry { path: f.rel.clone(), size: f.size, mtime_ns: f.mtime_ns, hash };
+        let same_content = old_row.filter(|&r| old.as_ref().unwrap().entries()[r].hash == entry.hash);
+        if let Some(row) = same_content {
+            sources[i] = Some(Source::Store(row));
+        } else if let Some(&src) = by_hash.get(entry.hash.as_str()) {
+            match src {
+                Source::Journal(_) => resumed += 1,
+                _ => report.deduplicated += 1,
+            }
+            sources[i] = Some(src);
+        } else if let Some(&first) = queued.get(&entry.hash) {
+            copies.push((i, first));
+        } else {
+            queued.insert(entry.hash.clone(), i);
+            to_embed.push(i);
+        }
+        entries[i] = Some(entry);
+    }
+    report.resumed = resumed;
+
+    let mut failed = vec![false; scan.files.len()];
+    embed_files(
+        source.as_ref(),
+        embedder.as_ref(),
+        config.batch_size,
+        &scan.files,
+        &to_embed,
+        cancel,
+        progress,
+        |batch| {
+            let (mut rows, mut vectors) = (Vec::new(), Vec::new());
+            for (i, result) in batch {
+                match result {
+                    Ok(v) => {
+                        rows.push(i);
+                        vectors.push(v);
+                    }
+                    Err(e) => {
+                        report.skipped.push(Skipped { path: scan.files[i].rel.clone(), reason: e.to_string() });
+                        failed[i] = true;
+                    }
+                }
+            }
+            report.embedded += rows.len();
+            let records: Vec<(Entry, &[f32])> =
+                rows.iter().zip(&vectors).map(|(&i, v)| (entries[i].clone().unwrap(), v.as_slice())).collect();
+            for (&i, at) in rows.iter().zip(journal.append(&records)?) {
+                sources[i] = Some(Source::Journal(at));
+            }
+            Ok(())
+        },
+    )?;
+    report.cancelled = cancel.load(Ordering::Relaxed);
+    for (i, first) in copies {
+        if let Some(src) = sources[first] {
+            sources[i] = Some(src);
+            report.deduplicated += 1;
+        } else if failed[first] {
+            failed[i] = true;
+            let reason = format!("identical to {}, which could not be decoded", scan.files[first].rel);
+            report.skipped.push(Skipped { path: scan.files[i].rel.clone(), reason });
+        }
+    }
+
+    // Files without a vector yet (cancelled) keep their old version, if any, so the
+    // store stays consistent; the next run sees them as changed and embeds them.
+    let mut final_entries: Vec<Entry> = Vec::new();
+    let mut final_sources: Vec<Source> = Vec::new();
+    for (i, f) in scan.files.iter().enumerate() {
+        let old_row = old.as_ref().and_then(|s| s.find(&f.rel));
+        match (sources[i], old_row) {
+            (Some(src), _) => {
+                let entry = entries[i].clone().unwrap();
+                match old_row {
+                    None => report.added.push(f.rel.clone()),
+                    Some(r) if matches!(src, Source::Store(x) if x == r) => report.unchanged += 1,
+                    Some(_) => report.updated.push(f.rel.clone()),
+                }
+                final_entries.push(entry);
+                final_sources.push(src);
+            }
+            (None, Some(r)) if !failed[i] && report.cancelled => {
+                final_entries.push(old.as_ref().unwrap().entries()[r].clone());
+                final_sources.push(Source::Store(r));
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = &old {
+        let kept: std::collections::HashSet<&str> = final_entries.iter().map(|e| e.path.as_str()).collect();
+        report.removed =
+            s.entries().iter().filter(|e| !kept.contains(e.path.as_str())).map(|e| e.path.clone()).collect();
+    }
+    report.items = final_entries.len();
+
+    let unchanged_store = old.as_ref().is_some_and(|s| s.entries() == final_entries.as_slice());
+    if !unchanged_store {
+        progress(Progress { phase: Phase::Saving, done: 0, total: final_entries.len() });
+        let journal_vectors = journal.vectors()?;
+        let vector = |i: usize| -> Cow<[f32]> {
+            match final_sources[i] {
+                Source::Store(r) => old.as_ref().unwrap().vector(r).into(),
+                Source::Journal(at) => journal_vectors.get(at).into(),
+            }
+        };
+        store::write(&store_path, &identity, &final_entries, vector)?;
+    }
+    drop(journal);
+    // An unchanged store is the one already open; only a rewritten one is read again.
+    let current = match old {
+        Some(s) if unchanged_store => Some(s),
+        _ if store_path.exists() => Some(Store::open(&store_path)?),
+        _ => None,
+    };
+    if let Some(current) = current {
+        progress(Progress { phase: Phase::Describing, done: 0, total: current.len() });
+        let changed = report.added.len() + report.updated.len() + report.removed.len();
+        // A damaged or outdated descriptors file is simply made again.
+        let previous = Space::open(&state.descriptors()).ok();
+        let saved = previous.as_ref().is_some_and(|p| p.matches(&current, &config.descriptor));
+        let (space, refit) = Space::update(&current, config.descriptor, previous, changed)?;
+        if !saved {
+            space.save(&state.descriptors())?;
+        }
+        report.whitening_refit = refit;
+        report.descriptors = format!("{} ({} dims)", config.descriptor.describe(), space.dims());
+        if !annoy::is_current(state, &space, config.index.n_trees) {
+            progress(Progress { phase: Phase::Trees, done: 0, total: current.len() });
+            annoy::build_for(state, &current, &space, config.index.n_trees)?;
+            report.annoy_built = true;
+        }
+    }
+    if !report.cancelled {
+        remove_if_present(&state.journal())?;
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    report.peak_mib = [embedding_peak.get().copied(), Some(crate::bench::peak_rss_mib())];
+    Ok(report)
+}
+
+/// Decodes on the rayon pool while the model runs on the previous batch.
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+fn embed_files(
+    source: &dyn CatalogSource,
+    embedder: &dyn Embedder,
+    batch: usize,
+    files: &[CatalogFile],
+    todo: &[usize],
+    cancel: &Cancel,
+    progress: &(dyn Fn(Progress) + Sync),
+    mut on_batch: impl FnMut(Vec<(usize, Result<Vec<f32>, DecodeError>)>) -> Result<()>,
+) -> Result<()> {
+    let total = todo.len();
+    progress(Progress { phase: Phase::Embedding, done: 0, total });
+    if total == 0 {
+        return Ok(());
+    }
+    let batch = batch.max(1);
+    let policy = embedder.policy();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(usize, Result<Vec<f32>, DecodeError>)>>(1);
+    std::thread::scope(|scope| -> Result<()> {
+        scope.spawn(move || {
+            for chunk in todo.chunks(batch) {
+                if cancel.load(Ordering::Relaxed) {
+                    break;
+                }
+                let decoded = chunk.par_iter().map(|&i| (i, load_input(source, &files[i].rel, policy))).collect();
+                if tx.send(decoded).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut done = 0;
+        for decoded in rx {
+            let mut rows = Vec::new();
+            let mut inputs = Vec::new();
+            let mut results: Vec<(usize, Result<Vec<f32>, DecodeError>)> = Vec::new();
+            for (i, input) in decoded {
+                match input {
+                    Ok(x) => {
+                        rows.push(i);
+                        inputs.push(x);
+                    }
+                    Err(e) => results.push((i, Err(e))),
+                }
+            }
+            let vectors = embedder.embed(&inputs)?;
+            results.extend(rows.into_iter().zip(vectors.chunks(model::FEATURE_DIMS)).map(|(i, v)| (i, Ok(v.to_vec()))));
+            done += results.len();
+            on_batch(results)?;
+            progress(Progress { phase: Phase::Embedding, done, total });
+            if cancel.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// One catalog image, decoded and preprocessed.
+fn load_input(source: &dyn CatalogSource, key: &str, policy: ResizePolicy) -> Result<Vec<f32>, DecodeError> {
+    Ok(model::preprocess(&model::decode_bytes(&source.read(key)?)?, policy))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// A row of the existing store.
+    Store(usize),
+    /// A vector in the journal, by file offset (resumed or embedded by this run).
+    Journal(u64),
+}
+
+fn same_stat(e: &Entry, f: &CatalogFile) -> bool {
+    e.size == f.size && e.mtime_ns == f.mtime_ns
+}

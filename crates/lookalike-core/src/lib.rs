@@ -1,0 +1,42 @@
+//! lookalike's engine, with no UI: catalogs, the model, the store, the descriptors, the
+//! vector indexes, the index run and the search service. The CLI, the TUI (and servers)
+//! are faces over it.
+//!
+//! Three seams let other backends plug in: [`catalog::CatalogSource`] (where photos and
+//! labels come from), [`index::VectorIndex`] (what answers a search) and
+//! [`model::Embedder`] on a [`model::Device`] (what turns photos into features).
+
+pub mod bench;
+pub mod catalog;
+pub mod config;
+pub mod demo;
+pub mod descriptor;
+pub mod engine;
+pub mod error;
+pub mod eval;
+pub mod files;
+pub mod index;
+pub mod indexer;
+pub mod model;
+pub mod service;
+pub mod state;
+pub mod store;
+pub mod weights;
+
+pub use config::Config;
+pub use engine::Engine;
+pub use error::{Error, ErrorKind, Result};
+pub use indexer::{Cancel, IndexReport, Phase, Progress};
+pub use service::{Hit, Query, SearchService, Snapshot};
+
+/// Sets the number of compute threads for the whole process (0 = one per core). Call it
+/// once, before any search or index run; later calls keep the first setting.
+pub fn set_threads(threads: usize) {
+    // Fails only when a pool exists already, and then that pool stays.
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+}
+
+/// The number of compute threads searches and index runs use.
+pub fn threads() -> usize {
+    rayon::current_num_threads()
+}

@@ -1,0 +1,351 @@
+//! The search service: one opened catalog shared by any number of threads. Searches read
+//! an immutable [`Snapshot`] (store, descriptors, vector index, metadata); `reload` swaps
+//! in a new one after an index run, without loading the model again.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::Serialize;
+
+use crate::catalog::{self, Field, Filter, Product};
+use crate::config::SearchMode;
+use crate::descriptor::Space;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::index::annoy::{self, Annoy, AnnoyIndex};
+use crate::index::exact::Exact;
+use crate::index::{Request, Rows, Scored, VectorIndex};
+use crate::model;
+use crate::store::Store;
+
+/// What to search with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// Any image file; it is embedded.
+    Image(PathBuf),
+    /// An image's bytes (an upload); `name` says what it is in errors.
+    Bytes { name: String, bytes: Vec<u8> },
+    /// A catalog item, by product id or catalog-relative path; its stored vector is used
+    /// and the item itself is left out of the results.
+    Item(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    pub rank: usize,
+    /// Where the user finds the item (the catalog's locator: a file path for folders).
+    pub path: PathBuf,
+    pub rel: String,
+    pub id: String,
+    pub score: f32,
+    pub metadata: Option<Product>,
+}
+
+/// Values of a metadata field in the catalog with their counts, most frequent first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Facet {
+    pub field: String,
+    pub values: Vec<(String, usize)>,
+}
+
+/// Value counts of `fields` over `products`, most frequent first (ties by value).
+pub fn facets<'a>(products: impl Iterator<Item = &'a Product> + Clone, fields: &[Field]) -> Vec<Facet> {
+    fields
+        .iter()
+        .map(|&field| {
+            let mut counts: HashMap<&str, usize> = HashMap::new();
+            for p in products.clone() {
+                let v = p.get(field);
+                if !v.is_empty() {
+                    *counts.entry(v).or_default() += 1;
+                }
+            }
+            let mut values: Vec<(String, usize)> = counts.into_iter().map(|(v, n)| (v.to_string(), n)).collect();
+            values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            Facet { field: field.column().to_string(), values }
+        })
+        .collect()
+}
+
+/// A catalog opened for searching; immutable, so any number of threads share it.
+pub struct Snapshot {
+    store: Store,
+    space: Arc<Space>,
+    rows: Arc<Rows>,
+    index: Box<dyn VectorIndex>,
+    note: Option<String>,
+    /// The descriptors were made in memory: an index run would save them.
+    unsaved: bool,
+    expand: usize,
+    locator: Box<dyn Fn(&str) -> PathBuf + Send + Sync>,
+}
+
+impl Snapshot {
+    /// Opens the store and what searches need; `mode` overrides `[index] mode`. The
+    /// descriptors and the Annoy index are used when they match the store; otherwise the
+    /// search is exact over descriptors made in memory and [`Snapshot::note`] says why.
+    pub fn open(engine: &Engine, mode: Option<SearchMode>) -> Result<Snapshot> {
+        let store = engine.open_store()?;
+        let config = engine.config();
+        let state = engine.state();
+        let (space, why_unsaved) = match Space::open(&state.descriptors()) {
+            Ok(s) if s.matches(&store, &config.descriptor) => (s, None),
+            found => {
+                let why = match found {
+                    Ok(_) => "saved ones are for other settings or another store".to_string(),
+                    Err(e) => e.to_string(),
+                };
+                (Space::fit(&store, config.descriptor)?, Some(why))
+            }
+        };
+        let space = Arc::new(space);
+        let labels = engine.source().labels()?;
+        let rows = Arc::new(Rows {
+            products: store.entries().iter().map(|e| labels.get(catalog::product_id(&e.path)).cloned()).collect(),
+        });
+        let exact = Exact::new(space.clone(), rows.clone());
+        let unsaved = why_unsaved.is_some();
+        let (index, note): (Box<dyn VectorIndex>, _) = match why_unsaved {
+            // Searches never write the state folder behind an index run's back.
+            Some(why) => (Box::new(exact), Some(format!("searching exactly on descriptors made in memory ({why})"))),
+            None if engine.approx(mode, store.len()) && !space.is_empty() => match open_annoy(engine, &store, &space) {
+                Ok(annoy) => (Box::new(AnnoyIndex::new(annoy, config.index.search_k, exact)), None),
+                Err(e) => (Box::new(exact), Some(format!("searching exactly: the Annoy index is unusable ({e})"))),
+            },
+            None => (Box::new(exact), None),
+        };
+        let source = engine.source().clone();
+        Ok(Snapshot {
+            store,
+            unsaved,
+            space,
+            rows,
+            index,
+            note,
+            expand: config.expand,
+            locator: Box::new(move |key| source.locator(key)),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+
+    /// The descriptors searches compare.
+    pub fn space(&self) -> &Space {
+        &self.space
+    }
+
+    /// The descriptors, shared.
+    pub fn space_arc(&self) -> Arc<Space> {
+        self.space.clone()
+    }
+
+    /// Neighbours averaged into each query (0 = no query expansion).
+    pub fn expand(&self) -> usize {
+        self.expand
+    }
+
+    /// "annoy" or "exact": what answers the searches.
+    pub fn method(&self) -> &'static str {
+        self.index.method()
+    }
+
+    /// Why the search is not what the settings asked for, if it is not.
+    pub fn note(&self) -> Option<&str> {
+        self.note.as_deref()
+    }
+
+    /// False when the descriptors were made in memory for this process (an index run
+    /// saves them).
+    pub fn descriptors_saved(&self) -> bool {
+        !self.unsaved
+    }
+
+    pub fn product(&self, row: usize) -> Option<&Product> {
+        self.rows.products.get(row).and_then(Option::as_ref)
+    }
+
+    /// Value counts of `fields` over the stored items, for filter menus.
+    pub fn facets(&self, fields: &[Field]) -> Vec<Facet> {
+        facets(self.rows.products.iter().flatten(), fields)
+    }
+
+    /// Row of a catalog item given by catalog-relative path or product id.
+    pub fn find_item(&self, item: &str) -> Result<usize> {
+        if let Some(row) = self.store.find(item) {
+            return Ok(row);
+        }
+        let entries = self.store.entries();
+        let rows: Vec<usize> = (0..entries.len()).filter(|&r| catalog::product_id(&entries[r].path) == item).collect();
+        match rows.as_slice() {
+            [row] => Ok(*row),
+            [] => Err(Error::UnknownItem(item.to_string())),
+            _ => Err(Error::AmbiguousItem {
+                item: item.to_string(),
+                candidates: rows.iter().map(|&r| entries[r].path.clone()).collect(),
+            }),
+        }
+    }
+
+    /// Query expansion: `vector` plus its `expand` nearest items (never the excluded ones).
+    pub fn expanded(&self, vector: Vec<f32>, exclude: &[usize]) -> Vec<f32> {
+        if self.expand == 0 || self.space.is_empty() {
+            return vector;
+        }
+        let neighbours = self.index.search(&Request { vector: &vector, k: self.expand, filters: &[], exclude });
+        self.space.expand(&vector, &neighbours)
+    }
+
+    /// The k best rows for an (expanded) query vector.
+    pub fn rank(&self, vector: &[f32], k: usize, filters: &[Filter], exclude: &[usize]) -> Vec<Scored> {
+        self.index.search(&Request { vector, k, filters, exclude })
+    }
+
+    fn hit(&self, rank: usize, s: Scored) -> Hit {
+        let rel = self.store.entries()[s.row].path.clone();
+        Hit {
+            rank,
+            path: (self.locator)(&rel),
+            id: catalog::product_id(&rel).to_string(),
+            metadata: self.product(s.row).cloned(),
+            rel,
+            score: s.score,
+        }
+    }
+}
+
+/// The Annoy index of the state folder, rebuilt first (under the state lock) when it is
+/// stale or damaged.
+fn open_annoy(engine: &Engine, store: &Store, space: &Space) -> Result<Annoy> {
+    let (state, n_trees) = (engine.state(), engine.config().index.n_trees);
+    if !annoy::is_current(state, space, n_trees) {
+        let _lock = state.lock()?;
+        annoy::build_for(state, store, space, n_trees)?;
+    }
+    Annoy::open(&state.annoy(), space.dims(), space.len())
+}
+
+/// A query turned into a search vector against one snapshot.
+pub struct QueryVector {
+    snapshot: Arc<Snapshot>,
+    vector: Vec<f32>,
+    exclude: Vec<usize>,
+}
+
+/// The engine's searches, safe to share between threads (`Send + Sync`).
+pub struct SearchService {
+    engine: Arc<Engine>,
+    mode: Option<SearchMode>,
+    current: RwLock<Arc<Snapshot>>,
+    /// The last query's vector: paging and filtering do not embed the image again.
+    last: Mutex<Option<(CacheKey, Arc<QueryVector>)>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CacheKey {
+    Image { path: PathBuf, size: u64, modified: Option<std::time::SystemTime> },
+    Item(String),
+}
+
+impl CacheKey {
+    fn of(query: &Query) -> Option<CacheKey> {
+        match query {
+            Query::Image(path) => {
+                let meta = std::fs::metadata(path).ok()?;
+                Some(CacheKey::Image { path: path.clone(), size: meta.len(), modified: meta.modified().ok() })
+            }
+            Query::Item(item) => Some(CacheKey::Item(item.clone())),
+            Query::Bytes { .. } => None,
+        }
+    }
+}
+
+impl SearchService {
+    /// Opens the engine's catalog; `mode` overrides `[index] mode` for this service.
+    pub fn open(engine: Arc<Engine>, mode: Option<SearchMode>) -> Result<SearchService> {
+        let snapshot = Arc::new(Snapshot::open(&engine, mode)?);
+        Ok(SearchService { engine, mode, current: RwLock::new(snapshot), last: Mutex::new(None) })
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The catalog as searches see it now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Opens the store again (after an index run); searches in flight finish on the old one.
+    pub fn reload(&self) -> Result<()> {
+        let snapshot = Arc::new(Snapshot::open(&self.engine, self.mode)?);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
+        Ok(())
+    }
+
+    /// The query's expanded search vector, embedding the image when the query is one.
+    pub fn query_vector(&self, query: &Query) -> Result<Arc<QueryVector>> {
+        let snapshot = self.snapshot();
+        let key = CacheKey::of(query);
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((k, qv)) = last.as_ref() {
+            if Some(k) == key.as_ref() && Arc::ptr_eq(&qv.snapshot, &snapshot) {
+                return Ok(qv.clone());
+            }
+        }
+        // Embedding can take a while: other threads' searches go on meanwhile.
+        drop(last);
+        let describe = |features: Vec<f32>| snapshot.space.describe(&features);
+        let (vector, exclude) = match query {
+            Query::Image(path) => {
+                let bytes = catalog::read_file(path)
+                    .map_err(|reason| Error::BadImage { what: path.display().to_string(), reason })?;
+                let features =
+                    model::embed_bytes(self.engine.embedder()?.as_ref(), &bytes, &path.display().to_string())?;
+                (describe(features)?, Vec::new())
+            }
+            Query::Bytes { name, bytes } => {
+                (describe(model::embed_bytes(self.engine.embedder()?.as_ref(), bytes, name)?)?, Vec::new())
+            }
+            Query::Item(item) => {
+                let row = snapshot.find_item(item)?;
+                (snapshot.space.vector(row).to_vec(), vec![row])
+            }
+        };
+        let vector = snapshot.expanded(vector, &exclude);
+        let qv = Arc::new(QueryVector { snapshot, vector, exclude });
+        if let Some(key) = key {
+            *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, qv.clone()));
+        }
+        Ok(qv)
+    }
+
+    /// The k best matches of a query vector that pass every filter.
+    pub fn search_vector(&self, query: &Arc<QueryVector>, k: usize, filters: &[Filter]) -> Vec<Hit> {
+        let s = &query.snapshot;
+        s.rank(&query.vector, k, filters, &query.exclude)
+            .into_iter()
+            .enumerate()
+            .map(|(i, scored)| s.hit(i + 1, scored))
+            .collect()
+    }
+
+    pub fn search(&self, query: &Query, k: usize, filters: &[Filter]) -> Result<Vec<Hit>> {
+        Ok(self.search_vector(&self.query_vector(query)?, k, filters))
+    }
+}
+
+// Servers share one service between their threads: checked at every build.
+const fn assert_send_sync<T: Send + Sync>() {}
+const _: () = assert_send_sync::<SearchService>();
+const _: () = assert_send_sync::<Engine>();

@@ -1,0 +1,233 @@
+//! What the TUI shows, as plain data: no I/O, no terminal, so tests can build and inspect it.
+
+use std::path::{Path, PathBuf};
+
+use lookalike_core::catalog::{self, Field, Filter};
+pub use lookalike_core::service::Facet;
+use lookalike_core::{Hit, Phase, Progress, Query};
+
+/// Metadata fields offered by the `f` filter menu.
+pub const FACET_FIELDS: [Field; 3] = [Field::ArticleType, Field::Gender, Field::BaseColour];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: String,
+    pub is_dir: bool,
+    pub size: u64,
+}
+
+impl DirEntry {
+    pub fn hidden(&self) -> bool {
+        self.name.starts_with('.')
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Files,
+    Results,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlay {
+    Help,
+    /// Picking which field to filter on; the last row clears all filters.
+    FilterFields {
+        selected: usize,
+    },
+    FilterValues {
+        field: usize,
+        selected: usize,
+    },
+    ConfirmRebuild,
+}
+
+/// The file picker: one folder's folders and images.
+#[derive(Debug, Default)]
+pub struct Files {
+    pub dir: PathBuf,
+    /// Folders first, then images, each sorted by name.
+    pub entries: Vec<DirEntry>,
+    pub loading: bool,
+    /// Index into `visible()`.
+    pub selected: usize,
+    pub filter: String,
+    /// Keys go to the filter text (after `/`).
+    pub typing: bool,
+    pub show_hidden: bool,
+}
+
+impl Files {
+    pub fn visible(&self) -> Vec<&DirEntry> {
+        let needle = self.filter.to_lowercase();
+        self.entries
+            .iter()
+            .filter(|e| self.show_hidden || !e.hidden())
+            .filter(|e| needle.is_empty() || e.name.to_lowercase().contains(&needle))
+            .collect()
+    }
+
+    pub fn highlighted(&self) -> Option<&DirEntry> {
+        self.visible().get(self.selected).copied()
+    }
+
+    pub fn highlighted_path(&self) -> Option<PathBuf> {
+        self.highlighted().map(|e| self.dir.join(&e.name))
+    }
+
+    /// The highlighted entry's path when it is an image.
+    pub fn highlighted_image(&self) -> Option<PathBuf> {
+        self.highlighted().filter(|e| !e.is_dir).map(|e| self.dir.join(&e.name))
+    }
+
+    pub fn clamp(&mut self) {
+        let n = self.visible().len();
+        self.selected = self.selected.min(n.saturating_sub(1));
+    }
+}
+
+/// What the current results were searched with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuerySource {
+    /// Any image file, embedded by the model.
+    File(PathBuf),
+    /// A catalog item ("more like this"), searched with its stored vector.
+    Item { rel: String, path: PathBuf },
+}
+
+impl QuerySource {
+    pub fn engine_query(&self) -> Query {
+        match self {
+            QuerySource::File(p) => Query::Image(p.clone()),
+            QuerySource::Item { rel, .. } => Query::Item(rel.clone()),
+        }
+    }
+
+    pub fn image_path(&self) -> &Path {
+        match self {
+            QuerySource::File(p) => p,
+            QuerySource::Item { path, .. } => path,
+        }
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            QuerySource::File(p) => p.display().to_string(),
+            QuerySource::Item { rel, .. } => format!("catalog item {}", catalog::product_id(rel)),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Results {
+    pub hits: Vec<Hit>,
+    /// Index into `hits`.
+    pub selected: usize,
+    pub seconds: f64,
+    /// The last search returned fewer hits than asked for: there are no more pages.
+    pub exhausted: bool,
+}
+
+/// The open catalog, as the search worker reported it.
+#[derive(Debug, Default)]
+pub struct CatalogState {
+    pub dir: PathBuf,
+    pub items: Option<usize>,
+    pub method: &'static str,
+    pub note: Option<String>,
+    pub facets: Vec<Facet>,
+    /// Why searching is not possible yet, and what to do about it.
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reindex {
+    pub full: bool,
+    pub progress: Option<Progress>,
+    /// Items per second in the current phase, once measurable.
+    pub rate: Option<f64>,
+    pub cancelling: bool,
+}
+
+impl Reindex {
+    pub fn eta_seconds(&self) -> Option<f64> {
+        let p = self.progress?;
+        let rate = self.rate.filter(|r| *r > 0.0)?;
+        (p.phase == Phase::Embedding).then(|| (p.total.saturating_sub(p.done)) as f64 / rate)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub text: String,
+    pub error: bool,
+}
+
+pub struct App {
+    pub view: View,
+    pub overlay: Option<Overlay>,
+    pub files: Files,
+    pub query: Option<QuerySource>,
+    /// Earlier queries, for Backspace in the results.
+    pub history: Vec<QuerySource>,
+    pub results: Results,
+    pub filters: Vec<Filter>,
+    /// Id of the search in flight; older answers are dropped.
+    pub searching: Option<u64>,
+    pub next_search: u64,
+    pub page: usize,
+    /// Tiles per page, from the terminal size.
+    pub per_page: usize,
+    pub columns: usize,
+    pub reindex: Option<Reindex>,
+    pub catalog: CatalogState,
+    pub status: Option<Status>,
+    /// Graphics protocol in use, for the status bar.
+    pub graphics: String,
+    pub size: (u16, u16),
+    /// Results per search at least (`[search] k`).
+    pub k: usize,
+    /// `o` may launch a viewer (not over SSH).
+    pub local: bool,
+    pub tick: usize,
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(start_dir: PathBuf, catalog: PathBuf, k: usize, graphics: String, local: bool) -> App {
+        App {
+            view: View::Files,
+            overlay: None,
+            files: Files { dir: start_dir, loading: true, ..Default::default() },
+            query: None,
+            history: Vec::new(),
+            results: Results::default(),
+            filters: Vec::new(),
+            searching: None,
+            next_search: 1,
+            page: 0,
+            per_page: 1,
+            columns: 1,
+            reindex: None,
+            catalog: CatalogState { dir: catalog, method: "exact", ..Default::default() },
+            status: None,
+            graphics,
+            size: (0, 0),
+            k: k.max(1),
+            local,
+            tick: 0,
+            quit: false,
+        }
+    }
+
+    /// The hits on the current page.
+    pub fn page_hits(&self) -> &[Hit] {
+        let start = (self.page * self.per_page).min(self.results.hits.len());
+        let end = (start + self.per_page).min(self.results.hits.len());
+        &self.results.hits[start..end]
+    }
+
+    pub fn selected_hit(&self) -> Option<&Hit> {
+        self.results.hits.get(self.results.selected)
+    }
+}

@@ -1,0 +1,418 @@
+//! Draw: the state and the thumbnails in, a frame out; no I/O, no decisions.
+
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Clear, Gauge, List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::Frame;
+
+use super::layout::{self, Screen};
+use super::state::{App, Overlay, View, FACET_FIELDS};
+use super::widgets::{render_thumb, Thumbs};
+use lookalike_core::{Hit, Phase};
+
+/// Every binding, as the help overlay and the README list them.
+pub const KEYS: &[(&str, &str)] = &[
+    ("↑↓←→ / hjkl", "move (h: parent folder in the picker)"),
+    ("Enter / l", "open folder or query image; on a result: more like this"),
+    ("Backspace / h", "parent folder; in results: previous query"),
+    ("Tab", "switch between file picker and results"),
+    ("/", "type to filter the file list (Esc clears)"),
+    ("~", "go to the home folder"),
+    (".", "show or hide hidden files"),
+    ("f", "filter results by articleType, gender or colour"),
+    ("n / p", "next / previous page of results"),
+    ("o", "open the selected file in the system viewer (local only)"),
+    ("y", "copy the selected file's path (OSC 52, works over SSH)"),
+    ("r", "reindex: embed new and changed images, drop removed ones"),
+    ("R", "rebuild the whole index (asks first)"),
+    ("Esc", "close overlay, cancel reindex, clear filters"),
+    ("?", "this help"),
+    ("q / Ctrl-C", "quit"),
+];
+
+const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+pub fn draw(frame: &mut Frame, app: &App, thumbs: &Thumbs) {
+    let area = frame.area();
+    if layout::too_small(area) {
+        let text = format!(
+            "Terminal too small ({}x{}): lookalike needs at least {}x{}. Enlarge it, or press q to quit.",
+            area.width,
+            area.height,
+            layout::MIN_WIDTH,
+            layout::MIN_HEIGHT
+        );
+        frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
+        return;
+    }
+    let s = layout::screen(area);
+    match app.view {
+        View::Files => draw_files(frame, app, thumbs, &s),
+        View::Results => draw_results(frame, app, thumbs, &s),
+    }
+    if let Some(r) = &app.reindex {
+        draw_reindex(frame, app, r, Rect::new(area.x, s.status.y.saturating_sub(3), area.width, 3));
+    }
+    draw_status(frame, app, s.status);
+    match app.overlay {
+        Some(Overlay::Help) => draw_help(frame, area),
+        Some(Overlay::FilterFields { selected }) => draw_filter_fields(frame, app, area, selected),
+        Some(Overlay::FilterValues { field, selected }) => draw_filter_values(frame, app, area, field, selected),
+        Some(Overlay::ConfirmRebuild) => draw_confirm(frame, app, area),
+        None => {}
+    }
+}
+
+fn pane<'a>(title: impl Into<Line<'a>>, focused: bool) -> Block<'a> {
+    let block = Block::bordered().title(title);
+    if focused {
+        block.border_style(Style::new().cyan())
+    } else {
+        block
+    }
+}
+
+fn draw_files(frame: &mut Frame, app: &App, thumbs: &Thumbs, s: &Screen) {
+    let files = &app.files;
+    let title = format!(" Files: {} ", files.dir.display());
+    let block = pane(title, true);
+    let inner = block.inner(s.files);
+    frame.render_widget(block, s.files);
+    let [filter_line, list_area] = if files.typing || !files.filter.is_empty() {
+        Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner)
+    } else {
+        [Rect::new(inner.x, inner.y, inner.width, 0), inner]
+    };
+    if filter_line.height > 0 {
+        let cursor = if files.typing { "▏" } else { "" };
+        frame.render_widget(Line::from(vec!["/".cyan(), files.filter.clone().into(), cursor.into()]), filter_line);
+    }
+    let visible = files.visible();
+    if visible.is_empty() {
+        let text = if files.loading {
+            "reading folder…"
+        } else if !files.filter.is_empty() {
+            "nothing matches the filter (Esc clears it)"
+        } else {
+            "no folders or images here (Backspace goes up)"
+        };
+        frame.render_widget(Paragraph::new(text).dark_gray(), list_area);
+    } else {
+        let width = list_area.width as usize;
+        let items: Vec<ListItem> = visible
+            .iter()
+            .map(|e| {
+                if e.is_dir {
+                    ListItem::new(Line::from(format!("▸ {}/", e.name)).blue().bold())
+                } else {
+                    let size = human_size(e.size);
+                    let room = width.saturating_sub(size.len() + 3);
+                    ListItem::new(Line::from(format!("  {:<room$} {size}", truncate(&e.name, room))))
+                }
+            })
+            .collect();
+        let mut state = ListState::default().with_selected(Some(files.selected));
+        let list = List::new(items).highlight_style(Style::new().reversed());
+        frame.render_stateful_widget(list, list_area, &mut state);
+    }
+
+    frame.render_widget(pane(" Preview ", false), s.preview);
+    let (image, caption) = layout::picture(s.preview);
+    match files.highlighted() {
+        Some(e) if !e.is_dir => {
+            let path = files.dir.join(&e.name);
+            render_thumb(thumbs, &path, image, frame.buffer_mut());
+            let facts = thumbs.facts(&path, image).unwrap_or_else(|| human_size(e.size));
+            let lines = vec![Line::from(truncate(&e.name, caption.width as usize)), Line::from(facts)];
+            frame.render_widget(Paragraph::new(lines).dark_gray(), caption);
+        }
+        Some(e) => frame.render_widget(
+            Paragraph::new(format!("folder {}: Enter opens it", e.name)).wrap(Wrap { trim: true }).dark_gray(),
+            image,
+        ),
+        None => {}
+    }
+}
+
+fn draw_results(frame: &mut Frame, app: &App, thumbs: &Thumbs, s: &Screen) {
+    frame.render_widget(pane(" Query ", false), s.query);
+    let (image, caption) = layout::picture(s.query);
+    match &app.query {
+        Some(q) => {
+            render_thumb(thumbs, q.image_path(), image, frame.buffer_mut());
+            let mut lines = vec![Line::from(truncate_left(&q.label(), caption.width as usize))];
+            if let Some(facts) = thumbs.facts(q.image_path(), image) {
+                lines.push(Line::from(facts));
+            }
+            frame.render_widget(Paragraph::new(lines).dark_gray(), caption);
+        }
+        None => frame.render_widget(
+            Paragraph::new("No query yet: pick an image in the file picker (Tab), then Enter.")
+                .wrap(Wrap { trim: true })
+                .dark_gray(),
+            layout::inner(s.query),
+        ),
+    }
+
+    let details = pane(" Details ", false);
+    frame.render_widget(
+        Paragraph::new(detail_lines(app.selected_hit())).wrap(Wrap { trim: true }).block(details),
+        s.details,
+    );
+
+    let grid_block = pane(results_title(app), true);
+    frame.render_widget(grid_block, s.grid);
+    let inner = layout::inner(s.grid);
+    if app.results.hits.is_empty() {
+        let text = if let Some(problem) = &app.catalog.problem {
+            problem.clone()
+        } else if app.searching.is_some() {
+            format!("{} searching…", SPINNER[app.tick % SPINNER.len()])
+        } else if app.query.is_none() {
+            "Results appear here.".to_string()
+        } else {
+            "No matches.".to_string()
+        };
+        frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), inner);
+        return;
+    }
+    let grid = layout::grid(s.grid);
+    let first = app.page * app.per_page;
+    for (i, (hit, tile)) in app.page_hits().iter().zip(grid.tiles).enumerate() {
+        draw_tile(frame, thumbs, hit, tile, first + i == app.results.selected);
+    }
+}
+
+fn results_title(app: &App) -> Line<'static> {
+    let mut spans = vec![Span::raw(" Results ")];
+    let n = app.results.hits.len();
+    if n > 0 {
+        let first = app.page * app.per_page + 1;
+        let last = (first + app.per_page - 1).min(n);
+        let more = if app.results.exhausted { "" } else { "+" };
+        spans.push(Span::raw(format!("{first}–{last} of {n}{more} · {:.0} ms ", app.results.seconds * 1000.0)));
+    }
+    if app.searching.is_some() && n > 0 {
+        spans.push(Span::raw(format!("{} ", SPINNER[app.tick % SPINNER.len()])));
+    }
+    for f in &app.filters {
+        spans.push(Span::styled(format!("[{}={}] ", f.field, f.value), Style::new().yellow()));
+    }
+    Line::from(spans)
+}
+
+fn draw_tile(frame: &mut Frame, thumbs: &Thumbs, hit: &Hit, tile: Rect, selected: bool) {
+    let title = format!(" {} · {:.1}% ", hit.rank, hit.score * 100.0);
+    let block = if selected {
+        Block::bordered().border_type(BorderType::Thick).border_style(Style::new().yellow().bold()).title(title.bold())
+    } else {
+        Block::bordered().border_style(Style::new().dark_gray()).title(title)
+    };
+    frame.render_widget(block, tile);
+    let (image, caption) = layout::picture(tile);
+    render_thumb(thumbs, &hit.path, image, frame.buffer_mut());
+    let w = caption.width as usize;
+    let (name, kind) = match &hit.metadata {
+        Some(m) => {
+            let name = if m.name.is_empty() { hit.id.clone() } else { m.name.clone() };
+            let kind: Vec<&str> =
+                [m.article_type.as_str(), m.base_colour.as_str()].into_iter().filter(|s| !s.is_empty()).collect();
+            (name, kind.join(" · "))
+        }
+        None => (hit.rel.clone(), String::new()),
+    };
+    let lines = vec![Line::from(truncate(&name, w)), Line::from(truncate(&kind, w)).dark_gray()];
+    frame.render_widget(Paragraph::new(lines), caption);
+}
+
+fn detail_lines(hit: Option<&Hit>) -> Vec<Line<'static>> {
+    let Some(hit) = hit else { return vec![Line::from("Select a result to see its details.").dark_gray()] };
+    let field =
+        |k: &str, v: String| Line::from(vec![Span::styled(format!("{k}: "), Style::new().bold()), Span::raw(v)]);
+    let mut lines = vec![
+        field("rank", hit.rank.to_string()),
+        field("similarity", format!("{:.1}%", hit.score * 100.0)),
+        field("id", hit.id.clone()),
+    ];
+    if let Some(m) = &hit.metadata {
+        for (k, v) in [
+            ("name", &m.name),
+            ("type", &m.article_type),
+            ("colour", &m.base_colour),
+            ("gender", &m.gender),
+            ("category", &m.sub_category),
+            ("season", &m.season),
+            ("usage", &m.usage),
+            ("year", &m.year),
+        ] {
+            if !v.is_empty() {
+                lines.push(field(k, v.clone()));
+            }
+        }
+    } else {
+        lines.push(Line::from("no metadata for this product").dark_gray());
+    }
+    lines.push(field("file", hit.rel.clone()));
+    lines
+}
+
+fn draw_reindex(frame: &mut Frame, app: &App, r: &super::state::Reindex, area: Rect) {
+    frame.render_widget(Clear, area);
+    let what = if r.full { "Full rebuild" } else { "Reindex" };
+    let title = if r.cancelling { format!(" {what}: cancelling… ") } else { format!(" {what} (Esc cancels) ") };
+    let (ratio, label) = match r.progress {
+        None => (0.0, format!("{} starting", SPINNER[app.tick % SPINNER.len()])),
+        Some(p) => {
+            let phase = match p.phase {
+                Phase::Scanning => "scanning the catalog",
+                Phase::Hashing => "checking changed files",
+                Phase::Embedding => "embedding",
+                Phase::Saving => "saving",
+                Phase::Describing => "fitting the whitening",
+                Phase::Trees => "building the Annoy index",
+            };
+            let ratio = if p.total > 0 { p.done as f64 / p.total as f64 } else { 0.0 };
+            let mut label = format!("{phase} {}/{}", p.done, p.total);
+            if let Some(rate) = r.rate {
+                label.push_str(&format!(" · {rate:.1} images/s"));
+            }
+            if let Some(eta) = r.eta_seconds() {
+                label.push_str(&format!(" · ETA {}", human_duration(eta)));
+            }
+            (ratio.clamp(0.0, 1.0), label)
+        }
+    };
+    let gauge = Gauge::default()
+        .block(Block::bordered().title(title).border_style(Style::new().magenta()))
+        .gauge_style(Style::new().magenta().on_black())
+        .ratio(ratio)
+        .label(label);
+    frame.render_widget(gauge, area);
+}
+
+fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
+    let style = Style::new().on_dark_gray().white();
+    if let Some(status) = &app.status {
+        let style = if status.error { Style::new().on_red().white().bold() } else { style };
+        frame.render_widget(Paragraph::new(truncate(&status.text, area.width as usize)).style(style), area);
+        return;
+    }
+    let catalog = app.catalog.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let items = match app.catalog.items {
+        Some(n) => format!("{n} items"),
+        None => "not indexed".to_string(),
+    };
+    let left = format!(" {catalog} · {items} · resnet50 · {} · {}", app.catalog.method, app.graphics);
+    let right = " ? help  q quit ";
+    let room = (area.width as usize).saturating_sub(right.chars().count());
+    let line = Line::from(vec![Span::raw(format!("{:<room$}", truncate(&left, room))), Span::raw(right)]);
+    frame.render_widget(Paragraph::new(line).style(style), area);
+}
+
+fn overlay_area(area: Rect, width: u16, height: u16) -> Rect {
+    let w = width.min(area.width);
+    let h = height.min(area.height);
+    Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
+}
+
+fn draw_help(frame: &mut Frame, area: Rect) {
+    let width = KEYS.iter().map(|(_, v)| v.chars().count()).max().unwrap_or(40) as u16 + 15 + 2;
+    let rect = overlay_area(area, width, KEYS.len() as u16 + 2);
+    let lines: Vec<Line> = KEYS
+        .iter()
+        .map(|(k, v)| Line::from(vec![Span::styled(format!("{k:>14} "), Style::new().cyan().bold()), Span::raw(*v)]))
+        .collect();
+    frame.render_widget(Clear, rect);
+    let block = Block::bordered().title(" Keys (? or Esc closes) ").border_style(Style::new().cyan());
+    frame.render_widget(Paragraph::new(lines).block(block), rect);
+}
+
+fn menu(frame: &mut Frame, area: Rect, title: String, rows: Vec<Line<'static>>, selected: usize) {
+    let width = rows.iter().map(|l| l.width()).max().unwrap_or(20).max(title.chars().count()) as u16 + 4;
+    let rect = overlay_area(area, width, rows.len() as u16 + 2);
+    frame.render_widget(Clear, rect);
+    let mut state = ListState::default().with_selected(Some(selected));
+    let list = List::new(rows)
+        .block(Block::bordered().title(title).border_style(Style::new().yellow()))
+        .highlight_style(Style::new().reversed());
+    frame.render_stateful_widget(list, rect, &mut state);
+}
+
+fn draw_filter_fields(frame: &mut Frame, app: &App, area: Rect, selected: usize) {
+    let mut rows: Vec<Line> = FACET_FIELDS
+        .iter()
+        .map(|field| {
+            let current = app.filters.iter().find(|f| f.field == *field).map(|f| f.value.as_str()).unwrap_or("any");
+            Line::from(format!(" {field}: {current} "))
+        })
+        .collect();
+    rows.push(Line::from(" clear all filters ").add_modifier(Modifier::ITALIC));
+    menu(frame, area, " Filter by (Enter picks, Esc closes) ".to_string(), rows, selected);
+}
+
+fn draw_filter_values(frame: &mut Frame, app: &App, area: Rect, field: usize, selected: usize) {
+    let name = FACET_FIELDS[field];
+    let rows: Vec<Line> = app
+        .facet(name)
+        .map(|f| f.values.iter().map(|(v, n)| Line::from(format!(" {v} ({n}) "))).collect())
+        .unwrap_or_default();
+    let max_rows = area.height.saturating_sub(4) as usize;
+    // Scroll the window so the selected value stays visible.
+    let start = selected.saturating_sub(max_rows.saturating_sub(1));
+    let shown: Vec<Line> = rows.into_iter().skip(start).take(max_rows).collect();
+    menu(frame, area, format!(" {name} (Enter picks, ← back) "), shown, selected - start);
+}
+
+fn draw_confirm(frame: &mut Frame, app: &App, area: Rect) {
+    let items = app.catalog.items.map(|n| format!("all {n} images")).unwrap_or_else(|| "every image".to_string());
+    let text = vec![
+        Line::from(format!("Re-embed {items} from scratch?")),
+        Line::from("The current index keeps working until the rebuild is done."),
+        Line::from(""),
+        Line::from(vec!["y".green().bold(), Span::raw(" rebuild   "), "any other key".bold(), Span::raw(" cancel")]),
+    ];
+    let rect = overlay_area(area, 64, 6);
+    frame.render_widget(Clear, rect);
+    let block = Block::bordered().title(" Full rebuild ").border_style(Style::new().red());
+    frame.render_widget(Paragraph::new(text).alignment(Alignment::Center).block(block), rect);
+}
+
+pub fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b < 1024 => format!("{b} B"),
+        b if b < 1024 * 1024 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)),
+    }
+}
+
+fn human_duration(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, s / 60 % 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Keeps the end of a path, where the file name is.
+fn truncate_left(text: &str, width: usize) -> String {
+    let n = text.chars().count();
+    if n <= width {
+        return text.to_string();
+    }
+    let mut out = String::from("…");
+    out.extend(text.chars().skip(n - width.saturating_sub(1)));
+    out
+}

@@ -1,0 +1,121 @@
+//! Thumbnails: made off the UI thread in the terminal's graphics protocol, cached, drawn.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Rect, Size};
+use ratatui::style::Style;
+use ratatui::text::Line;
+use ratatui::widgets::{Paragraph, Widget};
+use ratatui_image::picker::Picker;
+use ratatui_image::protocol::Protocol;
+use ratatui_image::{FilterType, Image, Resize};
+
+use lookalike_core::model;
+
+/// A thumbnail for one image at one size; the protocol is fixed for a session.
+pub type ThumbKey = (PathBuf, u16, u16);
+
+pub enum Thumb {
+    Pending,
+    Ready(Box<Ready>),
+    Failed(String),
+}
+
+pub struct Ready {
+    pub protocol: Protocol,
+    /// The original image's size in pixels, and its file's in bytes.
+    pub pixels: (u32, u32),
+    pub bytes: u64,
+}
+
+/// Keeps at most this many thumbnails; more are dropped, least recently wanted first.
+const CAPACITY: usize = 400;
+
+#[derive(Default)]
+pub struct Thumbs {
+    map: HashMap<ThumbKey, (Thumb, u64)>,
+    clock: u64,
+}
+
+pub fn key(path: &Path, area: Rect) -> ThumbKey {
+    (path.to_path_buf(), area.width, area.height)
+}
+
+impl Thumbs {
+    pub fn get(&self, key: &ThumbKey) -> Option<&Thumb> {
+        self.map.get(key).map(|(t, _)| t)
+    }
+
+    /// "640x480 px · 41.2 KiB" for an image whose thumbnail is ready.
+    pub fn facts(&self, path: &Path, area: Rect) -> Option<String> {
+        match self.get(&key(path, area))? {
+            Thumb::Ready(r) => Some(format!("{}x{} px · {}", r.pixels.0, r.pixels.1, super::view::human_size(r.bytes))),
+            _ => None,
+        }
+    }
+
+    pub fn insert(&mut self, key: ThumbKey, thumb: Thumb) {
+        self.clock += 1;
+        self.map.insert(key, (thumb, self.clock));
+    }
+
+    /// Marks what is on screen as recently used and returns the thumbnails still to make.
+    pub fn wanted(&mut self, images: &[(PathBuf, Rect)]) -> Vec<ThumbKey> {
+        self.clock += 1;
+        let mut missing = Vec::new();
+        for (path, area) in images {
+            let k = key(path, *area);
+            match self.map.get_mut(&k) {
+                Some(entry) => entry.1 = self.clock,
+                None => {
+                    self.map.insert(k.clone(), (Thumb::Pending, self.clock));
+                    missing.push(k);
+                }
+            }
+        }
+        if self.map.len() > CAPACITY {
+            let mut ages: Vec<u64> = self.map.values().map(|(_, t)| *t).collect();
+            ages.sort_unstable();
+            let cutoff = ages[self.map.len() - CAPACITY];
+            self.map.retain(|_, (_, t)| *t >= cutoff);
+        }
+        missing
+    }
+}
+
+/// Decodes, scales and encodes one thumbnail; runs on a worker thread.
+pub fn make(picker: &Picker, key: &ThumbKey) -> Result<Ready, String> {
+    let (path, w, h) = key;
+    let rgb = model::decode(path).map_err(|e| e.to_string())?;
+    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let pixels = rgb.dimensions();
+    let protocol = picker
+        .new_protocol(image::DynamicImage::ImageRgb8(rgb), Size::new(*w, *h), Resize::Scale(Some(FilterType::Triangle)))
+        .map_err(|e| format!("cannot draw {}: {e}", path.display()))?;
+    Ok(Ready { protocol, pixels, bytes })
+}
+
+/// Draws the thumbnail of `path` into `area`, or says why there is none.
+pub fn render_thumb(thumbs: &Thumbs, path: &Path, area: Rect, buf: &mut Buffer) {
+    if area.width == 0 || area.height == 0 {
+        return;
+    }
+    let (text, style) = match thumbs.get(&key(path, area)) {
+        Some(Thumb::Ready(ready)) => {
+            let protocol = &ready.protocol;
+            // Centre the image when its aspect leaves room.
+            let size = protocol.size();
+            let x = area.x + area.width.saturating_sub(size.width) / 2;
+            let y = area.y + area.height.saturating_sub(size.height) / 2;
+            let at = Rect::new(x, y, size.width.min(area.width), size.height.min(area.height));
+            Image::new(protocol).render(at, buf);
+            return;
+        }
+        Some(Thumb::Failed(_)) => ("no preview", Style::new().dark_gray()),
+        _ => ("…", Style::new().dark_gray()),
+    };
+    let y = area.y + area.height / 2;
+    Paragraph::new(Line::from(text).centered()).style(style).render(Rect::new(area.x, y, area.width, 1), buf);
+}

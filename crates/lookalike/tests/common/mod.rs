@@ -1,0 +1,147 @@
+//! Shared test helpers: the binary, the real weights, and the real photos to test on.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The workspace root: the clone's folder.
+pub fn root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+/// The real weights; a missing file fails the test with the command that fixes it.
+pub fn weights() -> PathBuf {
+    let path = std::env::var_os("LOOKALIKE_WEIGHTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("weights/resnet50.safetensors"));
+    assert!(path.is_file(), "weights missing at {}: run `cargo run --release -- fetch-weights`", path.display());
+    path
+}
+
+/// `lookalike` with the real weights and no config file or user environment leaking in.
+pub fn lookalike() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("lookalike").unwrap();
+    for var in ["LOOKALIKE_CONFIG", "LOOKALIKE_CATALOG", "LOOKALIKE_LABELS", "LOOKALIKE_STATE_DIR", "LOOKALIKE_THREADS"]
+    {
+        cmd.env_remove(var);
+    }
+    cmd.env("LOOKALIKE_WEIGHTS", weights());
+    cmd.current_dir(std::env::temp_dir());
+    cmd
+}
+
+/// Real labelled product photos: the fashion sample when present, else the Fashion-MNIST
+/// demo catalog. Which one is printed, so a log always says what was tested.
+pub struct Dataset {
+    pub name: &'static str,
+    pub images: PathBuf,
+    pub labels: PathBuf,
+    /// Rows of styles.csv in id order: (id, file name, full line).
+    pub rows: Vec<(String, String, String)>,
+    pub header: String,
+}
+
+pub fn dataset() -> &'static Dataset {
+    static DATASET: OnceLock<Dataset> = OnceLock::new();
+    DATASET.get_or_init(|| {
+        let sample = std::env::var_os("LOOKALIKE_SAMPLE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("../shared/fashion-sample"));
+        let (name, dir, ext) = if sample.join("styles.csv").is_file() {
+            ("fashion-sample", sample, "jpg")
+        } else {
+            let demo = root().join("target/test-data/fashion-mnist-demo");
+            let out = assert_cmd::Command::cargo_bin("lookalike")
+                .unwrap()
+                .args(["--catalog"])
+                .arg(&demo)
+                .args(["demo", "--no-index"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "building the Fashion-MNIST demo catalog failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            ("fashion-mnist-demo", demo, "png")
+        };
+        eprintln!("test data: {name} ({})", dir.display());
+        let text = std::fs::read_to_string(dir.join("styles.csv")).unwrap();
+        let mut lines = text.lines();
+        let header = lines.next().unwrap().to_string();
+        let mut rows: Vec<(String, String, String)> = lines
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let id = l.split(',').next().unwrap().to_string();
+                (id.clone(), format!("{id}.{ext}"), l.to_string())
+            })
+            .filter(|(_, file, _)| dir.join("images").join(file).is_file())
+            .collect();
+        rows.sort_by_key(|(id, _, _)| id.parse::<u64>().unwrap_or(u64::MAX));
+        Dataset { name, images: dir.join("images"), labels: dir.join("styles.csv"), rows, header }
+    })
+}
+
+impl Dataset {
+    /// Copies `n` images spread evenly over the id range into `dir/images`, with their
+    /// styles.csv rows; returns their file names.
+    pub fn subset(&self, n: usize, offset: usize, dir: &Path) -> Vec<String> {
+        let step = (self.rows.len() / n).max(1);
+        let picked: Vec<&(String, String, String)> =
+            self.rows.iter().skip(offset % step).step_by(step).take(n).collect();
+        self.write_subset(&picked, dir)
+    }
+
+    /// Copies `per_class` images of each of the `classes` largest articleTypes.
+    pub fn class_subset(&self, classes: usize, per_class: usize, dir: &Path) -> Vec<String> {
+        let article = |line: &str| line.split(',').nth(4).unwrap_or("").to_string();
+        let mut by_class: std::collections::BTreeMap<String, Vec<&(String, String, String)>> = Default::default();
+        for row in &self.rows {
+            by_class.entry(article(&row.2)).or_default().push(row);
+        }
+        let mut largest: Vec<_> = by_class.into_values().collect();
+        largest.sort_by_key(|rows| std::cmp::Reverse(rows.len()));
+        let picked: Vec<&(String, String, String)> = largest
+            .iter()
+            .take(classes)
+            .flat_map(|rows| rows.iter().step_by((rows.len() / per_class).max(1)).take(per_class).copied())
+            .collect();
+        self.write_subset(&picked, dir)
+    }
+
+    fn write_subset(&self, picked: &[&(String, String, String)], dir: &Path) -> Vec<String> {
+        let images = dir.join("images");
+        std::fs::create_dir_all(&images).unwrap();
+        let mut csv = format!("{}\n", self.header);
+        for (_, file, line) in picked {
+            std::fs::copy(self.images.join(file), images.join(file)).unwrap();
+            csv.push_str(line);
+            csv.push('\n');
+        }
+        std::fs::write(dir.join("styles.csv"), csv).unwrap();
+        picked.iter().map(|(_, f, _)| f.clone()).collect()
+    }
+}
+
+pub fn json(out: &std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "lookalike failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// `lookalike --catalog CATALOG --state-dir STATE`, ready for a command.
+pub fn at(catalog: &Path, state: &Path) -> assert_cmd::Command {
+    let mut cmd = lookalike();
+    cmd.arg("--catalog").arg(catalog).arg("--state-dir").arg(state);
+    cmd
+}
+
+/// Runs `lookalike` at a catalog and state with `args` and parses its JSON output.
+pub fn run_json(catalog: &Path, state: &Path, args: &[&str]) -> serde_json::Value {
+    json(&at(catalog, state).args(args).output().unwrap())
+}
