@@ -16,7 +16,7 @@ use ratatui::layout::Rect;
 use ratatui::Terminal;
 use ratatui_image::picker::Picker;
 
-const FIXTURE: &str = "tests/fixtures/shirt.png";
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../lookalike/tests/fixtures/shirt.png");
 
 fn key(code: KeyCode) -> KeyEvent {
     KeyEvent::new(code, KeyModifiers::NONE)
@@ -394,7 +394,7 @@ fn snapshot_error_and_too_small() {
 
 #[test]
 fn every_key_is_in_the_readme() {
-    let readme = std::fs::read_to_string("README.md").unwrap();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
     for (keys, what) in view::KEYS {
         assert!(readme.contains(&format!("| `{keys}` | {what} |")), "README lacks the row for {keys}");
     }

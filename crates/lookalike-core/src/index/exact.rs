@@ -142,22 +142,17 @@ mod tests {
     fn top_k_matches_sorting_everything() {
         let dims = 5;
         let n = 3000;
-        let mut state = 7u64;
-        let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-        };
-        let vectors: Vec<f32> = (0..n * dims).map(|_| next()).collect();
-        let query: Vec<f32> = (0..dims).map(|_| next()).collect();
+        let noise = crate::bench::pseudo_uniform(7, n * dims + dims);
+        let (vectors, query) = noise.split_at(n * dims);
         let keep = |row: usize| !row.is_multiple_of(3);
-        let got = exact_top_k(&vectors, dims, &query, 7, keep);
+        let got = exact_top_k(vectors, dims, query, 7, keep);
         let mut all: Vec<Scored> = (0..n)
             .filter(|r| keep(*r))
-            .map(|row| Scored { row, score: dot(&vectors[row * dims..(row + 1) * dims], &query) })
+            .map(|row| Scored { row, score: dot(&vectors[row * dims..(row + 1) * dims], query) })
             .collect();
         all.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
         assert_eq!(got, all[..7].to_vec());
-        assert!(exact_top_k(&vectors, dims, &query, 0, keep).is_empty());
-        assert_eq!(exact_top_k(&vectors[..2 * dims], dims, &query, 10, |_| true).len(), 2);
+        assert!(exact_top_k(vectors, dims, query, 0, keep).is_empty());
+        assert_eq!(exact_top_k(&vectors[..2 * dims], dims, query, 10, |_| true).len(), 2);
     }
 }

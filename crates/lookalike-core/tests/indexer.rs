@@ -1,0 +1,217 @@
+//! The index run and the search service with the fake model: incremental counts, dedup of
+//! identical files, journal resume after a failure, cancel, and searches from many
+//! threads. Fast, no weights; the real-weight tests are in the binary's tests.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use lookalike_core::catalog::{Filter, LocalFolder};
+use lookalike_core::config::SearchMode;
+use lookalike_core::model::fake::FakeEmbedder;
+use lookalike_core::model::{Embedder, ResizePolicy};
+use lookalike_core::{Config, Engine, ErrorKind, IndexReport, Phase, Progress, Query, SearchService};
+
+/// A picture that differs from its neighbours in colour and in where its bright square is.
+fn picture(i: usize) -> image::RgbImage {
+    let base = [(i * 37 % 256) as u8, (i * 91 % 256) as u8, (i * 53 % 256) as u8];
+    let (cx, cy) = ((i * 7 % 24) as u32, (i * 11 % 24) as u32);
+    image::RgbImage::from_fn(32, 32, |x, y| {
+        if (cx..cx + 8).contains(&x) && (cy..cy + 8).contains(&y) {
+            image::Rgb([255, 255, 255])
+        } else {
+            image::Rgb(base)
+        }
+    })
+}
+
+/// `n` images `images/<i>.png` with a styles.csv that labels them "even" or "odd".
+fn catalog(dir: &Path, n: usize) {
+    std::fs::create_dir_all(dir.join("images")).unwrap();
+    let mut csv = String::from("id,articleType\n");
+    for i in 0..n {
+        picture(i).save(dir.join(format!("images/{i}.png"))).unwrap();
+        csv.push_str(&format!("{i},{}\n", if i % 2 == 0 { "even" } else { "odd" }));
+    }
+    std::fs::write(dir.join("styles.csv"), csv).unwrap();
+}
+
+fn engine(dir: &Path, embedder: Arc<dyn Embedder>) -> Engine {
+    let config =
+        Config { catalog: dir.join("catalog"), state_dir: Some(dir.join("state")), batch_size: 4, ..Config::default() };
+    let source = Arc::new(LocalFolder::new(config.catalog.clone(), None));
+    Engine::with_parts(config, source, Some(embedder)).unwrap()
+}
+
+fn index(engine: &Engine) -> IndexReport {
+    engine.index(false, &AtomicBool::new(false), &|_| {}).unwrap()
+}
+
+#[test]
+fn only_new_changed_and_removed_images_are_work() {
+    let dir = tempfile::tempdir().unwrap();
+    catalog(&dir.path().join("catalog"), 12);
+    let fake = Arc::new(FakeEmbedder::new(ResizePolicy::Crop));
+    let engine = engine(dir.path(), fake.clone());
+    let first = index(&engine);
+    assert_eq!((first.items, first.added.len(), first.embedded), (12, 12, 12));
+    assert_eq!(fake.embedded(), 12);
+
+    let again = index(&engine);
+    assert_eq!((again.unchanged, again.embedded, again.annoy_built), (12, 0, false));
+
+    let images = dir.path().join("catalog/images");
+    picture(100).save(images.join("3.png")).unwrap();
+    std::fs::remove_file(images.join("4.png")).unwrap();
+    std::fs::copy(images.join("5.png"), images.join("copy-of-5.png")).unwrap();
+    picture(200).save(images.join("new-a.png")).unwrap();
+    std::fs::copy(images.join("new-a.png"), images.join("new-b.png")).unwrap();
+    let third = index(&engine);
+    assert_eq!(third.updated, ["images/3.png"]);
+    assert_eq!(third.removed, ["images/4.png"]);
+    assert_eq!(third.added, ["images/copy-of-5.png", "images/new-a.png", "images/new-b.png"]);
+    // The changed image and one of the two identical new ones; the copies reuse vectors.
+    assert_eq!((third.embedded, third.deduplicated), (2, 2), "{third:?}");
+    assert_eq!(fake.embedded(), 14);
+}
+
+/// The fake model, failing after `ok_batches` batches (as a killed run stops).
+struct FailsAfter {
+    inner: FakeEmbedder,
+    ok_batches: usize,
+    calls: AtomicUsize,
+}
+
+impl Embedder for FailsAfter {
+    fn policy(&self) -> ResizePolicy {
+        self.inner.policy()
+    }
+
+    fn model_id(&self) -> &str {
+        self.inner.model_id()
+    }
+
+    fn embed(&self, inputs: &[Vec<f32>]) -> lookalike_core::Result<Vec<f32>> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) >= self.ok_batches {
+            return Err(lookalike_core::Error::Model("stopped on purpose".into()));
+        }
+        self.inner.embed(inputs)
+    }
+}
+
+#[test]
+fn a_failed_run_resumes_from_its_journal_and_a_cancelled_one_keeps_its_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    catalog(&dir.path().join("catalog"), 10);
+    let failing = Arc::new(FailsAfter {
+        inner: FakeEmbedder::new(ResizePolicy::Crop),
+        ok_batches: 2,
+        calls: AtomicUsize::new(0),
+    });
+    let err = engine(dir.path(), failing).index(false, &AtomicBool::new(false), &|_| {}).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Model, "{err}");
+    assert!(dir.path().join("state/journal.lkj").is_file());
+
+    let fake = Arc::new(FakeEmbedder::new(ResizePolicy::Crop));
+    let resumed = index(&engine(dir.path(), fake.clone()));
+    assert_eq!((resumed.resumed, resumed.embedded, resumed.items), (8, 2, 10), "{resumed:?}");
+    assert!(!dir.path().join("state/journal.lkj").exists());
+
+    // Cancelled after the first batch: that batch is stored, the next run does the rest.
+    let dir = tempfile::tempdir().unwrap();
+    catalog(&dir.path().join("catalog"), 10);
+    let engine = engine(dir.path(), Arc::new(FakeEmbedder::new(ResizePolicy::Crop)));
+    let cancel = AtomicBool::new(false);
+    let progress = |p: Progress| {
+        if p.phase == Phase::Embedding && p.done > 0 {
+            cancel.store(true, Ordering::SeqCst);
+        }
+    };
+    let cancelled = engine.index(false, &cancel, &progress).unwrap();
+    assert!(cancelled.cancelled);
+    assert_eq!((cancelled.items, cancelled.embedded), (4, 4), "{cancelled:?}");
+    let rest = index(&engine);
+    assert_eq!((rest.items, rest.embedded, rest.unchanged), (10, 6, 4), "{rest:?}");
+}
+
+#[test]
+fn a_service_shared_by_four_threads_gives_the_single_thread_results() {
+    let dir = tempfile::tempdir().unwrap();
+    catalog(&dir.path().join("catalog"), 80);
+    let engine = Arc::new(engine(dir.path(), Arc::new(FakeEmbedder::new(ResizePolicy::Crop))));
+    index(&engine);
+    let images = dir.path().join("catalog/images");
+    let queries: Vec<(Query, Vec<Filter>)> = (0..24)
+        .map(|i| {
+            let query = match i % 3 {
+                0 => Query::Item(format!("{i}")),
+                1 => Query::Image(images.join(format!("{i}.png"))),
+                _ => Query::Bytes {
+                    name: format!("upload {i}"),
+                    bytes: std::fs::read(images.join(format!("{i}.png"))).unwrap(),
+                },
+            };
+            let filters = if i % 4 == 0 { vec!["articleType=odd".parse().unwrap()] } else { Vec::new() };
+            (query, filters)
+        })
+        .collect();
+    for mode in [SearchMode::Exact, SearchMode::Approx] {
+        let service = Arc::new(SearchService::open(engine.clone(), Some(mode)).unwrap());
+        assert_eq!(service.snapshot().method(), if mode == SearchMode::Exact { "exact" } else { "annoy" });
+        let ids = |hits: Vec<lookalike_core::Hit>| hits.into_iter().map(|h| (h.id, h.score)).collect::<Vec<_>>();
+        let single: Vec<_> = queries.iter().map(|(q, f)| ids(service.search(q, 7, f).unwrap())).collect();
+        assert!(single.iter().all(|hits| hits.len() == 7));
+        for (i, (q, f)) in queries.iter().enumerate() {
+            // An image finds itself; an item query leaves the item out.
+            let found = single[i].iter().any(|(id, _)| *id == i.to_string());
+            match q {
+                Query::Item(_) => assert!(!found, "query {i}"),
+                _ if f.is_empty() => assert!(found, "query {i}"),
+                _ => {}
+            }
+            if !f.is_empty() {
+                assert!(single[i].iter().all(|(id, _)| id.parse::<usize>().unwrap() % 2 == 1));
+            }
+        }
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let (service, queries) = (service.clone(), queries.clone());
+                std::thread::spawn(move || {
+                    // Each thread takes the queries in its own order.
+                    (0..queries.len())
+                        .map(|j| (j * 5 + t * 7) % queries.len())
+                        .map(|j| (j, ids(service.search(&queries[j].0, 7, &queries[j].1).unwrap())))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for handle in threads {
+            for (j, hits) in handle.join().unwrap() {
+                assert_eq!(hits, single[j], "query {j} differs across threads ({mode:?})");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_reload_after_reindex_keeps_the_model_and_sees_new_items() {
+    let dir = tempfile::tempdir().unwrap();
+    catalog(&dir.path().join("catalog"), 10);
+    let fake = Arc::new(FakeEmbedder::new(ResizePolicy::Crop));
+    let engine = Arc::new(engine(dir.path(), fake.clone()));
+    index(&engine);
+    let service = SearchService::open(engine.clone(), None).unwrap();
+    let old = service.snapshot();
+    picture(300).save(dir.path().join("catalog/images/extra.png")).unwrap();
+    index(&engine);
+    assert_eq!(service.snapshot().len(), 10, "a service serves its snapshot until reloaded");
+    service.reload().unwrap();
+    assert_eq!((old.len(), service.snapshot().len()), (10, 11));
+    let hits = service.search(&Query::Item("extra".into()), 3, &[]).unwrap();
+    assert_eq!(hits.len(), 3);
+    assert!(Arc::ptr_eq(&engine.embedder().unwrap(), &engine.embedder().unwrap()));
+    let err = service.search(&Query::Item("nope".into()), 3, &[]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnknownItem);
+    let err = service.search(&Query::Bytes { name: "upload".into(), bytes: b"<html>".to_vec() }, 3, &[]).unwrap_err();
+    assert!(err.kind() == ErrorKind::BadImage && err.to_string().starts_with("upload: "), "{err}");
+}

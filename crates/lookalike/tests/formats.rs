@@ -1,0 +1,101 @@
+//! A state folder written by the binary of version 1 (commit 4e1a1cb, before the workspace
+//! split; see tests/fixtures/v1/README.md) opens without embedding again, answers as it
+//! did, and the formats' writers produce the same bytes from the same content.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{at, json};
+use lookalike_core::descriptor::Space;
+use lookalike_core::store::{self, Store};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1")
+}
+
+/// The fixture's catalog and state folder, copied where they may be written.
+fn copy(dir: &Path) -> (PathBuf, PathBuf) {
+    let (catalog, state) = (dir.join("catalog"), dir.join("state"));
+    std::fs::create_dir_all(catalog.join("images")).unwrap();
+    std::fs::create_dir_all(&state).unwrap();
+    for sub in ["catalog/images", "catalog", "state"] {
+        for entry in std::fs::read_dir(fixture().join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, dir.join(sub).join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    (catalog, state)
+}
+
+/// (id, score) of each hit of a `query --json` answer.
+fn ranking(hits: &serde_json::Value) -> Vec<(String, f64)> {
+    hits.as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["id"].as_str().unwrap().to_string(), h["score"].as_f64().unwrap()))
+        .collect()
+}
+
+fn recorded(name: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(fixture().join(name)).unwrap()).unwrap()
+}
+
+#[test]
+fn a_version_1_state_folder_answers_as_before_and_is_not_embedded_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (catalog, state) = copy(dir.path());
+    let before: Vec<Vec<u8>> =
+        ["descriptors.lkd", "index.ann"].iter().map(|f| std::fs::read(state.join(f)).unwrap()).collect();
+    for (mode, file) in [("--exact", "item5.json"), ("--approx", "item5-approx.json")] {
+        let hits =
+            json(&at(&catalog, &state).args(["query", "--item", "5", "-k", "5", mode, "--json"]).output().unwrap());
+        assert_eq!(ranking(&hits), ranking(&recorded(file)), "{mode}");
+    }
+    let info = json(&at(&catalog, &state).args(["info", "--json"]).output().unwrap());
+    assert_eq!((info["items"].as_u64(), info["annoy_current"].as_bool()), (Some(70), Some(true)), "{info}");
+
+    // The checkout gave the images new modification times: they are hashed, found
+    // unchanged, and nothing is embedded, fitted or built again.
+    let report = json(&at(&catalog, &state).args(["index", "--json"]).output().unwrap());
+    assert_eq!(report["embedded"], 0, "{report}");
+    assert_eq!(report["unchanged"], 70, "{report}");
+    assert_eq!((report["whitening_refit"].as_bool(), report["annoy_built"].as_bool()), (Some(false), Some(false)));
+    let after: Vec<Vec<u8>> =
+        ["descriptors.lkd", "index.ann"].iter().map(|f| std::fs::read(state.join(f)).unwrap()).collect();
+    assert!(before == after, "descriptors or Annoy index rewritten");
+    let hits = json(&at(&catalog, &state).args(["query", "--item", "5", "-k", "5", "--json"]).output().unwrap());
+    assert_eq!(ranking(&hits), ranking(&recorded("item5.json")));
+}
+
+#[test]
+fn the_writers_produce_version_1_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = fixture().join("state");
+    let store = Store::open(&old.join("store.lks")).unwrap();
+    let rewritten = dir.path().join("store.lks");
+    store::write(&rewritten, store.identity(), store.entries(), |i| store.vector(i).into()).unwrap();
+    assert!(std::fs::read(&rewritten).unwrap() == std::fs::read(old.join("store.lks")).unwrap(), "store bytes differ");
+
+    let space = Space::open(&old.join("descriptors.lkd")).unwrap();
+    assert!(space.matches(&store, space.recipe()));
+    let resaved = dir.path().join("descriptors.lkd");
+    space.save(&resaved).unwrap();
+    let same = std::fs::read(&resaved).unwrap() == std::fs::read(old.join("descriptors.lkd")).unwrap();
+    assert!(same, "descriptor bytes differ");
+
+    let built = dir.path().join("index.ann");
+    lookalike_core::index::annoy::build(
+        space.vectors(),
+        space.dims(),
+        16,
+        lookalike_core::index::annoy::DEFAULT_SEED,
+        0,
+        &built,
+    )
+    .unwrap();
+    let same = std::fs::read(&built).unwrap() == std::fs::read(old.join("index.ann")).unwrap();
+    assert!(same, "Annoy index bytes differ");
+}
