@@ -37,15 +37,21 @@ fn queries(vectors: &[f32]) -> Vec<Vec<f32>> {
     (0..25).map(|i| vectors[(i * 117 % ITEMS) * DIMS..][..DIMS].iter().map(|x| x + 0.01).collect()).collect()
 }
 
+/// The Python with annoy: `LOOKALIKE_PYTHON` (`cargo xtask test` sets its virtual
+/// environment's), else `python3`.
+fn python3() -> Command {
+    Command::new(std::env::var_os("LOOKALIKE_PYTHON").unwrap_or_else(|| "python3".into()))
+}
+
 /// Runs Python with the real annoy package; a missing package fails the test, never skips it.
 fn python(script: &str, args: &[&Path]) -> serde_json::Value {
-    let check = Command::new("python3")
+    let check = python3()
         .args(["-c", "import importlib.metadata as m; print(m.version('annoy'))"])
         .output()
         .expect("python3 is needed for the Annoy interoperability tests");
     let version = String::from_utf8_lossy(&check.stdout).trim().to_string();
-    assert_eq!(version, "1.17.3", "Python annoy 1.17.3 is needed: python3 -m pip install annoy==1.17.3");
-    let out = Command::new("python3").arg("-c").arg(script).args(args).output().unwrap();
+    assert_eq!(version, "1.17.3", "Python annoy 1.17.3 is needed: `cargo xtask test` installs it");
+    let out = python3().arg("-c").arg(script).args(args).output().unwrap();
     assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use super::layout;
 use super::state::{App, DirEntry, Facet, Overlay, QuerySource, Reindex, Status, View, FACET_FIELDS};
+use super::{keymap, layout};
 use lookalike_core::catalog::{Field, Filter};
 use lookalike_core::{Hit, IndexReport, Phase, Progress, Query};
 
@@ -114,43 +114,8 @@ pub fn action_for(app: &App, key: KeyEvent) -> Option<Action> {
             _ => None,
         };
     }
-    Some(match key.code {
-        KeyCode::Char('q') => Action::Quit,
-        KeyCode::Char('?') => Action::Help,
-        KeyCode::Tab | KeyCode::BackTab => Action::SwitchView,
-        KeyCode::Up | KeyCode::Char('k') => Action::Up,
-        KeyCode::Down | KeyCode::Char('j') => Action::Down,
-        KeyCode::Left => Action::Left,
-        KeyCode::Right => Action::Right,
-        KeyCode::Char('h') => {
-            if app.view == View::Files {
-                Action::Back
-            } else {
-                Action::Left
-            }
-        }
-        KeyCode::Char('l') => {
-            if app.view == View::Files {
-                Action::Enter
-            } else {
-                Action::Right
-            }
-        }
-        KeyCode::Enter => Action::Enter,
-        KeyCode::Backspace => Action::Back,
-        KeyCode::Char('~') => Action::Home,
-        KeyCode::Char('.') => Action::ToggleHidden,
-        KeyCode::Char('/') => Action::StartTyping,
-        KeyCode::Esc => Action::Escape,
-        KeyCode::Char('r') => Action::Reindex,
-        KeyCode::Char('R') => Action::FullRebuild,
-        KeyCode::Char('f') => Action::FilterMenu,
-        KeyCode::Char('n') | KeyCode::PageDown => Action::NextPage,
-        KeyCode::Char('p') | KeyCode::PageUp => Action::PrevPage,
-        KeyCode::Char('o') => Action::Open,
-        KeyCode::Char('y') => Action::Copy,
-        _ => return None,
-    })
+    let action = keymap::lookup(key.code)?;
+    Some(if app.view == View::Files { keymap::action_in_picker(key.code, action) } else { action })
 }
 
 impl App {

@@ -3,6 +3,7 @@
 //! everything slow (listing, searching, indexing, thumbnails) through one shared engine.
 
 pub mod action;
+pub mod keymap;
 pub mod layout;
 pub mod state;
 pub mod view;

@@ -6,30 +6,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Gauge, List, ListItem, ListState, Paragraph, Wrap};
 use ratatui::Frame;
 
+use super::keymap::KEYMAP;
 use super::layout::{self, Screen};
 use super::state::{App, Overlay, View, FACET_FIELDS};
 use super::widgets::{render_thumb, Thumbs};
 use lookalike_core::{Hit, Phase};
-
-/// Every binding, as the help overlay and the README list them.
-pub const KEYS: &[(&str, &str)] = &[
-    ("↑↓←→ / hjkl", "move (h: parent folder in the picker)"),
-    ("Enter / l", "open folder or query image; on a result: more like this"),
-    ("Backspace / h", "parent folder; in results: previous query"),
-    ("Tab", "switch between file picker and results"),
-    ("/", "type to filter the file list (Esc clears)"),
-    ("~", "go to the home folder"),
-    (".", "show or hide hidden files"),
-    ("f", "filter results by articleType, gender or colour"),
-    ("n / p", "next / previous page of results"),
-    ("o", "open the selected file in the system viewer (local only)"),
-    ("y", "copy the selected file's path (OSC 52, works over SSH)"),
-    ("r", "reindex: embed new and changed images, drop removed ones"),
-    ("R", "rebuild the whole index (asks first)"),
-    ("Esc", "close overlay, cancel reindex, clear filters"),
-    ("?", "this help"),
-    ("q / Ctrl-C", "quit"),
-];
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
@@ -317,11 +298,13 @@ fn overlay_area(area: Rect, width: u16, height: u16) -> Rect {
 }
 
 fn draw_help(frame: &mut Frame, area: Rect) {
-    let width = KEYS.iter().map(|(_, v)| v.chars().count()).max().unwrap_or(40) as u16 + 15 + 2;
-    let rect = overlay_area(area, width, KEYS.len() as u16 + 2);
-    let lines: Vec<Line> = KEYS
+    let width = KEYMAP.iter().map(|r| r.help.chars().count()).max().unwrap_or(40) as u16 + 15 + 2;
+    let rect = overlay_area(area, width, KEYMAP.len() as u16 + 2);
+    let lines: Vec<Line> = KEYMAP
         .iter()
-        .map(|(k, v)| Line::from(vec![Span::styled(format!("{k:>14} "), Style::new().cyan().bold()), Span::raw(*v)]))
+        .map(|r| {
+            Line::from(vec![Span::styled(format!("{:>14} ", r.keys), Style::new().cyan().bold()), Span::raw(r.help)])
+        })
         .collect();
     frame.render_widget(Clear, rect);
     let block = Block::bordered().title(" Keys (? or Esc closes) ").border_style(Style::new().cyan());

@@ -7,6 +7,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use lookalike_core::catalog::{Field, Filter, Product};
 use lookalike_core::{Hit, IndexReport, Phase, Progress, Query};
 use lookalike_tui::action::{Effect, Msg};
+use lookalike_tui::keymap::{self, KEYMAP};
 use lookalike_tui::layout;
 use lookalike_tui::state::{App, DirEntry, Overlay, QuerySource, View};
 use lookalike_tui::view;
@@ -395,7 +396,27 @@ fn snapshot_error_and_too_small() {
 #[test]
 fn every_key_is_in_the_readme() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
-    for (keys, what) in view::KEYS {
-        assert!(readme.contains(&format!("| `{keys}` | {what} |")), "README lacks the row for {keys}");
+    for row in KEYMAP {
+        assert!(
+            readme.contains(&format!("| `{}` | {} |", row.keys, row.help)),
+            "README lacks the row for {}",
+            row.keys
+        );
+    }
+}
+
+#[test]
+fn the_help_names_every_bound_key_and_each_key_does_one_thing() {
+    let mut seen = std::collections::HashSet::new();
+    for row in KEYMAP {
+        for (code, _) in row.bindings {
+            let name = keymap::key_name(*code);
+            assert!(
+                row.keys.contains(&name) || row.help.contains(&name),
+                "{name} is bound but the help row says {:?}",
+                row.keys
+            );
+            assert!(seen.insert(*code), "{name} is bound twice");
+        }
     }
 }
