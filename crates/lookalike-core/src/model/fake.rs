@@ -37,7 +37,7 @@ impl Embedder for FakeEmbedder {
 
     fn embed(&self, inputs: &[Vec<f32>]) -> Result<Vec<f32>> {
         let side = INPUT as usize;
-        let cell = side / CELLS + usize::from(side % CELLS != 0);
+        let cell = side.div_ceil(CELLS);
         let mut out = Vec::with_capacity(inputs.len() * FEATURE_DIMS);
         for input in inputs {
             let mut row = vec![0f32; FEATURE_DIMS];
