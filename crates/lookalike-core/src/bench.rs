@@ -16,6 +16,7 @@ use crate::index::annoy::{self, Annoy, AnnoyIndex};
 use crate::index::exact::{exact_top_k, Exact};
 use crate::index::{Request, Rows, VectorIndex};
 use crate::model::{self, Embedder, ResNetEmbedder};
+use crate::runtime::peak_rss_mib;
 use crate::service::Snapshot;
 use crate::store::{self, Entry, Identity, Store};
 
@@ -362,13 +363,4 @@ pub fn layers(config: &Config, images: usize, batch: usize) -> Result<Vec<LayerF
     let inputs = catalog_inputs(&engine, images)?;
     let embedder = ResNetEmbedder::load(&config.weights, config.resize, config.device)?;
     layer_profile(&embedder, &inputs, batch)
-}
-
-/// Peak resident memory of this process so far, in MiB (Linux; 0 elsewhere).
-pub fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
-        .map_or(0.0, |kb| kb / 1024.0)
 }

@@ -134,7 +134,9 @@ pub fn install_if_missing(source: &Path) -> Result<()> {
     let install = || apt(&["install", "-y", "-q", "dataset-fashion-mnist"]);
     let installed = install() || (apt(&["update", "-q"]) && install());
     if !installed {
-        return Err(fail("apt-get could not install dataset-fashion-mnist; install it by hand and run again".to_string()));
+        return Err(fail(
+            "apt-get could not install dataset-fashion-mnist; install it by hand and run again".to_string(),
+        ));
     }
     Ok(())
 }

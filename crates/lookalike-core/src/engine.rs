@@ -83,7 +83,14 @@ impl Engine {
 
     /// Brings the store up to date with the catalog (see [`indexer`]).
     pub fn index(&self, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progress) + Sync)) -> Result<IndexReport> {
-        indexer::run(self, full, cancel, progress)
+        let parts = indexer::Parts {
+            config: &self.config,
+            source: self.source.as_ref(),
+            state: &self.state,
+            identity: self.identity(),
+            embedder: self.embedder()?,
+        };
+        indexer::run(parts, full, cancel, progress)
     }
 
     /// Whether searches of a catalog of `items` use Annoy; `mode` overrides `[index] mode`.

@@ -4,8 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::model::DecodeError;
-
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +102,33 @@ impl Error {
         match self {
             Error::Damaged { path, .. } => Some(path),
             _ => None,
+        }
+    }
+}
+
+/// Why a file could not be used as an image.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("cannot read: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("not a regular file")]
+    NotAFile,
+    #[error("file is {size} bytes, larger than the {limit}-byte limit")]
+    TooLarge { size: u64, limit: u64 },
+    #[error("empty file")]
+    Empty,
+    #[error("truncated JPEG: no end-of-image marker after the image data")]
+    TruncatedJpeg,
+    #[error("not a decodable image: {0}")]
+    Image(#[from] image::ImageError),
+}
+
+impl DecodeError {
+    /// An error from opening a file: "not a regular file" has its own variant.
+    pub fn from_open(e: std::io::Error) -> DecodeError {
+        match e.kind() {
+            std::io::ErrorKind::InvalidInput => DecodeError::NotAFile,
+            _ => DecodeError::Io(e),
         }
     }
 }

@@ -4,7 +4,9 @@
 use std::fs::File;
 use std::path::Path;
 
-use crate::error::{Error, IoContext, Result};
+use std::io::Read;
+
+use crate::error::{DecodeError, Error, IoContext, Result};
 
 /// Prefix of the temp files `write_atomic` leaves behind if the process dies mid-write.
 pub const TEMP_PREFIX: &str = ".tmp-";
@@ -28,6 +30,33 @@ pub fn open_regular(path: &Path) -> std::io::Result<File> {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
     }
     Ok(file)
+}
+
+/// Photos larger than this are refused before decoding.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+
+/// Reads at most [`MAX_FILE_BYTES`]; more is an error, not a silent cut.
+pub fn read_bounded(reader: impl Read) -> Result<Vec<u8>, DecodeError> {
+    let mut bytes = Vec::new();
+    reader.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(DecodeError::TooLarge { size: bytes.len() as u64, limit: MAX_FILE_BYTES });
+    }
+    Ok(bytes)
+}
+
+/// An image file's bytes: regular files only (never blocking on a FIFO), refused beyond
+/// [`MAX_FILE_BYTES`] before reading.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, DecodeError> {
+    let file = open_regular(path).map_err(DecodeError::from_open)?;
+    let len = file.metadata()?.len();
+    if len > MAX_FILE_BYTES {
+        return Err(DecodeError::TooLarge { size: len, limit: MAX_FILE_BYTES });
+    }
+    read_bounded(file)
 }
 
 /// The folder a file goes in; `.` for a bare file name.

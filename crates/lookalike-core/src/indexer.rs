@@ -7,19 +7,21 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::catalog::{CatalogFile, CatalogSource, RowError, Skipped};
+use crate::config::Config;
 use crate::descriptor::Space;
-use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::files::remove_if_present;
 use crate::index::annoy;
 use crate::model::{self, DecodeError, Embedder, ResizePolicy};
-use crate::store::{self, Entry, Journal, Store};
+use crate::state::StateDir;
+use crate::store::{self, Entry, Identity, Journal, Store};
 
 /// Where an index run is, for progress displays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,11 +121,18 @@ impl Throttle {
     }
 }
 
-pub fn run(engine: &Engine, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progress) + Sync)) -> Result<IndexReport> {
+/// What an index run works on; the engine lends its own.
+pub struct Parts<'a> {
+    pub config: &'a Config,
+    pub source: &'a dyn CatalogSource,
+    pub state: &'a StateDir,
+    pub identity: Identity,
+    pub embedder: Arc<dyn Embedder>,
+}
+
+pub fn run(parts: Parts, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progress) + Sync)) -> Result<IndexReport> {
     let started = Instant::now();
-    let (config, source, state) = (engine.config(), engine.source(), engine.state());
-    let identity = engine.identity();
-    let embedder = engine.embedder()?;
+    let Parts { config, source, state, identity, embedder } = parts;
     if embedder.policy() != config.resize {
         return Err(Error::config("the model's preprocessing differs from the configuration"));
     }
@@ -136,7 +145,7 @@ pub fn run(engine: &Engine, full: bool, cancel: &Cancel, progress: &(dyn Fn(Prog
     let embedding_peak = std::sync::OnceLock::new();
     let progress = |p: Progress| {
         if matches!(p.phase, Phase::Saving | Phase::Describing) {
-            embedding_peak.get_or_init(crate::bench::peak_rss_mib);
+            embedding_peak.get_or_init(crate::runtime::peak_rss_mib);
         }
         progress(p)
     };
@@ -235,7 +244,7 @@ pub fn run(engine: &Engine, full: bool, cancel: &Cancel, progress: &(dyn Fn(Prog
 
     let mut failed = vec![false; scan.files.len()];
     embed_files(
-        source.as_ref(),
+        source,
         embedder.as_ref(),
         config.batch_size,
         &scan.files,
@@ -349,7 +358,7 @@ pub fn run(engine: &Engine, full: bool, cancel: &Cancel, progress: &(dyn Fn(Prog
         remove_if_present(&state.journal())?;
     }
     report.seconds = started.elapsed().as_secs_f64();
-    report.peak_mib = [embedding_peak.get().copied(), Some(crate::bench::peak_rss_mib())];
+    report.peak_mib = [embedding_peak.get().copied(), Some(crate::runtime::peak_rss_mib())];
     Ok(report)
 }
 

@@ -18,6 +18,7 @@ pub mod files;
 pub mod index;
 pub mod indexer;
 pub mod model;
+pub mod runtime;
 pub mod service;
 pub mod state;
 pub mod store;
@@ -27,16 +28,5 @@ pub use config::Config;
 pub use engine::Engine;
 pub use error::{Error, ErrorKind, Result};
 pub use indexer::{Cancel, IndexReport, Phase, Progress};
+pub use runtime::{peak_rss_mib, set_threads, threads};
 pub use service::{Hit, Query, SearchService, Snapshot};
-
-/// Sets the number of compute threads for the whole process (0 = one per core). Call it
-/// once, before any search or index run; later calls keep the first setting.
-pub fn set_threads(threads: usize) {
-    // Fails only when a pool exists already, and then that pool stays.
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
-}
-
-/// The number of compute threads searches and index runs use.
-pub fn threads() -> usize {
-    rayon::current_num_threads()
-}

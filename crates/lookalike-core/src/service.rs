@@ -308,7 +308,7 @@ impl SearchService {
         let describe = |features: Vec<f32>| snapshot.space.describe(&features);
         let (vector, exclude) = match query {
             Query::Image(path) => {
-                let bytes = catalog::read_file(path)
+                let bytes = crate::files::read_file(path)
                     .map_err(|reason| Error::BadImage { what: path.display().to_string(), reason })?;
                 let features =
                     model::embed_bytes(self.engine.embedder()?.as_ref(), &bytes, &path.display().to_string())?;

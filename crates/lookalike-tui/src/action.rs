@@ -5,41 +5,11 @@ use std::path::PathBuf;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
+pub use super::keymap::Action;
 use super::state::{App, DirEntry, Facet, Overlay, QuerySource, Reindex, Status, View, FACET_FIELDS};
 use super::{keymap, layout};
 use lookalike_core::catalog::{Field, Filter};
 use lookalike_core::{Hit, IndexReport, Phase, Progress, Query};
-
-/// What a key means in the current state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Quit,
-    Help,
-    SwitchView,
-    Up,
-    Down,
-    Left,
-    Right,
-    /// Open a folder, query an image, or search with the selected result.
-    Enter,
-    /// Parent folder, or the previous query.
-    Back,
-    Home,
-    ToggleHidden,
-    StartTyping,
-    Type(char),
-    Erase,
-    Escape,
-    Reindex,
-    FullRebuild,
-    Yes,
-    No,
-    FilterMenu,
-    NextPage,
-    PrevPage,
-    Open,
-    Copy,
-}
 
 /// Results of work done off the UI thread.
 #[derive(Debug)]

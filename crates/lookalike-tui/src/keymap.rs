@@ -3,7 +3,36 @@
 
 use crossterm::event::KeyCode;
 
-use super::action::Action;
+/// What a key means in the current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Quit,
+    Help,
+    SwitchView,
+    Up,
+    Down,
+    Left,
+    Right,
+    /// Open a folder, query an image, or search with the selected result.
+    Enter,
+    /// Parent folder, or the previous query.
+    Back,
+    Home,
+    ToggleHidden,
+    StartTyping,
+    Type(char),
+    Erase,
+    Escape,
+    Reindex,
+    FullRebuild,
+    Yes,
+    No,
+    FilterMenu,
+    NextPage,
+    PrevPage,
+    Open,
+    Copy,
+}
 
 /// One line of the help: the keys as shown, what they do, and the bindings behind it.
 pub struct Row {

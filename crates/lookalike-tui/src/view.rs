@@ -9,7 +9,7 @@ use ratatui::Frame;
 use super::keymap::KEYMAP;
 use super::layout::{self, Screen};
 use super::state::{App, Overlay, View, FACET_FIELDS};
-use super::widgets::{render_thumb, Thumbs};
+use super::widgets::{human_size, render_thumb, Thumbs};
 use lookalike_core::{Hit, Phase};
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
@@ -359,14 +359,6 @@ fn draw_confirm(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(Clear, rect);
     let block = Block::bordered().title(" Full rebuild ").border_style(Style::new().red());
     frame.render_widget(Paragraph::new(text).alignment(Alignment::Center).block(block), rect);
-}
-
-pub fn human_size(bytes: u64) -> String {
-    match bytes {
-        b if b < 1024 => format!("{b} B"),
-        b if b < 1024 * 1024 => format!("{:.1} KiB", b as f64 / 1024.0),
-        b => format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)),
-    }
 }
 
 fn human_duration(seconds: f64) -> String {

@@ -51,7 +51,7 @@ impl Thumbs {
     /// "640x480 px · 41.2 KiB" for an image whose thumbnail is ready.
     pub fn facts(&self, path: &Path, area: Rect) -> Option<String> {
         match self.get(&key(path, area))? {
-            Thumb::Ready(r) => Some(format!("{}x{} px · {}", r.pixels.0, r.pixels.1, super::view::human_size(r.bytes))),
+            Thumb::Ready(r) => Some(format!("{}x{} px · {}", r.pixels.0, r.pixels.1, human_size(r.bytes))),
             _ => None,
         }
     }
@@ -118,4 +118,13 @@ pub fn render_thumb(thumbs: &Thumbs, path: &Path, area: Rect, buf: &mut Buffer) 
     };
     let y = area.y + area.height / 2;
     Paragraph::new(Line::from(text).centered()).style(style).render(Rect::new(area.x, y, area.width, 1), buf);
+}
+
+/// "41.2 KiB": a byte count for people.
+pub fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b < 1024 => format!("{b} B"),
+        b if b < 1024 * 1024 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)),
+    }
 }

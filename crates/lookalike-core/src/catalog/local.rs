@@ -4,10 +4,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use super::{read_bounded, CatalogFile, CatalogSource, Metadata, Scan, Skipped, MAX_FILE_BYTES};
+use super::{CatalogFile, CatalogSource, Metadata, Scan, Skipped};
+use crate::error::DecodeError;
 use crate::error::{Error, Result};
-use crate::files::open_regular;
-use crate::model::DecodeError;
+use crate::files::{open_regular, read_file};
 
 /// Extensions taken as images, compared case-insensitively; the content decides the format.
 pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff"];
@@ -80,17 +80,6 @@ impl CatalogSource for LocalFolder {
             None => Ok(Metadata::default()),
         }
     }
-}
-
-/// An image file's bytes: regular files only (never blocking on a FIFO), refused beyond
-/// [`MAX_FILE_BYTES`] before reading.
-pub fn read_file(path: &Path) -> Result<Vec<u8>, DecodeError> {
-    let file = open_regular(path).map_err(DecodeError::from_open)?;
-    let len = file.metadata()?.len();
-    if len > MAX_FILE_BYTES {
-        return Err(DecodeError::TooLarge(len));
-    }
-    read_bounded(file)
 }
 
 /// Walks the catalog recursively, following symlinks (loops are detected, not followed);

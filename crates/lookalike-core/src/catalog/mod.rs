@@ -10,14 +10,12 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-pub use local::{has_image_extension, read_file, LocalFolder, IMAGE_EXTENSIONS};
+pub use local::{has_image_extension, LocalFolder, IMAGE_EXTENSIONS};
 pub use metadata::{Field, Filter, Metadata, Product, RowError};
 
+use crate::error::DecodeError;
 use crate::error::Result;
-use crate::model::DecodeError;
-
-/// Photos larger than this are refused before decoding.
-pub const MAX_FILE_BYTES: u64 = 256 << 20;
+use crate::files::read_bounded;
 
 /// One image found in the catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,24 +65,11 @@ pub trait CatalogSource: Send + Sync {
     /// The product metadata, empty when the catalog has none.
     fn labels(&self) -> Result<Metadata>;
 
-    /// One image's bytes, refused beyond [`MAX_FILE_BYTES`] or when empty.
+    /// One image's bytes, refused beyond [`crate::files::MAX_FILE_BYTES`] or when empty.
     fn read(&self, key: &str) -> Result<Vec<u8>, DecodeError> {
         let reader = self.open(key).map_err(DecodeError::from_open)?;
         read_bounded(reader)
     }
-}
-
-/// Reads at most [`MAX_FILE_BYTES`]; more is an error, not a silent cut.
-pub fn read_bounded(reader: impl Read) -> Result<Vec<u8>, DecodeError> {
-    let mut bytes = Vec::new();
-    reader.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
-    if bytes.is_empty() {
-        return Err(DecodeError::Empty);
-    }
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(DecodeError::TooLarge(bytes.len() as u64));
-    }
-    Ok(bytes)
 }
 
 /// The product id of a catalog file: its file name without extension (Kaggle layout).

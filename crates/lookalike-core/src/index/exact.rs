@@ -4,7 +4,11 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::{Request, Rows, Scored, VectorIndex, Vectors};
+use super::{Request, Rows, Scored, VectorIndex};
+use crate::descriptor::Space;
+
+/// The descriptors an in-memory index searches, shared with the search service.
+type Vectors = Arc<Space>;
 
 /// Dot product with eight independent accumulators so the compiler can vectorize it.
 #[inline]

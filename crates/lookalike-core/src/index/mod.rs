@@ -6,8 +6,6 @@
 pub mod annoy;
 pub mod exact;
 
-use std::sync::Arc;
-
 use crate::catalog::{Filter, Product};
 
 /// A search hit: row in the store and cosine similarity.
@@ -48,6 +46,3 @@ impl Rows {
             && request.filters.iter().all(|f| f.matches(self.products.get(row).and_then(Option::as_ref)))
     }
 }
-
-/// The descriptors an in-memory index searches, shared with the search service.
-pub type Vectors = Arc<crate::descriptor::Space>;

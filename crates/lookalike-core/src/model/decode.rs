@@ -7,6 +7,7 @@ use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
 use serde::{Deserialize, Serialize};
 
 use super::INPUT;
+use crate::error::DecodeError;
 
 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const STD: [f32; 3] = [0.229, 0.224, 0.225];
@@ -37,37 +38,10 @@ impl ResizePolicy {
     }
 }
 
-/// Why a file could not be used as an image.
-#[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
-    #[error("cannot read: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("not a regular file")]
-    NotAFile,
-    #[error("file is {0} bytes, larger than the {limit}-byte limit", limit = crate::catalog::MAX_FILE_BYTES)]
-    TooLarge(u64),
-    #[error("empty file")]
-    Empty,
-    #[error("truncated JPEG: no end-of-image marker after the image data")]
-    TruncatedJpeg,
-    #[error("not a decodable image: {0}")]
-    Image(#[from] image::ImageError),
-}
-
-impl DecodeError {
-    /// An error from opening a file: "not a regular file" has its own variant.
-    pub fn from_open(e: std::io::Error) -> DecodeError {
-        match e.kind() {
-            std::io::ErrorKind::InvalidInput => DecodeError::NotAFile,
-            _ => DecodeError::Io(e),
-        }
-    }
-}
-
 /// Decodes any supported format (sniffed from the content, not the name) to upright RGB:
 /// EXIF orientation applied, alpha composited on white, first frame of animations.
 pub fn decode(path: &Path) -> Result<RgbImage, DecodeError> {
-    decode_bytes(&crate::catalog::read_file(path)?)
+    decode_bytes(&crate::files::read_file(path)?)
 }
 
 pub fn decode_bytes(bytes: &[u8]) -> Result<RgbImage, DecodeError> {

@@ -7,11 +7,12 @@ use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 
 mod conv;
-mod decode;
+pub mod decode;
 pub mod fake;
 mod resnet;
 
-pub use decode::{decode, decode_bytes, load_input, preprocess, DecodeError, ResizePolicy};
+pub use crate::error::DecodeError;
+pub use decode::{decode, decode_bytes, load_input, preprocess, ResizePolicy};
 pub use resnet::{LayerTime, Profile};
 
 use crate::error::{Error, Result};
