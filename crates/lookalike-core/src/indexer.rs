@@ -243,37 +243,28 @@ pub fn run(parts: Parts, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progres
     report.resumed = resumed;
 
     let mut failed = vec![false; scan.files.len()];
-    embed_files(
-        source,
-        embedder.as_ref(),
-        config.batch_size,
-        &scan.files,
-        &to_embed,
-        cancel,
-        progress,
-        |batch| {
-            let (mut rows, mut vectors) = (Vec::new(), Vec::new());
-            for (i, result) in batch {
-                match result {
-                    Ok(v) => {
-                        rows.push(i);
-                        vectors.push(v);
-                    }
-                    Err(e) => {
-                        report.skipped.push(Skipped { path: scan.files[i].rel.clone(), reason: e.to_string() });
-                        failed[i] = true;
-                    }
+    embed_files(source, embedder.as_ref(), config.batch_size, &scan.files, &to_embed, cancel, progress, |batch| {
+        let (mut rows, mut vectors) = (Vec::new(), Vec::new());
+        for (i, result) in batch {
+            match result {
+                Ok(v) => {
+                    rows.push(i);
+                    vectors.push(v);
+                }
+                Err(e) => {
+                    report.skipped.push(Skipped { path: scan.files[i].rel.clone(), reason: e.to_string() });
+                    failed[i] = true;
                 }
             }
-            report.embedded += rows.len();
-            let records: Vec<(Entry, &[f32])> =
-                rows.iter().zip(&vectors).map(|(&i, v)| (entries[i].clone().unwrap(), v.as_slice())).collect();
-            for (&i, at) in rows.iter().zip(journal.append(&records)?) {
-                sources[i] = Some(Source::Journal(at));
-            }
-            Ok(())
-        },
-    )?;
+        }
+        report.embedded += rows.len();
+        let records: Vec<(Entry, &[f32])> =
+            rows.iter().zip(&vectors).map(|(&i, v)| (entries[i].clone().unwrap(), v.as_slice())).collect();
+        for (&i, at) in rows.iter().zip(journal.append(&records)?) {
+            sources[i] = Some(Source::Journal(at));
+        }
+        Ok(())
+    })?;
     report.cancelled = cancel.load(Ordering::Relaxed);
     for (i, first) in copies {
         if let Some(src) = sources[first] {

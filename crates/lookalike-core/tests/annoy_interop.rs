@@ -12,13 +12,8 @@ const SEARCH_K: usize = 600;
 
 /// `n` clustered unit vectors from a fixed-seed generator; row i is in cluster i % clusters.
 fn clustered(n: usize, dims: usize, clusters: usize, noise: f32, seed: u64) -> Vec<f32> {
-    let mut state = seed;
-    let mut unit = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-    };
+    let mut numbers = lookalike_core::bench::pseudo_uniform(seed, (clusters + n) * dims).into_iter();
+    let mut unit = || numbers.next().expect("enough numbers") - 0.5;
     let centres: Vec<Vec<f32>> = (0..clusters).map(|_| (0..dims).map(|_| unit()).collect()).collect();
     let mut out = Vec::with_capacity(n * dims);
     for i in 0..n {

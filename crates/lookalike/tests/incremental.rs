@@ -126,18 +126,6 @@ fn spawn_index(catalog: &Path, state: &Path, config: &Path) -> std::process::Chi
         .unwrap()
 }
 
-/// A fixed-seed xorshift, so the kill points are the same in every run.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 #[test]
 fn killed_runs_lose_nothing_and_resume() {
     let dir = tempfile::tempdir().unwrap();
@@ -145,8 +133,9 @@ fn killed_runs_lose_nothing_and_resume() {
     let files = dataset().subset(40, 7, &catalog);
     let config = dir.path().join("small-batches.toml");
     std::fs::write(&config, "[model]\nbatch_size = 4\n").unwrap();
-    let mut rng = Rng(20261127);
-    for _ in 0..8 {
+    // Fixed-seed delays, so the kill points are the same in every run.
+    let delays = lookalike_core::bench::pseudo_uniform(20261127, 8);
+    for delay in delays {
         let mut child = spawn_index(&catalog, &state, &config);
         // Kill at a random point after the run has committed a new batch, so the test does
         // not depend on how fast this machine is; a run that finishes first is fine too.
@@ -157,7 +146,7 @@ fn killed_runs_lose_nothing_and_resume() {
         while size() <= start.max(1024) && child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(rng.below(1500)));
+        std::thread::sleep(Duration::from_millis((delay * 1500.0) as u64));
         child.kill().unwrap(); // SIGKILL: no cleanup runs
         child.wait().unwrap();
         // Whatever the kill point, a store on disk is whole and readable.
