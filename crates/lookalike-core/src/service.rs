@@ -297,37 +297,46 @@ impl SearchService {
     pub fn query_vector(&self, query: &Query) -> Result<Arc<QueryVector>> {
         let snapshot = self.snapshot();
         let key = CacheKey::of(query);
-        let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((k, qv)) = last.as_ref() {
+        if let Some((k, qv)) = self.last.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             if Some(k) == key.as_ref() && Arc::ptr_eq(&qv.snapshot, &snapshot) {
                 return Ok(qv.clone());
             }
         }
         // Embedding can take a while: other threads' searches go on meanwhile.
-        drop(last);
-        let describe = |features: Vec<f32>| snapshot.space.describe(&features);
-        let (vector, exclude) = match query {
-            Query::Image(path) => {
-                let bytes = crate::files::read_file(path)
-                    .map_err(|reason| Error::BadImage { what: path.display().to_string(), reason })?;
-                let features =
-                    model::embed_bytes(self.engine.embedder()?.as_ref(), &bytes, &path.display().to_string())?;
-                (describe(features)?, Vec::new())
-            }
-            Query::Bytes { name, bytes } => {
-                (describe(model::embed_bytes(self.engine.embedder()?.as_ref(), bytes, name)?)?, Vec::new())
-            }
-            Query::Item(item) => {
-                let row = snapshot.find_item(item)?;
-                (snapshot.space.vector(row).to_vec(), vec![row])
-            }
+        let features = match self.input(query) {
+            None => None,
+            Some(input) => Some(self.engine.embedder()?.embed(&[input?])?),
         };
-        let vector = snapshot.expanded(vector, &exclude);
-        let qv = Arc::new(QueryVector { snapshot, vector, exclude });
+        let qv = self.finish(&snapshot, query, features)?;
         if let Some(key) = key {
             *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, qv.clone()));
         }
         Ok(qv)
+    }
+
+    /// An image query's network input (decoded and preprocessed); `None` for items.
+    fn input(&self, query: &Query) -> Option<Result<Vec<f32>>> {
+        let (what, bytes) = match query {
+            Query::Item(_) => return None,
+            Query::Image(path) => (path.display().to_string(), crate::files::read_file(path)),
+            Query::Bytes { name, bytes } => (name.clone(), Ok(bytes.clone())),
+        };
+        let img = bytes.and_then(|b| model::decode_bytes(&b)).map_err(|reason| Error::BadImage { what, reason });
+        Some(img.and_then(|img| Ok(model::preprocess(&img, self.engine.embedder()?.policy()))))
+    }
+
+    /// The search vector of a query, given the image's features (for image queries).
+    fn finish(&self, snapshot: &Arc<Snapshot>, query: &Query, features: Option<Vec<f32>>) -> Result<Arc<QueryVector>> {
+        let (vector, exclude) = match (query, features) {
+            (Query::Item(item), _) => {
+                let row = snapshot.find_item(item)?;
+                (snapshot.space.vector(row).to_vec(), vec![row])
+            }
+            (_, Some(f)) => (snapshot.space.describe(&f)?, Vec::new()),
+            (_, None) => return Err(Error::failed("searching", "an image query without its features")),
+        };
+        let vector = snapshot.expanded(vector, &exclude);
+        Ok(Arc::new(QueryVector { snapshot: snapshot.clone(), vector, exclude }))
     }
 
     /// The k best matches of a query vector that pass every filter.
@@ -342,6 +351,37 @@ impl SearchService {
 
     pub fn search(&self, query: &Query, k: usize, filters: &[Filter]) -> Result<Vec<Hit>> {
         Ok(self.search_vector(&self.query_vector(query)?, k, filters))
+    }
+
+    /// Many searches at once: images are decoded in parallel and embedded in batches of
+    /// `[model] batch_size`, so a list of photos costs about the batched embedding time. A
+    /// bad query fails alone; the answers come in the order of the queries.
+    pub fn search_many(&self, queries: &[Query], k: usize, filters: &[Filter]) -> Vec<Result<Vec<Hit>>> {
+        use rayon::prelude::*;
+        let snapshot = self.snapshot();
+        let mut inputs: Vec<Option<Result<Vec<f32>>>> = queries.par_iter().map(|q| self.input(q)).collect();
+        let mut features: Vec<Option<Result<Vec<f32>>>> = (0..queries.len()).map(|_| None).collect();
+        let ready: Vec<usize> = (0..queries.len()).filter(|&i| matches!(inputs[i], Some(Ok(_)))).collect();
+        for chunk in ready.chunks(self.engine.config().batch_size.max(1)) {
+            let batch: Vec<Vec<f32>> = chunk.iter().filter_map(|&i| inputs[i].take().and_then(Result::ok)).collect();
+            match self.engine.embedder().and_then(|e| e.embed(&batch)) {
+                Ok(out) => chunk
+                    .iter()
+                    .zip(out.chunks(model::FEATURE_DIMS))
+                    .for_each(|(&i, f)| features[i] = Some(Ok(f.to_vec()))),
+                Err(e) => chunk.iter().for_each(|&i| features[i] = Some(Err(Error::Model(e.to_string())))),
+            }
+        }
+        (0..queries.len())
+            .map(|i| {
+                // A query that failed to decode keeps its error in `inputs`.
+                let features = match (inputs[i].take(), features[i].take()) {
+                    (Some(Err(e)), _) | (_, Some(Err(e))) => return Err(e),
+                    (_, f) => f.and_then(Result::ok),
+                };
+                Ok(self.search_vector(&self.finish(&snapshot, &queries[i], features)?, k, filters))
+            })
+            .collect()
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use lookalike_core::catalog::Filter;
 use lookalike_core::config::{Overrides, SearchMode};
 use lookalike_core::descriptor::Layers;
@@ -22,7 +22,8 @@ use lookalike_tui::Graphics;
     name = "lookalike",
     version,
     about = "Visual similarity search over fashion product catalogs",
-    long_about = "Visual similarity search over fashion product catalogs.\n\nWithout a command, opens the terminal UI."
+    long_about = "Visual similarity search over fashion product catalogs.\n\nWithout a command, opens the terminal UI.",
+    after_help = "Exit status: 0 success, 1 an error (for several queries: any query failed), 2 a usage error."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -63,6 +64,12 @@ pub struct GlobalArgs {
     /// Compute threads, 0 = one per core [env: LOOKALIKE_THREADS]
     #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
+    /// Print only results and errors: no progress, notes or summaries on stderr
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also print where settings came from and how long each step took
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,13 +101,20 @@ pub enum Command {
         report: Option<PathBuf>,
     },
     /// Find the catalog products most similar to an image or to a catalog item
+    ///
+    /// Several images (or --from) are embedded in batches in one run; with --json each
+    /// query is then one line of JSON (JSON Lines). Exit status 1 when any query failed:
+    /// the others are still answered.
     Query {
-        /// Image file to search with
-        #[arg(required_unless_present = "item", conflicts_with = "item")]
-        image: Option<PathBuf>,
-        /// Search with a catalog item instead ("more like this"): product id or catalog path
-        #[arg(long, value_name = "ID")]
-        item: Option<String>,
+        /// Image files to search with; `-` reads one image from stdin
+        #[arg(required_unless_present_any = ["items", "from"], value_name = "IMAGE")]
+        images: Vec<PathBuf>,
+        /// Search with a catalog item instead ("more like this"): product id or catalog path (repeatable)
+        #[arg(long = "item", value_name = "ID")]
+        items: Vec<String>,
+        /// Read image paths from FILE, one per line (`-` = stdin)
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
         /// Number of results [default: search.k from the config]
         #[arg(short, long)]
         k: Option<usize>,
@@ -177,6 +191,13 @@ pub enum Command {
     },
     /// Measure the Annoy index: build time and memory, file size, recall@10 and query speed
     BenchAnnoy(BenchAnnoyArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) for `man -l -`
+    Man,
 }
 
 /// Options of `bench-annoy`.
@@ -293,8 +314,38 @@ fn layers_parser() -> impl TypedValueParser<Value = Layers> {
     PossibleValuesParser::new(Layers::ALL.map(Layers::name)).map(|name| name.parse().expect("a listed name"))
 }
 
+/// What goes to stderr besides errors.
+struct Output {
+    quiet: bool,
+    verbose: bool,
+}
+
+impl Output {
+    fn verbose(&self, line: &str) {
+        if self.verbose {
+            eprintln!("{line}");
+        }
+    }
+}
+
 pub fn run(cli: Cli) -> Result<()> {
+    let out = Output { quiet: cli.global.quiet, verbose: cli.global.verbose };
+    match &cli.command {
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(*shell, &mut Cli::command(), "lookalike", &mut std::io::stdout());
+            return Ok(());
+        }
+        Some(Command::Man) => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            return Ok(());
+        }
+        _ => {}
+    }
     let config = Config::load(&cli.overrides())?;
+    out.verbose(&match &config.file {
+        Some(file) => format!("config: {}", file.display()),
+        None => "config: built-in defaults (no config file)".to_string(),
+    });
     // Every command refuses a config file the TUI could not read.
     Graphics::from_config(&config)?;
     lookalike_core::set_threads(config.threads);
@@ -316,7 +367,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Index { full, json, report: report_file } => {
             let engine = Engine::new(config)?;
-            let report = run_index(&engine, full)?;
+            let report = run_index(&engine, full, &out)?;
             if let Some(file) = report_file {
                 lookalike_core::files::write_atomic(&file, &serde_json::to_vec_pretty(&report)?)?;
             }
@@ -326,42 +377,53 @@ pub fn run(cli: Cli) -> Result<()> {
                 print_index_report(&report);
             }
         }
-        Command::Query { image, item, k, filters, json, mode } => {
+        Command::Query { images, items, from, k, filters, json, mode } => {
             let k = k.unwrap_or(config.k);
+            let started = Instant::now();
             let service = SearchService::open(Arc::new(Engine::new(config)?), mode.get())?;
             let snapshot = service.snapshot();
-            if let Some(note) = snapshot.note() {
+            if let (Some(note), false) = (snapshot.note(), out.quiet) {
                 let advice = if snapshot.descriptors_saved() { "" } else { "; `lookalike index` saves them" };
                 eprintln!("note: {note}{advice}");
             }
-            let query = match (image, item) {
-                (Some(path), _) => Query::Image(path),
-                (None, Some(item)) => Query::Item(item),
-                (None, None) => bail!("give an IMAGE or --item ID"),
-            };
-            let hits = service.search(&query, k, &filters)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&hits)?);
-            } else if hits.is_empty() {
-                println!("no matches");
-            } else {
-                println!(
-                    "{:>4}  {:>6}  {:<10} {:<16} {:<12} name / path",
-                    "rank", "score", "id", "articleType", "colour"
-                );
-                for h in &hits {
-                    let m = h.metadata.clone().unwrap_or_default();
-                    let name = if m.name.is_empty() { h.path.display().to_string() } else { m.name };
-                    println!(
-                        "{:>4}  {:>5.1}%  {:<10} {:<16} {:<12} {}",
-                        h.rank,
-                        h.score * 100.0,
-                        h.id,
-                        m.article_type,
-                        m.base_colour,
-                        name
-                    );
+            let many = images.len() + items.len() > 1 || from.is_some();
+            let queries = queries(images, items, from.as_deref())?;
+            let answers = service.search_many(&queries, k, &filters);
+            out.verbose(&format!(
+                "{} queries in {:.2} s ({} items, {} search)",
+                queries.len(),
+                started.elapsed().as_secs_f64(),
+                snapshot.len(),
+                snapshot.method()
+            ));
+            let failed = answers.iter().filter(|a| a.is_err()).count();
+            if !many {
+                // One query: its hits (JSON array or table), or its error as the command's.
+                let hits = answers.into_iter().next().expect("one query")?;
+                print_hits(&hits, json)?;
+                return Ok(());
+            }
+            for (query, answer) in queries.iter().zip(answers) {
+                let name = query_name(query);
+                match (answer, json) {
+                    (Ok(hits), true) => println!("{}", serde_json::to_string(&Answer { query: &name, hits: &hits })?),
+                    (Err(e), true) => {
+                        let error = serde_json::json!({ "kind": format!("{:?}", e.kind()), "message": e.to_string() });
+                        println!("{}", serde_json::json!({ "query": name, "error": error }));
+                    }
+                    (Ok(hits), false) => {
+                        println!("query {name}");
+                        print_hits(&hits, false)?;
+                        println!();
+                    }
+                    (Err(e), false) => {
+                        println!("query {name}: error");
+                        eprintln!("error: {e}");
+                    }
                 }
+            }
+            if failed > 0 {
+                bail!("{failed} of {} queries failed", queries.len());
             }
         }
         Command::Eval { field, k, duplicates, queries, min_class, variant, json } => {
@@ -369,7 +431,7 @@ pub fn run(cli: Cli) -> Result<()> {
             // configured settings.
             let mut eval_config = config.clone();
             variant.apply(&mut eval_config)?;
-            let report = run_index(&Engine::new(config)?, false)?;
+            let report = run_index(&Engine::new(config)?, false, &out)?;
             if !json {
                 print_index_report(&report);
             }
@@ -404,7 +466,7 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("demo catalog: {n} Fashion-MNIST images in {}", config.catalog.display());
             if !no_index {
                 let engine = Engine::new(config)?;
-                print_index_report(&run_index(&engine, false)?);
+                print_index_report(&run_index(&engine, false, &out)?);
             }
         }
         Command::Info { json } => {
@@ -467,6 +529,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::Completions { .. } | Command::Man => unreachable!("handled before the configuration"),
         Command::BenchAnnoy(args) => {
             let BenchAnnoyArgs { search_k, queries, vectors, dims, trees, out, json } = &args;
             let engine;
@@ -501,10 +564,78 @@ pub fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+/// The queries of `lookalike query`, in order: images (`-` = stdin), then --from's paths,
+/// then items.
+fn queries(images: Vec<PathBuf>, items: Vec<String>, from: Option<&std::path::Path>) -> Result<Vec<Query>> {
+    use std::io::Read;
+    let mut paths = images;
+    if let Some(file) = from {
+        let text = if file == std::path::Path::new("-") {
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text)?;
+            text
+        } else {
+            std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?
+        };
+        paths.extend(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(PathBuf::from));
+    }
+    let mut out = Vec::with_capacity(paths.len() + items.len());
+    for path in paths {
+        if path == std::path::Path::new("-") {
+            let mut bytes = Vec::new();
+            std::io::stdin().read_to_end(&mut bytes)?;
+            out.push(Query::Bytes { name: "stdin".into(), bytes });
+        } else {
+            out.push(Query::Image(path));
+        }
+    }
+    out.extend(items.into_iter().map(Query::Item));
+    Ok(out)
+}
+
+/// One line of `query --json` for several queries.
+#[derive(serde::Serialize)]
+struct Answer<'a> {
+    query: &'a str,
+    hits: &'a [lookalike_core::Hit],
+}
+
+fn query_name(query: &Query) -> String {
+    match query {
+        Query::Image(path) => path.display().to_string(),
+        Query::Bytes { name, .. } => name.clone(),
+        Query::Item(item) => format!("item {item}"),
+    }
+}
+
+fn print_hits(hits: &[lookalike_core::Hit], json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(hits)?);
+    } else if hits.is_empty() {
+        println!("no matches");
+    } else {
+        println!("{:>4}  {:>6}  {:<10} {:<16} {:<12} name / path", "rank", "score", "id", "articleType", "colour");
+        for h in hits {
+            let m = h.metadata.clone().unwrap_or_default();
+            let name = if m.name.is_empty() { h.path.display().to_string() } else { m.name };
+            println!(
+                "{:>4}  {:>5.1}%  {:<10} {:<16} {:<12} {}",
+                h.rank,
+                h.score * 100.0,
+                h.id,
+                m.article_type,
+                m.base_colour,
+                name
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs an index with a progress bar on a terminal, a line every 10 s otherwise.
-fn run_index(engine: &Engine, full: bool) -> Result<IndexReport> {
+fn run_index(engine: &Engine, full: bool, out: &Output) -> Result<IndexReport> {
     let cancel = Cancel::new(false);
-    let tty = std::io::stderr().is_terminal();
+    let tty = std::io::stderr().is_terminal() && !out.quiet;
     let bar = indicatif::ProgressBar::new(0);
     if tty {
         bar.set_style(
@@ -530,7 +661,7 @@ fn run_index(engine: &Engine, full: bool) -> Result<IndexReport> {
             bar.set_message(label);
             bar.set_length(p.total as u64);
             bar.set_position(p.done as u64);
-        } else if p.phase == Phase::Embedding && p.total > 0 && throttle.admit(p).is_some() {
+        } else if !out.quiet && p.phase == Phase::Embedding && p.total > 0 && throttle.admit(p).is_some() {
             let rate = p.done as f64 / started.elapsed().as_secs_f64().max(1e-9);
             eprintln!("embedding {}/{} ({rate:.1} images/s)", p.done, p.total);
         }

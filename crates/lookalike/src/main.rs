@@ -58,12 +58,28 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             match advice(&err) {
-                Some(advice) => eprintln!("error: {err:#}: {advice}"),
-                None => eprintln!("error: {err:#}"),
+                Some(advice) => eprintln!("error: {}: {advice}", one_line(&err)),
+                None => eprintln!("error: {}", one_line(&err)),
             }
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each cause once (a message that already
+/// includes its cause's text does not repeat it).
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line.replace('\n', " ")
 }
 
 /// What to run about an engine error; the core's messages say what and why only.
