@@ -279,7 +279,11 @@ fn test(ctx: &Ctx, filter: &[String]) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    // `cargo run` sets the variable for the process: the checkout this run is for, even
+    // when the binary was built from another checkout sharing the target folder.
+    let manifest =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
+    let root = manifest.join("../..");
     let root = root.canonicalize().unwrap_or(root);
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let ctx = Ctx { venv: target.join("test-venv"), root };
