@@ -1,7 +1,7 @@
 //! Settings: built-in defaults, then a config file, then `LOOKALIKE_*` variables, then
 //! flags. The file is `--config` / `LOOKALIKE_CONFIG`, else `./config.toml`, else the
-//! user's `~/.config/lookalike/config.toml` (XDG). Sections of the faces (`[ui]`) are
-//! kept as they are, for the face that reads them.
+//! user's `~/.config/lookalike/config.toml` (XDG). Sections of the faces (`[ui]`,
+//! `[server]`) are kept as they are, for the face that reads them.
 
 use std::path::{Path, PathBuf};
 
@@ -54,6 +54,8 @@ pub struct Config {
     pub index: IndexConfig,
     /// The `[ui]` section, read by the terminal UI.
     pub ui: toml::Table,
+    /// The `[server]` section, read by `lookalike serve`.
+    pub server: toml::Table,
     /// The file the settings came from, if any.
     pub file: Option<PathBuf>,
 }
@@ -110,6 +112,7 @@ impl Default for Config {
             expand: 5,
             index: IndexConfig::default(),
             ui: toml::Table::new(),
+            server: toml::Table::new(),
             file: None,
         }
     }
@@ -130,6 +133,8 @@ struct FileConfig {
     index: IndexSection,
     #[serde(default)]
     ui: toml::Table,
+    #[serde(default)]
+    server: toml::Table,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -297,6 +302,7 @@ impl Config {
             config.index.exact_below = in_range("index.exact_below", v, 0, i64::MAX)?;
         }
         config.ui = file.ui;
+        config.server = file.server;
         Ok(config)
     }
 

@@ -191,6 +191,12 @@ pub enum Command {
     },
     /// Measure the Annoy index: build time and memory, file size, recall@10 and query speed
     BenchAnnoy(BenchAnnoyArgs),
+    /// Serve the HTTP API (search by photo or item, items, images, facets); see the README
+    Serve {
+        /// Address to listen on [default: [server] listen, else 127.0.0.1:8080]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         #[arg(value_enum)]
@@ -528,6 +534,20 @@ pub fn run(cli: Cli) -> Result<()> {
                     );
                 }
             }
+        }
+        Command::Serve { listen } => {
+            let mut server = lookalike_server::ServerConfig::from_config(&config)?;
+            if let Some(addr) = listen {
+                server.listen = addr;
+            }
+            let engine = Arc::new(Engine::new(config)?);
+            let service = Arc::new(SearchService::open(engine.clone(), None)?);
+            // Ready means ready: the model is loaded before the first request.
+            engine.embedder()?;
+            let snapshot = service.snapshot();
+            lookalike_server::serve(service.clone(), &server, |addr| {
+                eprintln!("listening on http://{addr} ({} items, {} search)", snapshot.len(), snapshot.method());
+            })?;
         }
         Command::Completions { .. } | Command::Man => unreachable!("handled before the configuration"),
         Command::BenchAnnoy(args) => {
