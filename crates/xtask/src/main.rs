@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// Crates the engine core must never depend on: they belong to the faces.
-const FACE_CRATES: &[&str] = &["clap", "ratatui", "crossterm", "ratatui-image", "indicatif"];
+const FACE_CRATES: &[&str] = &["clap", "ratatui", "crossterm", "ratatui-image", "indicatif", "axum", "tokio"];
 const ANNOY: &str = "annoy==1.17.3";
 
 /// A real component some tests need.
