@@ -119,4 +119,8 @@ fn completions_man_page_and_quiet() {
     let quiet = at(&catalog, &state).args(["--quiet", "query", "--item", "5", "--json"]).output().unwrap();
     assert!(quiet.status.success() && quiet.stderr.is_empty(), "{}", String::from_utf8_lossy(&quiet.stderr));
     assert_eq!(quiet.stdout, noisy.stdout);
+    let verbose = at(&catalog, &state).args(["--verbose", "query", "--item", "5", "--json"]).output().unwrap();
+    let said = String::from_utf8_lossy(&verbose.stderr);
+    assert!(said.contains("config: ") && said.contains("1 queries in"), "{said}");
+    assert_eq!(verbose.stdout, noisy.stdout, "--verbose writes to stderr only");
 }
