@@ -4,27 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 use common::at;
-
-/// The fixture's catalog and state, copied where they may be written.
-fn indexed(dir: &Path) -> (PathBuf, PathBuf) {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1");
-    let (catalog, state) = (dir.join("catalog"), dir.join("state"));
-    for (from, to) in
-        [("catalog/images", catalog.join("images")), ("catalog", catalog.clone()), ("state", state.clone())]
-    {
-        std::fs::create_dir_all(&to).unwrap();
-        for entry in std::fs::read_dir(fixture.join(from)).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
-            }
-        }
-    }
-    (catalog, state)
-}
 
 fn ids_and_scores(hits: &serde_json::Value) -> Vec<(String, f64)> {
     hits.as_array()
@@ -37,7 +17,7 @@ fn ids_and_scores(hits: &serde_json::Value) -> Vec<(String, f64)> {
 #[test]
 fn many_queries_in_one_run_answer_like_single_runs_and_fail_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let (catalog, state) = indexed(dir.path());
+    let (catalog, state) = common::fixture_v1_copy(dir.path());
     let images = catalog.join("images");
     let (a, b) = (images.join("3.png"), images.join("41.png"));
     let missing = dir.path().join("missing.png");
@@ -82,7 +62,7 @@ fn many_queries_in_one_run_answer_like_single_runs_and_fail_alone() {
 #[test]
 fn errors_are_one_line_with_each_cause_once_and_exit_statuses_are_documented() {
     let dir = tempfile::tempdir().unwrap();
-    let (catalog, state) = indexed(dir.path());
+    let (catalog, state) = common::fixture_v1_copy(dir.path());
     let missing = dir.path().join("10100.jpg");
     let out = at(&catalog, &state).arg("query").arg(&missing).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -102,7 +82,7 @@ fn errors_are_one_line_with_each_cause_once_and_exit_statuses_are_documented() {
 #[test]
 fn completions_man_page_and_quiet() {
     let dir = tempfile::tempdir().unwrap();
-    let (catalog, state) = indexed(dir.path());
+    let (catalog, state) = common::fixture_v1_copy(dir.path());
     for shell in ["bash", "zsh", "fish"] {
         let out = at(&catalog, &state).args(["completions", shell]).output().unwrap();
         let script = String::from_utf8_lossy(&out.stdout);

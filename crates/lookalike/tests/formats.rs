@@ -14,22 +14,6 @@ fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1")
 }
 
-/// The fixture's catalog and state folder, copied where they may be written.
-fn copy(dir: &Path) -> (PathBuf, PathBuf) {
-    let (catalog, state) = (dir.join("catalog"), dir.join("state"));
-    std::fs::create_dir_all(catalog.join("images")).unwrap();
-    std::fs::create_dir_all(&state).unwrap();
-    for sub in ["catalog/images", "catalog", "state"] {
-        for entry in std::fs::read_dir(fixture().join(sub)).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                std::fs::copy(&path, dir.join(sub).join(path.file_name().unwrap())).unwrap();
-            }
-        }
-    }
-    (catalog, state)
-}
-
 /// (id, score) of each hit of a `query --json` answer.
 fn ranking(hits: &serde_json::Value) -> Vec<(String, f64)> {
     hits.as_array()
@@ -46,7 +30,7 @@ fn recorded(name: &str) -> serde_json::Value {
 #[test]
 fn a_version_1_state_folder_answers_as_before_and_is_not_embedded_again() {
     let dir = tempfile::tempdir().unwrap();
-    let (catalog, state) = copy(dir.path());
+    let (catalog, state) = common::fixture_v1_copy(dir.path());
     let before: Vec<Vec<u8>> =
         ["descriptors.lkd", "index.ann"].iter().map(|f| std::fs::read(state.join(f)).unwrap()).collect();
     for (mode, file) in [("--exact", "item5.json"), ("--approx", "item5-approx.json")] {

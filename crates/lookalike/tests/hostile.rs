@@ -36,18 +36,6 @@ fn with_exif_orientation_6(jpeg: &[u8]) -> Vec<u8> {
 }
 
 /// A PNG whose header claims 100000x100000 pixels (a decompression bomb's first step).
-fn png_claiming_huge_size() -> Vec<u8> {
-    let mut ihdr = b"IHDR".to_vec();
-    ihdr.extend(100_000u32.to_be_bytes());
-    ihdr.extend(100_000u32.to_be_bytes());
-    ihdr.extend([8, 2, 0, 0, 0]);
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    out.extend(13u32.to_be_bytes());
-    out.extend(&ihdr);
-    out.extend(crc32fast::hash(&ihdr).to_be_bytes());
-    out
-}
-
 fn animated_gif(base: &RgbImage) -> Vec<u8> {
     let mut out = Vec::new();
     {
@@ -146,7 +134,7 @@ fn corpus() -> Corpus {
     put("truncated.jpg", jpeg[..jpeg.len() / 2].to_vec(), &mut bad);
     put("text.jpg", b"not a photo, just text\n".to_vec(), &mut bad);
     put("page.png", b"<!doctype html><html><body>404</body></html>".to_vec(), &mut bad);
-    put("huge-header.png", png_claiming_huge_size(), &mut bad);
+    put("huge-header.png", common::png_claiming_huge_size(), &mut bad);
     // Not images by name: never looked at.
     std::fs::write(catalog.join("no-extension"), &png).unwrap();
     std::fs::write(catalog.join("notes.txt"), "hello").unwrap();

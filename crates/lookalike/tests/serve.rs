@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,23 +21,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn indexed(dir: &Path) -> (PathBuf, PathBuf) {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1");
-    let (catalog, state) = (dir.join("catalog"), dir.join("state"));
-    for (from, to) in
-        [("catalog/images", catalog.join("images")), ("catalog", catalog.clone()), ("state", state.clone())]
-    {
-        std::fs::create_dir_all(&to).unwrap();
-        for entry in std::fs::read_dir(fixture.join(from)).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
-            }
-        }
-    }
-    (catalog, state)
 }
 
 /// Starts the server and waits (bounded) for the line with its address.
@@ -94,7 +77,7 @@ fn ids(v: &serde_json::Value) -> Vec<String> {
 #[test]
 fn the_http_api_answers_like_the_cli_and_refuses_bad_requests_with_json() {
     let dir = tempfile::tempdir().unwrap();
-    let (catalog, state) = indexed(dir.path());
+    let (catalog, state) = common::fixture_v1_copy(dir.path());
     let config = dir.path().join("server.toml");
     std::fs::write(&config, "[server]\nmax_body_kib = 64\nmax_concurrent = 4\n").unwrap();
     let server = start(&catalog, &state, &config);
@@ -148,15 +131,7 @@ fn the_http_api_answers_like_the_cli_and_refuses_bad_requests_with_json() {
     assert_eq!(article["values"].as_array().unwrap().len(), 10, "{article}");
 
     // Bad requests: the right status, a JSON error, and the server keeps answering.
-    let huge = {
-        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
-        png.extend_from_slice(&100_000u32.to_be_bytes());
-        png.extend_from_slice(&100_000u32.to_be_bytes());
-        png.extend_from_slice(&[8, 2, 0, 0, 0]);
-        let crc = crc32fast::hash(&png[12..]);
-        png.extend_from_slice(&crc.to_be_bytes());
-        png
-    };
+    let huge = common::png_claiming_huge_size();
     let image_post =
         |body: &[u8], kind: &str| answer(ureq::post(&url("/v1/search")).set("Content-Type", kind).send_bytes(body));
     let get = |path: &str| answer(ureq::get(&url(path)).call());

@@ -145,3 +145,35 @@ pub fn at(catalog: &Path, state: &Path) -> assert_cmd::Command {
 pub fn run_json(catalog: &Path, state: &Path, args: &[&str]) -> serde_json::Value {
     json(&at(catalog, state).args(args).output().unwrap())
 }
+
+/// A PNG whose header claims 100,000 x 100,000 pixels (a decompression bomb's opening).
+pub fn png_claiming_huge_size() -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend(100_000u32.to_be_bytes());
+    ihdr.extend(100_000u32.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    out.extend(13u32.to_be_bytes());
+    out.extend(&ihdr);
+    out.extend(crc32fast::hash(&ihdr).to_be_bytes());
+    out
+}
+
+/// A copy of the v1 fixture (tests/fixtures/v1: 70 images, their labels and a state
+/// folder) in `dir`, where it may be written: (catalog, state).
+pub fn fixture_v1_copy(dir: &Path) -> (PathBuf, PathBuf) {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1");
+    let (catalog, state) = (dir.join("catalog"), dir.join("state"));
+    for (from, to) in
+        [("catalog/images", catalog.join("images")), ("catalog", catalog.clone()), ("state", state.clone())]
+    {
+        std::fs::create_dir_all(&to).unwrap();
+        for entry in std::fs::read_dir(fixture.join(from)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    (catalog, state)
+}
