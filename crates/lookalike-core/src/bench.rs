@@ -49,9 +49,8 @@ pub fn catalog_inputs(engine: &Engine, n: usize) -> Result<Vec<Vec<f32>>> {
         .iter()
         .take(n.max(1))
         .map(|f| {
-            let img = source.read(&f.rel).and_then(|b| model::decode_bytes(&b));
-            let img = img.map_err(|reason| Error::BadImage { what: f.rel.clone(), reason })?;
-            Ok(model::preprocess(&img, policy))
+            let input = source.read(&f.rel).and_then(|b| model::input(&b, policy));
+            input.map_err(|reason| Error::BadImage { what: f.rel.clone(), reason })
         })
         .collect()
 }

@@ -124,11 +124,7 @@ impl Engine {
         let approx = store.as_ref().is_some_and(|s| self.approx(None, s.len()));
         Ok(Info {
             catalog: self.source.name(),
-            labels: self
-                .config
-                .labels
-                .clone()
-                .or_else(|| Some(self.config.catalog.join("styles.csv")).filter(|p| p.is_file())),
+            labels: self.source.labels_location(),
             state_dir: self.state.path().to_path_buf(),
             store: path,
             store_bytes: store.as_ref().map(|s| s.file_size()),

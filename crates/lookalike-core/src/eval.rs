@@ -8,7 +8,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::catalog::{self, Field, Metadata};
+use crate::catalog::{self, Field};
 use crate::config::{Config, SearchMode};
 use crate::engine::Engine;
 use crate::error::{Error, IoContext, Result};
@@ -77,14 +77,13 @@ pub fn evaluate_catalog(
     opts: &EvalOptions,
 ) -> Result<Evaluated> {
     let engine = Engine::new(config.clone())?;
-    let labels = engine.source().labels()?;
-    if labels.source.is_none() {
+    if engine.source().labels_location().is_none() {
         return Err(Error::config("no labels: give --labels CSV or put styles.csv in the catalog folder"));
     }
     let snapshot = Snapshot::open(&engine, Some(SearchMode::Exact))?;
     let dups = duplicates.map(load_duplicates).transpose()?.unwrap_or_default();
     let query_ids = queries.map(load_query_ids).transpose()?;
-    let report = evaluate(&snapshot, &labels, &dups, query_ids.as_ref(), opts)?;
+    let report = evaluate(&snapshot, &dups, query_ids.as_ref(), opts)?;
     let space = snapshot.space();
     Ok(Evaluated {
         report,
@@ -109,10 +108,9 @@ pub fn precision_and_ap(relevant: &[bool], k: usize) -> (f64, f64) {
 }
 
 /// Scores a snapshot's descriptors with its search and query expansion, the way
-/// `lookalike query` ranks.
+/// `lookalike query` ranks, against the labels the snapshot holds.
 pub fn evaluate(
     snapshot: &Snapshot,
-    labels: &Metadata,
     duplicates: &[Vec<String>],
     query_ids: Option<&HashSet<String>>,
     opts: &EvalOptions,
@@ -126,7 +124,7 @@ pub fn evaluate(
     })?;
     let ids: Vec<&str> = store.entries().iter().map(|e| catalog::product_id(&e.path)).collect();
     let class_of: Vec<Option<&str>> =
-        ids.iter().map(|id| labels.get(id).map(|p| p.get(field)).filter(|v| !v.is_empty())).collect();
+        (0..store.len()).map(|r| snapshot.product(r).map(|p| p.get(field)).filter(|v| !v.is_empty())).collect();
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for c in class_of.iter().flatten() {
         *counts.entry(c).or_default() += 1;

@@ -19,7 +19,7 @@ use crate::descriptor::Space;
 use crate::error::{Error, Result};
 use crate::files::remove_if_present;
 use crate::index::annoy;
-use crate::model::{self, DecodeError, Embedder, ResizePolicy};
+use crate::model::{self, DecodeError, Embedder};
 use crate::state::StateDir;
 use crate::store::{self, Entry, Identity, Journal, Store};
 
@@ -379,7 +379,10 @@ fn embed_files(
                 if cancel.load(Ordering::Relaxed) {
                     break;
                 }
-                let decoded = chunk.par_iter().map(|&i| (i, load_input(source, &files[i].rel, policy))).collect();
+                let decoded = chunk
+                    .par_iter()
+                    .map(|&i| (i, source.read(&files[i].rel).and_then(|b| model::input(&b, policy))))
+                    .collect();
                 if tx.send(decoded).is_err() {
                     break;
                 }
@@ -410,11 +413,6 @@ fn embed_files(
         }
         Ok(())
     })
-}
-
-/// One catalog image, decoded and preprocessed.
-fn load_input(source: &dyn CatalogSource, key: &str, policy: ResizePolicy) -> Result<Vec<f32>, DecodeError> {
-    Ok(model::preprocess(&model::decode_bytes(&source.read(key)?)?, policy))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

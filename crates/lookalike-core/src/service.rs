@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
 
-use crate::catalog::{self, Field, Filter, Product};
+use crate::catalog::{self, CatalogSource, Field, Filter, Product};
 use crate::config::SearchMode;
 use crate::descriptor::Space;
 use crate::engine::Engine;
@@ -78,7 +78,7 @@ pub struct Snapshot {
     /// The descriptors were made in memory: an index run would save them.
     unsaved: bool,
     expand: usize,
-    locator: Box<dyn Fn(&str) -> PathBuf + Send + Sync>,
+    source: Arc<dyn CatalogSource>,
 }
 
 impl Snapshot {
@@ -115,7 +115,6 @@ impl Snapshot {
             },
             None => (Box::new(exact), None),
         };
-        let source = engine.source().clone();
         Ok(Snapshot {
             store,
             unsaved,
@@ -124,7 +123,7 @@ impl Snapshot {
             index,
             note,
             expand: config.expand,
-            locator: Box::new(move |key| source.locator(key)),
+            source: engine.source().clone(),
         })
     }
 
@@ -215,7 +214,7 @@ impl Snapshot {
         let rel = self.store.entries()[s.row].path.clone();
         Hit {
             rank,
-            path: (self.locator)(&rel),
+            path: self.source.locator(&rel),
             id: catalog::product_id(&rel).to_string(),
             metadata: self.product(s.row).cloned(),
             rel,
@@ -316,13 +315,15 @@ impl SearchService {
 
     /// An image query's network input (decoded and preprocessed); `None` for items.
     fn input(&self, query: &Query) -> Option<Result<Vec<f32>>> {
-        let (what, bytes) = match query {
+        let policy = self.engine.config().resize;
+        let (what, input) = match query {
             Query::Item(_) => return None,
-            Query::Image(path) => (path.display().to_string(), crate::files::read_file(path)),
-            Query::Bytes { name, bytes } => (name.clone(), Ok(bytes.clone())),
+            Query::Image(path) => {
+                (path.display().to_string(), crate::files::read_file(path).and_then(|b| model::input(&b, policy)))
+            }
+            Query::Bytes { name, bytes } => (name.clone(), model::input(bytes, policy)),
         };
-        let img = bytes.and_then(|b| model::decode_bytes(&b)).map_err(|reason| Error::BadImage { what, reason });
-        Some(img.and_then(|img| Ok(model::preprocess(&img, self.engine.embedder()?.policy()))))
+        Some(input.map_err(|reason| Error::BadImage { what, reason }))
     }
 
     /// The search vector of a query, given the image's features (for image queries).

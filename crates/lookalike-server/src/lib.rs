@@ -167,14 +167,7 @@ struct HitOut {
 
 impl From<Hit> for HitOut {
     fn from(h: Hit) -> HitOut {
-        HitOut {
-            image_url: format!("/v1/items/{}/image", url_path(&h.id)),
-            rank: h.rank,
-            id: h.id,
-            rel: h.rel,
-            score: h.score,
-            metadata: h.metadata,
-        }
+        HitOut { image_url: image_url(&h.id), rank: h.rank, id: h.id, rel: h.rel, score: h.score, metadata: h.metadata }
     }
 }
 
@@ -210,6 +203,11 @@ async fn run_search(app: &Arc<App>, query: Query, p: Params) -> ApiResult<Json<S
     };
     let hits = hits.into_iter().skip(offset).map(HitOut::from).collect();
     Ok(Json(SearchOut { hits, took_ms: started.elapsed().as_secs_f64() * 1000.0 }))
+}
+
+/// Where a client fetches an item's photo.
+fn image_url(id: &str) -> String {
+    format!("/v1/items/{}/image", url_path(id))
 }
 
 /// A product id as one URL path segment.
@@ -282,12 +280,7 @@ async fn item(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResult<
     let row = snapshot.find_item(&id)?;
     let rel = snapshot.store().entries()[row].path.clone();
     let id = lookalike_core::catalog::product_id(&rel).to_string();
-    Ok(Json(ItemOut {
-        image_url: format!("/v1/items/{}/image", url_path(&id)),
-        id,
-        rel,
-        metadata: snapshot.product(row).cloned(),
-    }))
+    Ok(Json(ItemOut { image_url: image_url(&id), id, rel, metadata: snapshot.product(row).cloned() }))
 }
 
 async fn image(State(app): State<Arc<App>>, Path(id): Path<String>) -> ApiResult<Response> {

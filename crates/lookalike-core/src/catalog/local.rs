@@ -33,14 +33,6 @@ impl LocalFolder {
     pub fn root(&self) -> &Path {
         &self.root
     }
-
-    /// The styles.csv in use, if any.
-    pub fn labels_path(&self) -> Option<PathBuf> {
-        match &self.labels {
-            Some(p) => Some(p.clone()),
-            None => Some(self.root.join("styles.csv")).filter(|p| p.is_file()),
-        }
-    }
 }
 
 impl CatalogSource for LocalFolder {
@@ -74,8 +66,16 @@ impl CatalogSource for LocalFolder {
         self.root.join(key)
     }
 
+    /// The configured styles.csv, else `<root>/styles.csv` when present.
+    fn labels_location(&self) -> Option<PathBuf> {
+        match &self.labels {
+            Some(p) => Some(p.clone()),
+            None => Some(self.root.join("styles.csv")).filter(|p| p.is_file()),
+        }
+    }
+
     fn labels(&self) -> Result<Metadata> {
-        match self.labels_path() {
+        match self.labels_location() {
             Some(path) => Metadata::load(&path),
             None => Ok(Metadata::default()),
         }

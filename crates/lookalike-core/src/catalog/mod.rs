@@ -65,6 +65,9 @@ pub trait CatalogSource: Send + Sync {
     /// The product metadata, empty when the catalog has none.
     fn labels(&self) -> Result<Metadata>;
 
+    /// Where the labels come from, when the catalog has any (without reading them).
+    fn labels_location(&self) -> Option<PathBuf>;
+
     /// One image's bytes, refused beyond [`crate::files::MAX_FILE_BYTES`] or when empty.
     fn read(&self, key: &str) -> Result<Vec<u8>, DecodeError> {
         let reader = self.open(key).map_err(DecodeError::from_open)?;

@@ -133,9 +133,9 @@ pub fn preprocess(img: &RgbImage, policy: ResizePolicy) -> Vec<f32> {
     square.pixels().flat_map(|px| (0..3).map(|c| (px.0[c] as f32 / 255.0 - MEAN[c]) / STD[c])).collect()
 }
 
-/// Decodes and preprocesses in one step, for the worker threads.
-pub fn load_input(path: &Path, policy: ResizePolicy) -> Result<Vec<f32>, DecodeError> {
-    Ok(preprocess(&decode(path)?, policy))
+/// An image file's bytes as the network's input: decoded and preprocessed.
+pub fn input(bytes: &[u8], policy: ResizePolicy) -> Result<Vec<f32>, DecodeError> {
+    Ok(preprocess(&decode_bytes(bytes)?, policy))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ pub mod fake;
 mod resnet;
 
 pub use crate::error::DecodeError;
-pub use decode::{decode, decode_bytes, load_input, preprocess, ResizePolicy};
+pub use decode::{decode, decode_bytes, input, preprocess, ResizePolicy};
 pub use resnet::{LayerTime, Profile};
 
 use crate::error::{Error, Result};
@@ -138,8 +138,8 @@ impl Embedder for ResNetEmbedder {
 
 /// Decodes, preprocesses and embeds one image's bytes; `what` names it in errors.
 pub fn embed_bytes(embedder: &dyn Embedder, bytes: &[u8], what: &str) -> Result<Vec<f32>> {
-    let img = decode_bytes(bytes).map_err(|reason| Error::BadImage { what: what.to_string(), reason })?;
-    embedder.embed(&[preprocess(&img, embedder.policy())])
+    let x = input(bytes, embedder.policy()).map_err(|reason| Error::BadImage { what: what.to_string(), reason })?;
+    embedder.embed(&[x])
 }
 
 /// Scales each part of a feature row (`[layer4 | layer3]`) to unit length.
