@@ -6,6 +6,7 @@
 //! labels come from), [`index::VectorIndex`] (what answers a search) and
 //! [`model::Embedder`] on a [`model::Device`] (what turns photos into features).
 
+pub mod batcher;
 pub mod bench;
 pub mod catalog;
 pub mod config;

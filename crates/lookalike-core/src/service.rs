@@ -241,6 +241,13 @@ pub struct QueryVector {
     exclude: Vec<usize>,
 }
 
+impl QueryVector {
+    /// The catalog version this vector searches.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+}
+
 /// The engine's searches, safe to share between threads (`Send + Sync`).
 pub struct SearchService {
     engine: Arc<Engine>,
@@ -358,6 +365,12 @@ impl SearchService {
     /// `[model] batch_size`, so a list of photos costs about the batched embedding time. A
     /// bad query fails alone; the answers come in the order of the queries.
     pub fn search_many(&self, queries: &[Query], k: usize, filters: &[Filter]) -> Vec<Result<Vec<Hit>>> {
+        self.query_vectors(queries).into_iter().map(|qv| Ok(self.search_vector(&qv?, k, filters))).collect()
+    }
+
+    /// The search vectors of many queries against one snapshot, embedding their images
+    /// together as [`search_many`](Self::search_many) does.
+    pub fn query_vectors(&self, queries: &[Query]) -> Vec<Result<Arc<QueryVector>>> {
         use rayon::prelude::*;
         let snapshot = self.snapshot();
         let mut inputs: Vec<Option<Result<Vec<f32>>>> = queries.par_iter().map(|q| self.input(q)).collect();
@@ -380,7 +393,7 @@ impl SearchService {
                     (Some(Err(e)), _) | (_, Some(Err(e))) => return Err(e),
                     (_, f) => f.and_then(Result::ok),
                 };
-                Ok(self.search_vector(&self.finish(&snapshot, &queries[i], features)?, k, filters))
+                self.finish(&snapshot, &queries[i], features)
             })
             .collect()
     }

@@ -215,3 +215,112 @@ fn a_reload_after_reindex_keeps_the_model_and_sees_new_items() {
     let err = service.search(&Query::Bytes { name: "upload".into(), bytes: b"<html>".to_vec() }, 3, &[]).unwrap_err();
     assert!(err.kind() == ErrorKind::BadImage && err.to_string().starts_with("upload: "), "{err}");
 }
+
+/// The fake model, held at its next call until the test lets it go.
+struct Gated {
+    inner: FakeEmbedder,
+    entered: std::sync::Mutex<std::sync::mpsc::Sender<()>>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+    gate: AtomicBool,
+}
+
+impl Embedder for Gated {
+    fn policy(&self) -> ResizePolicy {
+        self.inner.policy()
+    }
+
+    fn model_id(&self) -> &str {
+        self.inner.model_id()
+    }
+
+    fn embed(&self, inputs: &[Vec<f32>]) -> lookalike_core::Result<Vec<f32>> {
+        if self.gate.swap(false, Ordering::SeqCst) {
+            self.entered.lock().unwrap().send(()).unwrap();
+            self.release.lock().unwrap().recv().unwrap();
+        }
+        self.inner.embed(inputs)
+    }
+}
+
+#[test]
+fn the_batcher_gathers_concurrent_queries_into_few_model_calls_and_refuses_when_full() {
+    use lookalike_core::batcher::{Batcher, Full};
+    use std::sync::mpsc;
+    let dir = tempfile::tempdir().unwrap();
+    catalog(&dir.path().join("catalog"), 40);
+    let (entered_tx, entered) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel();
+    let gated = Arc::new(Gated {
+        inner: FakeEmbedder::new(ResizePolicy::Crop),
+        entered: entered_tx.into(),
+        release: release_rx.into(),
+        gate: AtomicBool::new(false),
+    });
+    let engine = Arc::new(engine(dir.path(), gated.clone()));
+    index(&engine);
+    let service = Arc::new(SearchService::open(engine, Some(SearchMode::Exact)).unwrap());
+    let images = dir.path().join("catalog/images");
+    let upload = |i: usize| Query::Bytes {
+        name: format!("upload {i}"),
+        bytes: std::fs::read(images.join(format!("{i}.png"))).unwrap(),
+    };
+    let ids = |hits: Vec<lookalike_core::Hit>| hits.into_iter().map(|h| (h.id, h.score)).collect::<Vec<_>>();
+    let single: Vec<_> = (0..16).map(|i| ids(service.search(&upload(i), 5, &[]).unwrap())).collect();
+
+    let sizes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = sizes.clone();
+    let batcher = Arc::new(
+        Batcher::start(
+            service.clone(),
+            8,
+            std::time::Duration::from_millis(200),
+            64,
+            Box::new(move |n| seen.lock().unwrap().push(n)),
+        )
+        .unwrap(),
+    );
+    let (tx, rx) = mpsc::channel();
+    for i in 0..16 {
+        let tx = tx.clone();
+        batcher.submit(upload(i), Box::new(move |qv| tx.send((i, qv)).unwrap())).unwrap();
+    }
+    for _ in 0..16 {
+        let (i, qv) = rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
+        assert_eq!(ids(service.search_vector(&qv.unwrap(), 5, &[])), single[i], "query {i}");
+    }
+    let sizes = sizes.lock().unwrap().clone();
+    assert_eq!(sizes.iter().sum::<usize>(), 16);
+    assert!(sizes.iter().all(|&n| n <= 8) && sizes.len() <= 4, "16 queued queries in batches of at most 8: {sizes:?}");
+    assert_eq!(batcher.depth(), 0);
+
+    // A bad image fails alone, beside good ones in the same batch.
+    let (tx2, rx2) = mpsc::channel();
+    for (i, q) in
+        [upload(1), Query::Bytes { name: "junk".into(), bytes: b"not an image".to_vec() }].into_iter().enumerate()
+    {
+        let tx = tx2.clone();
+        batcher.submit(q, Box::new(move |qv| tx.send((i, qv.is_ok())).unwrap())).unwrap();
+    }
+    let mut outcomes: Vec<_> = (0..2).map(|_| rx2.recv_timeout(std::time::Duration::from_secs(30)).unwrap()).collect();
+    outcomes.sort();
+    assert_eq!(outcomes, vec![(0, true), (1, false)]);
+
+    // The model held on one batch: the queue (capacity 2 here) fills, then refuses at once.
+    let small = Batcher::start(service, 1, std::time::Duration::ZERO, 2, Box::new(|_| {})).unwrap();
+    gated.gate.store(true, Ordering::SeqCst);
+    let (tx3, rx3) = mpsc::channel();
+    let reply = |tx: &mpsc::Sender<bool>| {
+        let tx = tx.clone();
+        Box::new(move |qv: lookalike_core::Result<_>| tx.send(qv.is_ok()).unwrap()) as lookalike_core::batcher::Reply
+    };
+    small.submit(upload(0), reply(&tx3)).unwrap();
+    entered.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
+    small.submit(upload(1), reply(&tx3)).unwrap();
+    small.submit(upload(2), reply(&tx3)).unwrap();
+    assert_eq!(small.submit(upload(3), reply(&tx3)), Err(Full));
+    assert_eq!(small.depth(), 3);
+    release.send(()).unwrap();
+    for _ in 0..3 {
+        assert!(rx3.recv_timeout(std::time::Duration::from_secs(30)).unwrap());
+    }
+}

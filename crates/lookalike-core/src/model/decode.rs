@@ -61,6 +61,19 @@ pub fn decode_bytes(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     Ok(flatten_on_white(img))
 }
 
+/// A JPEG of the image scaled to fit a `size` x `size` box (never enlarged), decoded with
+/// the same limits as indexing: for thumbnails in result lists and web pages.
+pub fn thumbnail(bytes: &[u8], size: u32) -> Result<Vec<u8>, DecodeError> {
+    let img = decode_bytes(bytes)?;
+    let (w, h) = img.dimensions();
+    let scale = (size as f32 / w.max(h) as f32).min(1.0);
+    let (tw, th) = (((w as f32 * scale).round() as u32).max(1), ((h as f32 * scale).round() as u32).max(1));
+    let small = image::imageops::resize(&img, tw, th, image::imageops::FilterType::Triangle);
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85).encode_image(&small)?;
+    Ok(out)
+}
+
 /// The JPEG decoder fills a cut-off file with grey and succeeds; such a half photo would
 /// be indexed as if whole. Entropy-coded data never holds 0xFFD9, so a complete file has
 /// the end-of-image marker after its last start-of-scan (an EXIF thumbnail's markers come
@@ -161,6 +174,19 @@ mod tests {
     fn alpha_is_composited_on_white() {
         let img = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(2, 2, image::Rgba([0, 0, 0, 0])));
         assert_eq!(flatten_on_white(img).get_pixel(0, 0).0, [255, 255, 255]);
+    }
+
+    #[test]
+    fn thumbnails_fit_the_box_and_never_grow() {
+        let mut png = Vec::new();
+        DynamicImage::ImageRgb8(gradient(300, 120))
+            .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let small = decode_bytes(&thumbnail(&png, 100).unwrap()).unwrap();
+        assert_eq!(small.dimensions(), (100, 40));
+        let same = decode_bytes(&thumbnail(&png, 1000).unwrap()).unwrap();
+        assert_eq!(same.dimensions(), (300, 120));
+        assert!(thumbnail(b"not an image", 100).is_err());
     }
 
     #[test]

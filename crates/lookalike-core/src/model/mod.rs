@@ -12,7 +12,7 @@ pub mod fake;
 mod resnet;
 
 pub use crate::error::DecodeError;
-pub use decode::{decode, decode_bytes, input, preprocess, ResizePolicy};
+pub use decode::{decode, decode_bytes, input, preprocess, thumbnail, ResizePolicy};
 pub use resnet::{LayerTime, Profile};
 
 use crate::error::{Error, Result};

@@ -1,0 +1,106 @@
+//! Gathers image queries arriving from many threads into one model call: a worker takes
+//! the first waiting query, everything queued behind it, and whatever more arrives within
+//! a short wait, up to the batch size; while it embeds, the next batch queues. Under load
+//! the throughput approaches the batched embedding's; a lone query waits at most `wait`.
+//! The queue is bounded: a full one refuses at once instead of growing memory.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::service::{Query, QueryVector, SearchService};
+
+/// Where a query's vector goes when its batch is done.
+pub type Reply = Box<dyn FnOnce(Result<Arc<QueryVector>>) + Send>;
+
+/// Told the size of every batch the worker embeds (for metrics).
+pub type BatchObserver = Box<dyn Fn(usize) + Send>;
+
+struct Job {
+    query: Query,
+    reply: Reply,
+}
+
+/// The queue was full; try again shortly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full;
+
+pub struct Batcher {
+    jobs: SyncSender<Job>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Batcher {
+    /// Starts the worker thread; it ends when the batcher is dropped and the queue is empty.
+    pub fn start(
+        service: Arc<SearchService>,
+        max_batch: usize,
+        wait: Duration,
+        capacity: usize,
+        observe: BatchObserver,
+    ) -> std::io::Result<Batcher> {
+        let (jobs, rx) = mpsc::sync_channel(capacity.max(1));
+        let queued = Arc::new(AtomicUsize::new(0));
+        let counter = queued.clone();
+        std::thread::Builder::new()
+            .name("query-batcher".into())
+            .spawn(move || work(&service, &rx, max_batch.max(1), wait, &counter, &observe))?;
+        Ok(Batcher { jobs, queued })
+    }
+
+    /// Queues an image query; `reply` is called once, from the worker, with its vector.
+    pub fn submit(&self, query: Query, reply: Reply) -> std::result::Result<(), Full> {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        match self.jobs.try_send(Job { query, reply }) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.queued.fetch_sub(1, Ordering::SeqCst);
+                Err(Full)
+            }
+        }
+    }
+
+    /// Queries waiting for or in a batch now.
+    pub fn depth(&self) -> usize {
+        self.queued.load(Ordering::SeqCst)
+    }
+}
+
+fn work(
+    service: &SearchService,
+    rx: &Receiver<Job>,
+    max_batch: usize,
+    wait: Duration,
+    queued: &AtomicUsize,
+    observe: &BatchObserver,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        let deadline = Instant::now() + wait;
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Ok(job) => batch.push(job),
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                },
+            }
+        }
+        observe(batch.len());
+        let (queries, replies): (Vec<Query>, Vec<Reply>) = batch.into_iter().map(|j| (j.query, j.reply)).unzip();
+        // A panic in a batch fails its queries, not the worker every later query needs.
+        let vectors = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| service.query_vectors(&queries)))
+            .unwrap_or_else(|_| {
+                queries
+                    .iter()
+                    .map(|_| Err(Error::failed("embedding a batch of queries", "the model panicked")))
+                    .collect()
+            });
+        queued.fetch_sub(queries.len(), Ordering::SeqCst);
+        for (reply, vector) in replies.into_iter().zip(vectors) {
+            reply(vector);
+        }
+    }
+}
