@@ -292,6 +292,7 @@ async fn fetch(app: &Arc<App>, url: String) -> ApiResult<Query> {
         (status = 400, description = "Malformed parameters or body", body = ErrorOut),
         (status = 403, description = "URL queries are off", body = ErrorOut),
         (status = 404, description = "Unknown item", body = ErrorOut),
+        (status = 408, description = "The body did not arrive within the timeout", body = ErrorOut),
         (status = 409, description = "Ambiguous item", body = ErrorOut),
         (status = 413, description = "Body or fetched photo over the limit", body = ErrorOut),
         (status = 415, description = "Unsupported Content-Type", body = ErrorOut),
@@ -304,7 +305,20 @@ pub async fn search_handler(
     request: Request,
 ) -> ApiResult<Json<SearchOut>> {
     let p = params(q, app.service.engine().config().k)?;
-    let query = read_query(&app, request).await?;
+    // A declared length over the limit is refused before any of the body is read.
+    let limit = app.config.max_body_kib * 1024;
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body is over the {} KiB limit", app.config.max_body_kib),
+        ));
+    }
+    // A client that stops sending its body does not hold its place for ever.
+    let query = tokio::time::timeout(app.timeout, read_query(&app, request)).await.map_err(|_| {
+        ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request body did not arrive in time")
+    })??;
     run(&app, query, p).await
 }
 
