@@ -63,6 +63,13 @@ impl From<lookalike_core::Error> for ApiError {
     }
 }
 
+/// The answer when a handler panicked: a JSON 500 (the panic's text stays in the log).
+pub fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+    eprintln!("lookalike serve: a handler panicked: {}", what.as_deref().unwrap_or("(no message)"));
+    ApiError::internal("the server failed on this request; it keeps serving").into_response()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorOut { error: ErrorBody { kind: self.kind.to_string(), message: self.message } };
@@ -75,5 +82,26 @@ impl IntoResponse for ApiError {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_a_json_500() {
+        let router = axum::Router::new()
+            .route("/boom", get(|| async { panic!("boom") as &str }))
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked));
+        let request = axum::http::Request::get("/boom").body(axum::body::Body::empty()).unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"]["kind"], "internal");
     }
 }

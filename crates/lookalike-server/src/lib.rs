@@ -119,6 +119,7 @@ fn router(service: Arc<SearchService>, config: &ServerConfig) -> anyhow::Result<
         .route("/v1/index", post(jobs::start))
         .route("/v1/jobs/{id}", get(jobs::get))
         .fallback(not_found)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panicked))
         .layer(axum::middleware::from_fn_with_state(app.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(config.max_body_kib * 1024))
         .with_state(app);

@@ -16,7 +16,10 @@ use std::process::{Command, ExitCode};
 
 /// Crates the engine core must never depend on: they belong to the faces.
 const FACE_CRATES: &[&str] = &["clap", "ratatui", "crossterm", "ratatui-image", "indicatif", "axum", "tokio"];
+/// Python packages the tests run, pinned, installed into the test virtual environment.
 const ANNOY: &str = "annoy==1.17.3";
+const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+const PYTHON_PACKAGES: &[&str] = &[ANNOY, SCHEMATHESIS];
 
 /// A real component some tests need.
 struct Component {
@@ -61,9 +64,19 @@ fn ssh(_: &Ctx) -> bool {
     Path::new("/usr/sbin/sshd").is_file() && succeeds(Command::new("ssh").arg("-V"))
 }
 
-fn python_annoy(ctx: &Ctx) -> bool {
-    let check = "import importlib.metadata as m; assert m.version('annoy') == '1.17.3'";
-    succeeds(Command::new(ctx.python()).args(["-c", check]))
+fn chromium(_: &Ctx) -> bool {
+    Path::new("/usr/bin/chromium").is_file() && Path::new("/usr/bin/chromedriver").is_file()
+}
+
+/// Whether the test virtual environment holds `pin` ("name==version") at that version.
+fn python_has(ctx: &Ctx, pin: &str) -> bool {
+    let (name, version) = pin.split_once("==").expect("pins are name==version");
+    let check = format!("import importlib.metadata as m; assert m.version('{name}') == '{version}'");
+    succeeds(Command::new(ctx.python()).args(["-c", &check]))
+}
+
+fn python_packages(ctx: &Ctx) -> bool {
+    PYTHON_PACKAGES.iter().all(|p| python_has(ctx, p))
 }
 
 /// The tests that read labelled photos: the fashion sample, else the Fashion-MNIST demo.
@@ -87,6 +100,7 @@ const DATA_TESTS: &[&str] = &[
     "tui_in_tmux_picks_searches_reindexes_and_quits_cleanly",
     "tui_over_ssh_in_tmux",
     "fetched_weights_and_the_user_config_work_from_any_folder",
+    "the_web_page_searches_by_upload_click_keyboard_and_facet_in_chromium",
 ];
 
 fn components() -> Vec<Component> {
@@ -112,11 +126,23 @@ fn components() -> Vec<Component> {
         Component {
             name: "Python annoy 1.17.3 (in target/test-venv)",
             apt: &[],
-            present: python_annoy,
+            present: |ctx| python_has(ctx, ANNOY),
             tests: &[
                 "python_annoy_reads_our_index_and_agrees_with_annoy_rs",
                 "an_index_written_by_python_annoy_is_served",
             ],
+        },
+        Component {
+            name: "schemathesis 4.32.5 (in target/test-venv)",
+            apt: &[],
+            present: |ctx| python_has(ctx, SCHEMATHESIS),
+            tests: &["schemathesis_finds_no_server_error_and_no_answer_outside_the_openapi_document"],
+        },
+        Component {
+            name: "Chromium and chromedriver (Debian's chromium, chromium-driver)",
+            apt: &["chromium", "chromium-driver"],
+            present: chromium,
+            tests: &["the_web_page_searches_by_upload_click_keyboard_and_facet_in_chromium"],
         },
     ]
 }
@@ -156,9 +182,9 @@ fn apt_install(packages: &[&str]) -> bool {
         && run(&mut cmd(&[&["apt-get", "install", "-y", "-qq"][..], packages].concat()))
 }
 
-/// The test virtual environment with Python annoy, made when missing.
+/// The test virtual environment with the pinned Python packages, made when missing.
 fn python_venv(ctx: &Ctx) -> bool {
-    if python_annoy(ctx) {
+    if python_packages(ctx) {
         return true;
     }
     if !ctx.python().is_file() && !run(Command::new("python3").arg("-m").arg("venv").arg(&ctx.venv)) {
@@ -167,8 +193,8 @@ fn python_venv(ctx: &Ctx) -> bool {
             return false;
         }
     }
-    let pip = ["-m", "pip", "install", "--disable-pip-version-check", "-q", ANNOY];
-    run(Command::new(ctx.python()).args(pip)) && python_annoy(ctx)
+    let pip = ["-m", "pip", "install", "--disable-pip-version-check", "-q"];
+    run(Command::new(ctx.python()).args(pip).args(PYTHON_PACKAGES)) && python_packages(ctx)
 }
 
 /// `cargo tree` of the core: none of the faces' crates may appear.
@@ -209,10 +235,11 @@ fn test(ctx: &Ctx, filter: &[String]) -> ExitCode {
             apt.join(" ")
         );
     }
-    if !python_annoy(ctx) && !python_venv(ctx) {
+    if !python_venv(ctx) {
         eprintln!(
-            "xtask: cannot set up Python annoy: run `python3 -m venv {v} && {v}/bin/python3 -m pip install {ANNOY}`",
-            v = ctx.venv.display()
+            "xtask: cannot set up the Python packages: run `python3 -m venv {v} && {v}/bin/python3 -m pip install {p}`",
+            v = ctx.venv.display(),
+            p = PYTHON_PACKAGES.join(" ")
         );
     }
     for c in &comps {
