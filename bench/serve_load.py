@@ -112,6 +112,7 @@ try:
             r.update(mode=mode, clients=c)
             runs.append(r)
             total += r["requests"]
+            memory.setdefault("after_first_run", rss_mib(server.pid))
             print(f"{mode:5} {c:3} clients: {r['rps']:8.1f} req/s  p50 {r['p50_us'] / 1000:7.1f} ms  "
                   f"p95 {r['p95_us'] / 1000:7.1f} ms  p99 {r['p99_us'] / 1000:7.1f} ms  "
                   f"non-2xx {r['non2xx']}  socket errors {r['socket_errors']}", file=sys.stderr)
@@ -144,7 +145,8 @@ if at16:
     print(f"\nimage queries at 16 clients: {at16['rps'] / bn['images_per_s']:.2f}x the batched embedding throughput")
 if at1:
     print(f"image queries at 1 client: p50 {at1['p50_us'] / 1000 - b1['ms_per_image']:+.1f} ms over the batch-1 embedding time")
-print(f"resident memory: {memory['start']:.0f} MiB at start, {memory['after_image']:.0f} MiB after the image runs, "
+print(f"resident memory: {memory['start']:.0f} MiB at start, {memory['after_first_run']:.0f} MiB after the first run "
+      f"(the model's batch buffers), {memory['after_image']:.0f} MiB after the image runs, "
       f"{memory['after_total']:.0f} MiB after {memory['requests']} requests")
 if a.json:
     with open(a.json, "w") as f:

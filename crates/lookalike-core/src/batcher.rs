@@ -2,7 +2,8 @@
 //! the first waiting query, everything queued behind it, and whatever more arrives within
 //! a short wait, up to the batch size; while it embeds, the next batch queues. Under load
 //! the throughput approaches the batched embedding's; a lone query waits at most `wait`.
-//! The queue is bounded: a full one refuses at once instead of growing memory.
+//! The queue is bounded: a full one refuses at once instead of growing memory. A query
+//! whose asker has gone (a client that hung up) is dropped unembedded.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -12,15 +13,28 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::service::{Query, QueryVector, SearchService};
 
-/// Where a query's vector goes when its batch is done.
-pub type Reply = Box<dyn FnOnce(Result<Arc<QueryVector>>) + Send>;
+/// Where a query's vector goes when its batch is done. Any `FnOnce` taking the vector is one.
+pub trait Reply: Send {
+    fn send(self: Box<Self>, vector: Result<Arc<QueryVector>>);
+
+    /// Whether anyone still waits for the vector; one no one waits for is not embedded.
+    fn wanted(&self) -> bool {
+        true
+    }
+}
+
+impl<F: FnOnce(Result<Arc<QueryVector>>) + Send> Reply for F {
+    fn send(self: Box<Self>, vector: Result<Arc<QueryVector>>) {
+        (*self)(vector)
+    }
+}
 
 /// Told the size of every batch the worker embeds (for metrics).
 pub type BatchObserver = Box<dyn Fn(usize) + Send>;
 
 struct Job {
     query: Query,
-    reply: Reply,
+    reply: Box<dyn Reply>,
 }
 
 /// The queue was full; try again shortly.
@@ -51,7 +65,7 @@ impl Batcher {
     }
 
     /// Queues an image query; `reply` is called once, from the worker, with its vector.
-    pub fn submit(&self, query: Query, reply: Reply) -> std::result::Result<(), Full> {
+    pub fn submit(&self, query: Query, reply: Box<dyn Reply>) -> std::result::Result<(), Full> {
         self.queued.fetch_add(1, Ordering::SeqCst);
         match self.jobs.try_send(Job { query, reply }) {
             Ok(()) => Ok(()),
@@ -76,20 +90,33 @@ fn work(
     queued: &AtomicUsize,
     observe: &BatchObserver,
 ) {
+    // Keeps a job someone still waits for; forgets the others at once.
+    let keep = |batch: &mut Vec<Job>, job: Job| {
+        if job.reply.wanted() {
+            batch.push(job);
+        } else {
+            queued.fetch_sub(1, Ordering::SeqCst);
+        }
+    };
     while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
+        let mut batch = Vec::with_capacity(max_batch);
+        keep(&mut batch, first);
         let deadline = Instant::now() + wait;
         while batch.len() < max_batch {
             match rx.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(job) => keep(&mut batch, job),
                 Err(_) => match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                    Ok(job) => batch.push(job),
+                    Ok(job) => keep(&mut batch, job),
                     Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
                 },
             }
         }
+        if batch.is_empty() {
+            continue;
+        }
         observe(batch.len());
-        let (queries, replies): (Vec<Query>, Vec<Reply>) = batch.into_iter().map(|j| (j.query, j.reply)).unzip();
+        let (queries, replies): (Vec<Query>, Vec<Box<dyn Reply>>) =
+            batch.into_iter().map(|j| (j.query, j.reply)).unzip();
         // A panic in a batch fails its queries, not the worker every later query needs.
         let vectors = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| service.query_vectors(&queries)))
             .unwrap_or_else(|_| {
@@ -100,7 +127,7 @@ fn work(
             });
         queued.fetch_sub(queries.len(), Ordering::SeqCst);
         for (reply, vector) in replies.into_iter().zip(vectors) {
-            reply(vector);
+            reply.send(vector);
         }
     }
 }

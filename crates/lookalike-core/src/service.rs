@@ -386,14 +386,19 @@ impl SearchService {
                 Err(e) => chunk.iter().for_each(|&i| features[i] = Some(Err(Error::Model(e.to_string())))),
             }
         }
-        (0..queries.len())
-            .map(|i| {
+        // Descriptors and query expansion on every core: serial, they would leave one idle
+        // between model calls.
+        inputs
+            .into_par_iter()
+            .zip(features)
+            .zip(queries)
+            .map(|((input, features), query)| {
                 // A query that failed to decode keeps its error in `inputs`.
-                let features = match (inputs[i].take(), features[i].take()) {
+                let features = match (input, features) {
                     (Some(Err(e)), _) | (_, Some(Err(e))) => return Err(e),
                     (_, f) => f.and_then(Result::ok),
                 };
-                self.finish(&snapshot, &queries[i], features)
+                self.finish(&snapshot, query, features)
             })
             .collect()
     }

@@ -244,7 +244,7 @@ impl Embedder for Gated {
 
 #[test]
 fn the_batcher_gathers_concurrent_queries_into_few_model_calls_and_refuses_when_full() {
-    use lookalike_core::batcher::{Batcher, Full};
+    use lookalike_core::batcher::{Batcher, Full, Reply};
     use std::sync::mpsc;
     let dir = tempfile::tempdir().unwrap();
     catalog(&dir.path().join("catalog"), 40);
@@ -267,8 +267,8 @@ fn the_batcher_gathers_concurrent_queries_into_few_model_calls_and_refuses_when_
     let ids = |hits: Vec<lookalike_core::Hit>| hits.into_iter().map(|h| (h.id, h.score)).collect::<Vec<_>>();
     let single: Vec<_> = (0..16).map(|i| ids(service.search(&upload(i), 5, &[]).unwrap())).collect();
 
-    let sizes = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = sizes.clone();
+    let sizes_seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = sizes_seen.clone();
     let batcher = Arc::new(
         Batcher::start(
             service.clone(),
@@ -288,7 +288,7 @@ fn the_batcher_gathers_concurrent_queries_into_few_model_calls_and_refuses_when_
         let (i, qv) = rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
         assert_eq!(ids(service.search_vector(&qv.unwrap(), 5, &[])), single[i], "query {i}");
     }
-    let sizes = sizes.lock().unwrap().clone();
+    let sizes = sizes_seen.lock().unwrap().clone();
     assert_eq!(sizes.iter().sum::<usize>(), 16);
     assert!(sizes.iter().all(|&n| n <= 8) && sizes.len() <= 4, "16 queued queries in batches of at most 8: {sizes:?}");
     assert_eq!(batcher.depth(), 0);
@@ -305,13 +305,31 @@ fn the_batcher_gathers_concurrent_queries_into_few_model_calls_and_refuses_when_
     outcomes.sort();
     assert_eq!(outcomes, vec![(0, true), (1, false)]);
 
+    // A query no one waits for any more (its client hung up) is dropped, not embedded.
+    struct Gone;
+    impl Reply for Gone {
+        fn send(self: Box<Self>, _: lookalike_core::Result<Arc<lookalike_core::service::QueryVector>>) {
+            panic!("a query no one waits for was answered");
+        }
+        fn wanted(&self) -> bool {
+            false
+        }
+    }
+    let before: usize = sizes_seen.lock().unwrap().iter().sum();
+    batcher.submit(upload(2), Box::new(Gone)).unwrap();
+    let (tx4, rx4) = mpsc::channel();
+    batcher.submit(upload(3), Box::new(move |qv: lookalike_core::Result<_>| tx4.send(qv.is_ok()).unwrap())).unwrap();
+    assert!(rx4.recv_timeout(std::time::Duration::from_secs(30)).unwrap());
+    assert_eq!(sizes_seen.lock().unwrap().iter().sum::<usize>(), before + 1, "only the wanted query was embedded");
+    assert_eq!(batcher.depth(), 0);
+
     // The model held on one batch: the queue (capacity 2 here) fills, then refuses at once.
     let small = Batcher::start(service, 1, std::time::Duration::ZERO, 2, Box::new(|_| {})).unwrap();
     gated.gate.store(true, Ordering::SeqCst);
     let (tx3, rx3) = mpsc::channel();
     let reply = |tx: &mpsc::Sender<bool>| {
         let tx = tx.clone();
-        Box::new(move |qv: lookalike_core::Result<_>| tx.send(qv.is_ok()).unwrap()) as lookalike_core::batcher::Reply
+        Box::new(move |qv: lookalike_core::Result<_>| tx.send(qv.is_ok()).unwrap()) as Box<dyn Reply>
     };
     small.submit(upload(0), reply(&tx3)).unwrap();
     entered.recv_timeout(std::time::Duration::from_secs(30)).unwrap();

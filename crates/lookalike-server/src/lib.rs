@@ -88,7 +88,9 @@ fn router(service: Arc<SearchService>, config: &ServerConfig) -> anyhow::Result<
         service.clone(),
         config.batch_size,
         Duration::from_millis(config.batch_wait_ms),
-        config.max_queue.max(1),
+        // Every photo query holds an admission; the slack is for queries whose clients
+        // hung up, until the worker drops them.
+        2 * (config.max_concurrent + config.max_queue).max(1),
         Box::new(move |n| observer.batch(n)),
     )?;
     let app = Arc::new(App {

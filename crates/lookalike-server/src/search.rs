@@ -12,6 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
 use axum::http::{header, StatusCode};
 use axum::Json;
+use lookalike_core::batcher::Reply;
 use lookalike_core::catalog::{Field, Filter, Product};
 use lookalike_core::service::QueryVector;
 use lookalike_core::{Hit, Query};
@@ -179,16 +180,25 @@ async fn search(app: &Arc<App>, query: Query, p: Params, started: Instant) -> Ap
     Ok(Json(SearchOut { hits, took_ms: started.elapsed().as_secs_f64() * 1000.0, embed_ms, items }))
 }
 
+/// A handler waiting for its photo's vector; once the client has hung up (the handler
+/// dropped), the batch worker skips the photo instead of embedding it for no one.
+struct Waiting(tokio::sync::oneshot::Sender<lookalike_core::Result<Arc<QueryVector>>>);
+
+impl Reply for Waiting {
+    fn send(self: Box<Self>, vector: lookalike_core::Result<Arc<QueryVector>>) {
+        let _ = self.0.send(vector);
+    }
+
+    fn wanted(&self) -> bool {
+        !self.0.is_closed()
+    }
+}
+
 /// A photo's search vector, from the batch worker.
 async fn embed(app: &Arc<App>, photo: Query) -> ApiResult<Arc<QueryVector>> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     app.batcher
-        .submit(
-            photo,
-            Box::new(move |vector| {
-                let _ = tx.send(vector);
-            }),
-        )
+        .submit(photo, Box::new(Waiting(tx)))
         .map_err(|_| ApiError::busy("the photo queue is full; retry shortly"))?;
     Ok(rx.await.map_err(|_| ApiError::internal("the batch worker stopped"))??)
 }

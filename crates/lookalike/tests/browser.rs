@@ -97,7 +97,7 @@ async fn the_web_page_searches_by_upload_click_keyboard_and_facet_in_chromium() 
     assert_eq!(c.title().await.unwrap(), "lookalike");
     // The facet menus load from /v1/facets.
     until("the facet menus", async || {
-        (c.find_all(Locator::Css("#facets select")).await.ok()?.len() >= 1).then_some(())
+        (!c.find_all(Locator::Css("#facets select")).await.ok()?.is_empty()).then_some(())
     })
     .await;
 
