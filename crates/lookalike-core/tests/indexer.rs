@@ -282,7 +282,7 @@ fn the_batcher_gathers_concurrent_queries_into_few_model_calls_and_refuses_when_
     let (tx, rx) = mpsc::channel();
     for i in 0..16 {
         let tx = tx.clone();
-        batcher.submit(upload(i), Box::new(move |qv| tx.send((i, qv)).unwrap())).unwrap();
+        batcher.submit(upload(i), Box::new(move |qv: lookalike_core::Result<_>| tx.send((i, qv)).unwrap())).unwrap();
     }
     for _ in 0..16 {
         let (i, qv) = rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
@@ -299,7 +299,7 @@ fn the_batcher_gathers_concurrent_queries_into_few_model_calls_and_refuses_when_
         [upload(1), Query::Bytes { name: "junk".into(), bytes: b"not an image".to_vec() }].into_iter().enumerate()
     {
         let tx = tx2.clone();
-        batcher.submit(q, Box::new(move |qv| tx.send((i, qv.is_ok())).unwrap())).unwrap();
+        batcher.submit(q, Box::new(move |qv: lookalike_core::Result<_>| tx.send((i, qv.is_ok())).unwrap())).unwrap();
     }
     let mut outcomes: Vec<_> = (0..2).map(|_| rx2.recv_timeout(std::time::Duration::from_secs(30)).unwrap()).collect();
     outcomes.sort();
