@@ -51,6 +51,8 @@ pub struct Config {
     pub descriptor: Recipe,
     /// Query expansion: neighbours averaged into each query; 0 = off.
     pub expand: usize,
+    /// Byte-identical copies of a photo collapse into one hit.
+    pub collapse: bool,
     pub index: IndexConfig,
     /// The `[ui]` section, read by the terminal UI.
     pub ui: toml::Table,
@@ -110,6 +112,7 @@ impl Default for Config {
             k: 10,
             descriptor: Recipe::DEFAULT,
             expand: 5,
+            collapse: true,
             index: IndexConfig::default(),
             ui: toml::Table::new(),
             server: toml::Table::new(),
@@ -178,6 +181,7 @@ struct SearchSection {
     whiten: Option<i64>,
     shrink: Option<f64>,
     expand: Option<i64>,
+    collapse: Option<bool>,
 }
 
 /// Values given on the command line; they win over everything else.
@@ -286,6 +290,9 @@ impl Config {
         }
         if let Some(v) = file.search.k {
             config.k = in_range("search.k", v, 1, 10_000)?;
+        }
+        if let Some(v) = file.search.collapse {
+            config.collapse = v;
         }
         let f = file.search;
         config.apply_search_settings(f.descriptor, f.power, f.whiten, f.shrink, f.expand)?;

@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod config;
 pub mod demo;
 pub mod descriptor;
+pub mod dupes;
 pub mod engine;
 pub mod error;
 pub mod eval;

@@ -11,8 +11,10 @@ use serde::Serialize;
 use crate::catalog::{self, CatalogSource, Field, Filter, Product};
 use crate::config::SearchMode;
 use crate::descriptor::Space;
+use crate::dupes::Copies;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+
 use crate::index::annoy::{self, Annoy, AnnoyIndex};
 use crate::index::exact::Exact;
 use crate::index::{Request, Rows, Scored, VectorIndex};
@@ -40,6 +42,8 @@ pub struct Hit {
     pub id: String,
     pub score: f32,
     pub metadata: Option<Product>,
+    /// Ids of the catalog's byte-identical copies of this photo (collapsed into this hit).
+    pub copies: Vec<String>,
 }
 
 /// Values of a metadata field in the catalog with their counts, most frequent first.
@@ -79,6 +83,9 @@ pub struct Snapshot {
     unsaved: bool,
     expand: usize,
     source: Arc<dyn CatalogSource>,
+    copies: Copies,
+    /// Whether byte-identical copies collapse into one hit (`[search] collapse`).
+    collapse: bool,
 }
 
 impl Snapshot {
@@ -116,6 +123,8 @@ impl Snapshot {
             None => (Box::new(exact), None),
         };
         Ok(Snapshot {
+            copies: Copies::exact(store.entries()),
+            collapse: config.collapse,
             store,
             unsaved,
             space,
@@ -210,9 +219,28 @@ impl Snapshot {
         self.index.search(&Request { vector, k, filters, exclude })
     }
 
+    /// The groups of byte-identical photos in the store.
+    pub fn copies(&self) -> &Copies {
+        &self.copies
+    }
+
+    /// [`Snapshot::rank`] with byte-identical copies collapsed into one hit (unless
+    /// collapsing is off), so k hits are k different photos.
+    pub fn rank_distinct(&self, vector: &[f32], k: usize, filters: &[Filter], exclude: &[usize]) -> Vec<Scored> {
+        if !self.collapse || self.copies.groups().is_empty() {
+            return self.rank(vector, k, filters, exclude);
+        }
+        // Copies can take at most `extra_rows` places: asking for that many more fills k.
+        let wanted = (k + self.copies.extra_rows()).min(self.len());
+        self.copies.collapse(self.rank(vector, wanted, filters, exclude), k)
+    }
+
     fn hit(&self, rank: usize, s: Scored) -> Hit {
-        let rel = self.store.entries()[s.row].path.clone();
+        let entries = self.store.entries();
+        let rel = entries[s.row].path.clone();
+        let copies = self.copies.of(s.row).into_iter().filter(|&r| r != s.row);
         Hit {
+            copies: copies.map(|r| catalog::product_id(&entries[r].path).to_string()).collect(),
             rank,
             path: self.source.locator(&rel),
             id: catalog::product_id(&rel).to_string(),
@@ -337,8 +365,9 @@ impl SearchService {
     fn finish(&self, snapshot: &Arc<Snapshot>, query: &Query, features: Option<Vec<f32>>) -> Result<Arc<QueryVector>> {
         let (vector, exclude) = match (query, features) {
             (Query::Item(item), _) => {
+                // The item is left out, and so are its byte-identical copies.
                 let row = snapshot.find_item(item)?;
-                (snapshot.space.vector(row).to_vec(), vec![row])
+                (snapshot.space.vector(row).to_vec(), snapshot.copies.of(row))
             }
             (_, Some(f)) => (snapshot.space.describe(&f)?, Vec::new()),
             (_, None) => return Err(Error::failed("searching", "an image query without its features")),
@@ -350,7 +379,7 @@ impl SearchService {
     /// The k best matches of a query vector that pass every filter.
     pub fn search_vector(&self, query: &Arc<QueryVector>, k: usize, filters: &[Filter]) -> Vec<Hit> {
         let s = &query.snapshot;
-        s.rank(&query.vector, k, filters, &query.exclude)
+        s.rank_distinct(&query.vector, k, filters, &query.exclude)
             .into_iter()
             .enumerate()
             .map(|(i, scored)| s.hit(i + 1, scored))

@@ -37,8 +37,11 @@ fn catalog(dir: &Path, n: usize) {
 }
 
 fn engine(dir: &Path, embedder: Arc<dyn Embedder>) -> Engine {
-    let config =
-        Config { catalog: dir.join("catalog"), state_dir: Some(dir.join("state")), batch_size: 4, ..Config::default() };
+    engine_with(dir, embedder, Config::default())
+}
+
+fn engine_with(dir: &Path, embedder: Arc<dyn Embedder>, base: Config) -> Engine {
+    let config = Config { catalog: dir.join("catalog"), state_dir: Some(dir.join("state")), batch_size: 4, ..base };
     let source = Arc::new(LocalFolder::new(config.catalog.clone(), None));
     Engine::with_parts(config, source, Some(embedder)).unwrap()
 }
@@ -341,4 +344,47 @@ fn the_batcher_gathers_concurrent_queries_into_few_model_calls_and_refuses_when_
     for _ in 0..3 {
         assert!(rx3.recv_timeout(std::time::Duration::from_secs(30)).unwrap());
     }
+}
+
+#[test]
+fn byte_identical_copies_collapse_into_their_keepers_hit_and_dupes_groups_them() {
+    let dir = tempfile::tempdir().unwrap();
+    catalog(&dir.path().join("catalog"), 20);
+    let images = dir.path().join("catalog/images");
+    for (from, to) in [(3, 30), (3, 31), (5, 50)] {
+        std::fs::copy(images.join(format!("{from}.png")), images.join(format!("{to}.png"))).unwrap();
+    }
+    // Same size, so the oldest is kept: 31, then 3, then 30.
+    let t0 = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    for (name, age) in [("31", 0), ("3", 10), ("30", 20)] {
+        let f = std::fs::File::options().write(true).open(images.join(format!("{name}.png"))).unwrap();
+        f.set_modified(t0 + std::time::Duration::from_secs(age)).unwrap();
+    }
+    let fake = Arc::new(FakeEmbedder::new(ResizePolicy::Crop));
+    let engine = Arc::new(engine(dir.path(), fake.clone()));
+    index(&engine);
+
+    let groups = lookalike_core::dupes::exact_report(&engine).unwrap();
+    let ids: Vec<Vec<(&str, bool)>> =
+        groups.iter().map(|g| g.members.iter().map(|m| (m.id.as_str(), m.keeper)).collect()).collect();
+    assert_eq!(ids, vec![vec![("31", true), ("3", false), ("30", false)], vec![("5", true), ("50", false)]]);
+
+    let service = SearchService::open(engine.clone(), Some(SearchMode::Exact)).unwrap();
+    let hits = service.search(&Query::Image(images.join("3.png")), 5, &[]).unwrap();
+    assert_eq!((hits[0].id.as_str(), hits[0].copies.clone()), ("31", vec!["3".to_string(), "30".to_string()]));
+    assert_eq!(hits.len(), 5);
+    let copies_shown = hits.iter().filter(|h| ["3", "30", "31"].contains(&h.id.as_str())).count();
+    assert_eq!(copies_shown, 1, "one hit for the three copies: {hits:?}");
+    // More like this item: neither the item nor its copies.
+    let hits = service.search(&Query::Item("3".into()), 20, &[]).unwrap();
+    assert!(hits.iter().all(|h| !["3", "30", "31"].contains(&h.id.as_str())), "{hits:?}");
+    assert_eq!(hits.len(), 19, "20 photos are 20 - 1 (5 and 50 are one) less the query's own");
+
+    // Collapsing off: every copy is a hit of its own.
+    let plain = engine_with(dir.path(), fake, Config { collapse: false, ..Config::default() });
+    let service = SearchService::open(Arc::new(plain), Some(SearchMode::Exact)).unwrap();
+    let hits = service.search(&Query::Image(images.join("3.png")), 5, &[]).unwrap();
+    let mut top: Vec<&str> = hits[..3].iter().map(|h| h.id.as_str()).collect();
+    top.sort();
+    assert_eq!(top, ["3", "30", "31"]);
 }

@@ -83,6 +83,8 @@ pub struct HitOut {
     /// The item's styles.csv row, when it has one.
     #[schema(value_type = Option<Object>)]
     metadata: Option<Product>,
+    /// Ids of the catalog's byte-identical copies of this photo, collapsed into this hit.
+    copies: Vec<String>,
     image_url: String,
     thumbnail_url: String,
 }
@@ -97,6 +99,7 @@ impl From<Hit> for HitOut {
             rel: h.rel,
             score: h.score,
             metadata: h.metadata,
+            copies: h.copies,
         }
     }
 }

@@ -73,6 +73,7 @@ fn hits(n: usize) -> Vec<Hit> {
             id: format!("{}", 1500 + i),
             score: 0.93 - i as f32 * 0.013,
             metadata: Some(product(i)),
+            copies: Vec::new(),
         })
         .collect()
 }

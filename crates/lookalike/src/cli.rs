@@ -124,8 +124,25 @@ pub enum Command {
         /// Print results as JSON
         #[arg(long)]
         json: bool,
+        /// Show byte-identical copies of a photo as hits of their own [default: they
+        /// collapse into one hit that lists them; config search.collapse]
+        #[arg(long)]
+        no_collapse: bool,
         #[command(flatten)]
         mode: ModeArgs,
+    },
+    /// List groups of byte-identical photos in the catalog, each with the copy to keep
+    ///
+    /// The keeper is the largest file, then the oldest; every member comes with its
+    /// metadata, so the same photo listed twice can be told from the same product shot
+    /// twice. Nothing in the catalog is changed. Needs an index run first.
+    Dupes {
+        /// Print the groups as JSON
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print one CSV row per member: group, tier, keeper, id, path, size, and metadata
+        #[arg(long)]
+        csv: bool,
     },
     /// Measure retrieval quality (precision@k, mAP@k) against catalog labels
     Eval {
@@ -383,8 +400,9 @@ pub fn run(cli: Cli) -> Result<()> {
                 print_index_report(&report);
             }
         }
-        Command::Query { images, items, from, k, filters, json, mode } => {
+        Command::Query { images, items, from, k, filters, json, no_collapse, mode } => {
             let k = k.unwrap_or(config.k);
+            let config = Config { collapse: config.collapse && !no_collapse, ..config };
             let started = Instant::now();
             let service = SearchService::open(Arc::new(Engine::new(config)?), mode.get())?;
             let snapshot = service.snapshot();
@@ -431,6 +449,10 @@ pub fn run(cli: Cli) -> Result<()> {
             if failed > 0 {
                 bail!("{failed} of {} queries failed", queries.len());
             }
+        }
+        Command::Dupes { json, csv } => {
+            let groups = lookalike_core::dupes::exact_report(&Engine::new(config)?)?;
+            print_dupes(&groups, json, csv)?;
         }
         Command::Eval { field, k, duplicates, queries, min_class, variant, json } => {
             // The variant applies to this evaluation only; the saved descriptors keep the
@@ -637,7 +659,10 @@ fn print_hits(hits: &[lookalike_core::Hit], json: bool) -> Result<()> {
         println!("{:>4}  {:>6}  {:<10} {:<16} {:<12} name / path", "rank", "score", "id", "articleType", "colour");
         for h in hits {
             let m = h.metadata.clone().unwrap_or_default();
-            let name = if m.name.is_empty() { h.path.display().to_string() } else { m.name };
+            let mut name = if m.name.is_empty() { h.path.display().to_string() } else { m.name };
+            if !h.copies.is_empty() {
+                name.push_str(&format!(" (+{} identical: {})", h.copies.len(), h.copies.join(", ")));
+            }
             println!(
                 "{:>4}  {:>5.1}%  {:<10} {:<16} {:<12} {}",
                 h.rank,
@@ -647,6 +672,50 @@ fn print_hits(hits: &[lookalike_core::Hit], json: bool) -> Result<()> {
                 m.base_colour,
                 name
             );
+        }
+    }
+    Ok(())
+}
+
+fn print_dupes(groups: &[lookalike_core::dupes::GroupReport], json: bool, csv: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(groups)?);
+        return Ok(());
+    }
+    if csv {
+        let mut w = ::csv::Writer::from_writer(std::io::stdout().lock());
+        w.write_record([
+            "group",
+            "tier",
+            "keeper",
+            "id",
+            "path",
+            "size",
+            "productDisplayName",
+            "articleType",
+            "baseColour",
+        ])?;
+        for (g, group) in groups.iter().enumerate() {
+            let number = (g + 1).to_string();
+            for m in &group.members {
+                let p = m.metadata.clone().unwrap_or_default();
+                let keeper = if m.keeper { "yes" } else { "no" };
+                let size = m.size.to_string();
+                let row = [&number, group.tier, keeper, &m.id, &m.rel, &size, &p.name, &p.article_type, &p.base_colour];
+                w.write_record(row)?;
+            }
+        }
+        w.flush()?;
+        return Ok(());
+    }
+    let copies: usize = groups.iter().map(|g| g.members.len() - 1).sum();
+    println!("{} groups of byte-identical photos ({copies} copies beyond the keepers)", groups.len());
+    for (g, group) in groups.iter().enumerate() {
+        println!("\ngroup {} ({}, {} photos)", g + 1, group.tier, group.members.len());
+        for m in &group.members {
+            let p = m.metadata.clone().unwrap_or_default();
+            let mark = if m.keeper { "keep" } else { "copy" };
+            println!("  {mark}  {:<10} {:>8} B  {:<16} {:<12} {}", m.id, m.size, p.article_type, p.base_colour, m.rel);
         }
     }
     Ok(())

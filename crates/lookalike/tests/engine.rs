@@ -92,7 +92,12 @@ fn an_image_finds_itself_first() {
         // Query expansion moves the query towards its neighbours, so the image's own score
         // is below 1, but it still ranks first (a byte-identical duplicate may tie).
         let top = hits[0]["score"].as_f64().unwrap();
-        let own = hits.as_array().unwrap().iter().find(|h| h["rel"] == format!("images/{file}"));
+        // A byte-identical copy may stand for it (the copies collapse into the keeper's hit).
+        let id = Path::new(file).file_stem().unwrap().to_str().unwrap();
+        let own =
+            hits.as_array().unwrap().iter().find(|h| {
+                h["rel"] == format!("images/{file}") || h["copies"].as_array().unwrap().iter().any(|c| c == id)
+            });
         let own = own.unwrap_or_else(|| panic!("{file} not in its own top 3: {hits}"));
         assert!((own["score"].as_f64().unwrap() - top).abs() < 1e-6, "{file} not first: {hits}");
     }
@@ -246,4 +251,60 @@ fn bad_query_files_are_clear_errors() {
         assert!(err.contains(&*path.to_string_lossy()) && err.contains(reason), "{err}");
         assert!(!err.contains("panicked"), "{err}");
     }
+}
+
+#[test]
+fn dupes_lists_byte_identical_photos_and_searches_show_each_photo_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (catalog, state) = (dir.path().join("catalog"), dir.path().join("state"));
+    let files = dataset().subset(8, 0, &catalog);
+    let images = catalog.join("images");
+    let stem = |f: &str| Path::new(f).file_stem().unwrap().to_str().unwrap().to_string();
+    // Two later copies of the first photo, one of the second (std::fs::copy gives them
+    // newer times, so the originals are the keepers).
+    for (from, to) in [(&files[0], "900001"), (&files[0], "900002"), (&files[1], "900003")] {
+        std::fs::copy(images.join(from), images.join(format!("{to}.jpg"))).unwrap();
+    }
+    common::run_json(&catalog, &state, &["index", "--json"]);
+
+    let groups = common::run_json(&catalog, &state, &["dupes", "--json"]);
+    let members = |g: &serde_json::Value| -> Vec<(String, bool)> {
+        g["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["id"].as_str().unwrap().into(), m["keeper"] == true))
+            .collect()
+    };
+    let mut found: Vec<Vec<(String, bool)>> = groups.as_array().unwrap().iter().map(members).collect();
+    found.sort();
+    let mut want = vec![
+        vec![(stem(&files[0]), true), ("900001".into(), false), ("900002".into(), false)],
+        vec![(stem(&files[1]), true), ("900003".into(), false)],
+    ];
+    want.sort();
+    assert_eq!(found, want);
+    assert!(groups[0]["members"][0]["metadata"]["articleType"].is_string(), "keepers carry their metadata: {groups}");
+
+    let csv = common::at(&catalog, &state).args(["dupes", "--csv"]).output().unwrap();
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    assert!(csv.starts_with("group,tier,keeper,id,path,size,"), "{csv}");
+    assert_eq!(csv.lines().count(), 1 + 5, "{csv}");
+
+    let photo = images.join(&files[0]);
+    let search = |extra: &[&str]| {
+        let mut cmd = common::at(&catalog, &state);
+        json(&cmd.arg("query").arg(&photo).args(["-k", "5", "--json"]).args(extra).output().unwrap())
+    };
+    let hits = search(&[]);
+    let ids: Vec<&str> = hits.as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap()).collect();
+    assert_eq!(ids[0], stem(&files[0]), "{hits}");
+    assert_eq!(hits[0]["copies"], serde_json::json!(["900001", "900002"]));
+    assert!(!ids.iter().any(|i| ["900001", "900002", "900003"].contains(i)), "copies collapsed: {ids:?}");
+    let plain = search(&["--no-collapse"]);
+    let mut top: Vec<&str> = plain.as_array().unwrap()[..3].iter().map(|h| h["id"].as_str().unwrap()).collect();
+    top.sort();
+    let mut want_top = vec![stem(&files[0]), "900001".into(), "900002".into()];
+    want_top.sort();
+    assert_eq!(top, want_top);
 }

@@ -82,6 +82,7 @@ fn python_packages(ctx: &Ctx) -> bool {
 /// The tests that read labelled photos: the fashion sample, else the Fashion-MNIST demo.
 const DATA_TESTS: &[&str] = &[
     "an_image_finds_itself_first",
+    "dupes_lists_byte_identical_photos_and_searches_show_each_photo_once",
     "a_resized_reencoded_copy_finds_its_original",
     "item_queries_leave_the_item_out_and_filters_apply",
     "precision_at_10_is_far_above_chance",
