@@ -24,7 +24,7 @@ fn bare() -> assert_cmd::Command {
 #[test]
 fn every_command_has_help() {
     bare().arg("--help").assert().success().stdout(contains("fetch-weights"));
-    for cmd in ["fetch-weights", "index", "query", "eval", "info", "bench", "demo"] {
+    for cmd in ["fetch-weights", "index", "query", "dupes", "serve", "eval", "info", "bench", "demo"] {
         bare().args([cmd, "--help"]).assert().success().stdout(contains("Usage: lookalike"));
     }
 }
