@@ -31,6 +31,8 @@ impl Group {
 pub struct Copies {
     groups: Vec<Group>,
     group_of: HashMap<usize, usize>,
+    /// Rows that are not their group's keeper: what collapsing can hide.
+    extra_rows: usize,
 }
 
 impl Copies {
@@ -53,7 +55,8 @@ impl Copies {
         groups.sort_by(|a, b| entries[a.keeper()].path.cmp(&entries[b.keeper()].path));
         let group_of =
             groups.iter().enumerate().flat_map(|(g, group)| group.rows.iter().map(move |&r| (r, g))).collect();
-        Copies { groups, group_of }
+        let extra_rows = groups.iter().map(|g| g.rows.len() - 1).sum();
+        Copies { groups, group_of, extra_rows }
     }
 
     pub fn groups(&self) -> &[Group] {
@@ -67,7 +70,7 @@ impl Copies {
 
     /// Rows that are not their group's keeper: what collapsing can hide.
     pub fn extra_rows(&self) -> usize {
-        self.groups.iter().map(|g| g.rows.len() - 1).sum()
+        self.extra_rows
     }
 
     /// One hit per photo: a row with the bytes of an earlier hit is left out, and a

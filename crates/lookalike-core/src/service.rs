@@ -14,7 +14,6 @@ use crate::descriptor::Space;
 use crate::dupes::Copies;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-
 use crate::index::annoy::{self, Annoy, AnnoyIndex};
 use crate::index::exact::Exact;
 use crate::index::{Request, Rows, Scored, VectorIndex};

@@ -215,8 +215,10 @@ fn upload(bytes: Bytes) -> ApiResult<Query> {
 
 /// A rejected body: over the limit is 413, as JSON like every other error.
 fn body_error(status: StatusCode, text: String) -> ApiError {
-    let kind = if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "bad_request" };
-    ApiError::new(status, kind, text)
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(text),
+        _ => ApiError::new(status, "bad_request", text),
+    }
 }
 
 /// The query a search request's body asks for, by its Content-Type.
@@ -286,11 +288,7 @@ async fn fetch(app: &Arc<App>, url: String) -> ApiResult<Query> {
     });
     let bytes = fetched.await.map_err(|e| ApiError::internal(e.to_string()))?.map_err(failed)?;
     if bytes.len() > max {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("the photo at the URL is over {} KiB", app.config.url_max_kib),
-        ));
+        return Err(ApiError::too_large(format!("the photo at the URL is over {} KiB", app.config.url_max_kib)));
     }
     Ok(Query::Bytes { name: "the photo at the URL".into(), bytes })
 }
@@ -322,11 +320,7 @@ pub async fn search_handler(
     let limit = app.config.max_body_kib * 1024;
     let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("the body is over the {} KiB limit", app.config.max_body_kib),
-        ));
+        return Err(ApiError::too_large(format!("the body is over the {} KiB limit", app.config.max_body_kib)));
     }
     // A client that stops sending its body does not hold its place for ever.
     let query = tokio::time::timeout(app.timeout, read_query(&app, request)).await.map_err(|_| {

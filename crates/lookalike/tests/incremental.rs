@@ -111,14 +111,7 @@ fn only_new_and_changed_files_are_embedded() {
 
 /// `lookalike index` in the background, quiet, with a config file.
 fn spawn_index(catalog: &Path, state: &Path, config: &Path) -> std::process::Child {
-    std::process::Command::new(assert_cmd::cargo::cargo_bin("lookalike"))
-        .env("LOOKALIKE_WEIGHTS", common::weights())
-        .arg("--config")
-        .arg(config)
-        .arg("--catalog")
-        .arg(catalog)
-        .arg("--state-dir")
-        .arg(state)
+    common::process(catalog, state, config)
         .arg("index")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

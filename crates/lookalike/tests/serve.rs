@@ -7,7 +7,7 @@
 mod common;
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,17 +57,21 @@ fn bytes_of(r: ureq::Response) -> Vec<u8> {
     bytes
 }
 
+/// A copy of the v1 fixture served with the `[server]` settings given: its catalog,
+/// state folder and server.
+fn serve_fixture(dir: &Path, settings: &str, env: &[(&str, &str)]) -> (PathBuf, PathBuf, Server) {
+    let (catalog, state) = common::fixture_v1_copy(dir);
+    let config = dir.join("server.toml");
+    std::fs::write(&config, format!("[server]\n{settings}")).unwrap();
+    let server = start(&catalog, &state, &config, env);
+    (catalog, state, server)
+}
+
 #[test]
 fn the_http_api_answers_like_the_cli_and_refuses_bad_requests_with_json() {
     let dir = tempfile::tempdir().unwrap();
-    let (catalog, state) = common::fixture_v1_copy(dir.path());
-    let config = dir.path().join("server.toml");
-    std::fs::write(
-        &config,
-        "[server]\nmax_body_kib = 64\nmax_concurrent = 4\nallow_url_fetch = true\nurl_max_kib = 4\n",
-    )
-    .unwrap();
-    let server = start(&catalog, &state, &config, &[("LOOKALIKE_SERVER_TOKEN", TOKEN)]);
+    let settings = "max_body_kib = 64\nmax_concurrent = 4\nallow_url_fetch = true\nurl_max_kib = 4\n";
+    let (catalog, state, server) = serve_fixture(dir.path(), settings, &[("LOOKALIKE_SERVER_TOKEN", TOKEN)]);
     let url = |p: &str| server.url(p);
     let photo = std::fs::read(catalog.join("images/3.png")).unwrap();
 
@@ -252,10 +256,9 @@ fn the_http_api_answers_like_the_cli_and_refuses_bad_requests_with_json() {
 #[test]
 fn thirty_two_clients_get_single_client_answers_while_a_reindex_switches_versions() {
     let dir = tempfile::tempdir().unwrap();
-    let (catalog, state) = common::fixture_v1_copy(dir.path());
-    let config = dir.path().join("server.toml");
-    std::fs::write(&config, "[server]\nmax_queue = 64\nbatch_wait_ms = 5\n").unwrap();
-    let server = Arc::new(start(&catalog, &state, &config, &[("LOOKALIKE_SERVER_TOKEN", TOKEN)]));
+    let settings = "max_queue = 64\nbatch_wait_ms = 5\n";
+    let (catalog, _, server) = serve_fixture(dir.path(), settings, &[("LOOKALIKE_SERVER_TOKEN", TOKEN)]);
+    let server = Arc::new(server);
     let photos: Vec<Vec<u8>> =
         (0..8).map(|i| std::fs::read(catalog.join(format!("images/{i}.png"))).unwrap()).collect();
     // Queries 0-7 are photos, 8-15 items.
@@ -338,10 +341,8 @@ fn thirty_two_clients_get_single_client_answers_while_a_reindex_switches_version
 #[test]
 fn a_full_queue_answers_503_with_retry_after_and_writes_and_urls_are_off_by_default() {
     let dir = tempfile::tempdir().unwrap();
-    let (catalog, state) = common::fixture_v1_copy(dir.path());
-    let config = dir.path().join("server.toml");
-    std::fs::write(&config, "[server]\nmax_concurrent = 1\nmax_queue = 1\nbatch_size = 1\n").unwrap();
-    let server = Arc::new(start(&catalog, &state, &config, &[]));
+    let (catalog, _, server) = serve_fixture(dir.path(), "max_concurrent = 1\nmax_queue = 1\nbatch_size = 1\n", &[]);
+    let server = Arc::new(server);
     let photo = Arc::new(std::fs::read(catalog.join("images/3.png")).unwrap());
     let (_, want) =
         answer(ureq::post(&server.url("/v1/search?k=3")).set("Content-Type", "image/png").send_bytes(&photo));
@@ -400,10 +401,7 @@ fn schemathesis() -> std::path::PathBuf {
 fn schemathesis_finds_no_server_error_and_no_answer_outside_the_openapi_document() {
     let bin = schemathesis();
     let dir = tempfile::tempdir().unwrap();
-    let (catalog, state) = common::fixture_v1_copy(dir.path());
-    let config = dir.path().join("server.toml");
-    std::fs::write(&config, "[server]\nmax_queue = 64\n").unwrap();
-    let server = start(&catalog, &state, &config, &[("LOOKALIKE_SERVER_TOKEN", TOKEN)]);
+    let (_, _, server) = serve_fixture(dir.path(), "max_queue = 64\n", &[("LOOKALIKE_SERVER_TOKEN", TOKEN)]);
     let out = std::process::Command::new(bin)
         .current_dir(dir.path())
         .env("SCHEMATHESIS_HOOKS", "")

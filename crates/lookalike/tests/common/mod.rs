@@ -32,6 +32,15 @@ pub fn lookalike() -> assert_cmd::Command {
     cmd
 }
 
+/// `lookalike --config C --catalog X --state-dir S` with the real weights, as a process to
+/// spawn (servers, runs killed mid-way).
+pub fn process(catalog: &Path, state: &Path, config: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("lookalike"));
+    cmd.env("LOOKALIKE_WEIGHTS", weights());
+    cmd.arg("--config").arg(config).arg("--catalog").arg(catalog).arg("--state-dir").arg(state);
+    cmd
+}
+
 /// Real labelled product photos: the fashion sample when present, else the Fashion-MNIST
 /// demo catalog. Which one is printed, so a log always says what was tested.
 pub struct Dataset {

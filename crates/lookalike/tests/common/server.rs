@@ -26,23 +26,12 @@ impl Server {
 
 /// Starts the server and waits (bounded) for the line with its address.
 pub fn start(catalog: &Path, state: &Path, config: &Path, env: &[(&str, &str)]) -> Server {
-    let bin = assert_cmd::cargo::cargo_bin("lookalike");
-    let mut cmd = std::process::Command::new(bin);
-    cmd.env_remove("LOOKALIKE_SERVER_TOKEN").env("LOOKALIKE_WEIGHTS", super::weights());
+    let mut cmd = super::process(catalog, state, config);
+    cmd.env_remove("LOOKALIKE_SERVER_TOKEN");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .arg("--config")
-        .arg(config)
-        .arg("--catalog")
-        .arg(catalog)
-        .arg("--state-dir")
-        .arg(state)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = cmd.args(["serve", "--listen", "127.0.0.1:0"]).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
