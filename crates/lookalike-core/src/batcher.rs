@@ -1,9 +1,12 @@
-//! Gathers image queries arriving from many threads into one model call: a worker takes
-//! the first waiting query, everything queued behind it, and whatever more arrives within
-//! a short wait, up to the batch size; while it embeds, the next batch queues. Under load
-//! the throughput approaches the batched embedding's; a lone query waits at most `wait`.
-//! The queue is bounded: a full one refuses at once instead of growing memory. A query
-//! whose asker has gone (a client that hung up) is dropped unembedded.
+//! Gathers model inputs arriving from many threads into one model call: a worker takes
+//! the first waiting input, everything queued behind it, and whatever more arrives within
+//! a short wait, up to the batch size. The worker only runs the model: callers decode
+//! before they submit ([`SearchService::prepare`]) and describe and rank after
+//! ([`SearchService::image_vector`]) on their own threads, so under load one model call
+//! follows the other and the throughput approaches the batched embedding's; a lone query
+//! waits at most `wait`. The queue is bounded: a full one refuses at once instead of
+//! growing memory. An input whose asker has gone (a client that hung up) is dropped
+//! unembedded.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -11,21 +14,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::service::{Query, QueryVector, SearchService};
+use crate::model::FEATURE_DIMS;
+use crate::service::SearchService;
 
-/// Where a query's vector goes when its batch is done. Any `FnOnce` taking the vector is one.
+/// Where an input's features go when its batch is done. Any `FnOnce` taking them is one.
 pub trait Reply: Send {
-    fn send(self: Box<Self>, vector: Result<Arc<QueryVector>>);
+    fn send(self: Box<Self>, features: Result<Vec<f32>>);
 
-    /// Whether anyone still waits for the vector; one no one waits for is not embedded.
+    /// Whether anyone still waits for the features; an input no one waits for is not embedded.
     fn wanted(&self) -> bool {
         true
     }
 }
 
-impl<F: FnOnce(Result<Arc<QueryVector>>) + Send> Reply for F {
-    fn send(self: Box<Self>, vector: Result<Arc<QueryVector>>) {
-        (*self)(vector)
+impl<F: FnOnce(Result<Vec<f32>>) + Send> Reply for F {
+    fn send(self: Box<Self>, features: Result<Vec<f32>>) {
+        (*self)(features)
     }
 }
 
@@ -33,7 +37,7 @@ impl<F: FnOnce(Result<Arc<QueryVector>>) + Send> Reply for F {
 pub type BatchObserver = Box<dyn Fn(usize) + Send>;
 
 struct Job {
-    query: Query,
+    input: Vec<f32>,
     reply: Box<dyn Reply>,
 }
 
@@ -64,10 +68,10 @@ impl Batcher {
         Ok(Batcher { jobs, queued })
     }
 
-    /// Queues an image query; `reply` is called once, from the worker, with its vector.
-    pub fn submit(&self, query: Query, reply: Box<dyn Reply>) -> std::result::Result<(), Full> {
+    /// Queues a prepared input; `reply` is called once, from the worker, with its features.
+    pub fn submit(&self, input: Vec<f32>, reply: Box<dyn Reply>) -> std::result::Result<(), Full> {
         self.queued.fetch_add(1, Ordering::SeqCst);
-        match self.jobs.try_send(Job { query, reply }) {
+        match self.jobs.try_send(Job { input, reply }) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.queued.fetch_sub(1, Ordering::SeqCst);
@@ -115,19 +119,21 @@ fn work(
             continue;
         }
         observe(batch.len());
-        let (queries, replies): (Vec<Query>, Vec<Box<dyn Reply>>) =
-            batch.into_iter().map(|j| (j.query, j.reply)).unzip();
+        let (inputs, replies): (Vec<Vec<f32>>, Vec<Box<dyn Reply>>) =
+            batch.into_iter().map(|j| (j.input, j.reply)).unzip();
         // A panic in a batch fails its queries, not the worker every later query needs.
-        let vectors = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| service.query_vectors(&queries)))
-            .unwrap_or_else(|_| {
-                queries
-                    .iter()
-                    .map(|_| Err(Error::failed("embedding a batch of queries", "the model panicked")))
-                    .collect()
-            });
-        queued.fetch_sub(queries.len(), Ordering::SeqCst);
-        for (reply, vector) in replies.into_iter().zip(vectors) {
-            reply.send(vector);
+        let embedded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            service.engine().embedder().and_then(|e| Ok(e.embed(&inputs)?)).map_err(|e| e.to_string())
+        }))
+        .unwrap_or_else(|_| Err("the model panicked".to_string()));
+        queued.fetch_sub(inputs.len(), Ordering::SeqCst);
+        match embedded {
+            Ok(features) => {
+                for (reply, f) in replies.into_iter().zip(features.chunks(FEATURE_DIMS)) {
+                    reply.send(Ok(f.to_vec()));
+                }
+            }
+            Err(reason) => replies.into_iter().for_each(|reply| reply.send(Err(Error::Model(reason.clone())))),
         }
     }
 }

@@ -34,7 +34,7 @@ pub fn default_weights() -> PathBuf {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Folder of product images, walked recursively.
+    /// Folder of product images, walked recursively, or a catalog URL (`s3://bucket/prefix`).
     pub catalog: PathBuf,
     /// Kaggle-style `styles.csv`; `None` means `<catalog>/styles.csv` when present.
     pub labels: Option<PathBuf>,
@@ -54,12 +54,29 @@ pub struct Config {
     /// Byte-identical copies of a photo collapse into one hit.
     pub collapse: bool,
     pub index: IndexConfig,
+    /// How remote catalogs are fetched.
+    pub fetch: FetchConfig,
     /// The `[ui]` section, read by the terminal UI.
     pub ui: toml::Table,
     /// The `[server]` section, read by `lookalike serve`.
     pub server: toml::Table,
     /// The file the settings came from, if any.
     pub file: Option<PathBuf>,
+}
+
+/// Fetching from a remote catalog (`[catalog] fetch_*`): requests in flight at once, tries
+/// of a failing request (with exponential backoff and jitter) and each request's timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchConfig {
+    pub concurrency: usize,
+    pub retries: usize,
+    pub timeout_s: u64,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        FetchConfig { concurrency: 16, retries: 5, timeout_s: 30 }
+    }
 }
 
 /// How searches pick between exact and Annoy search, and how the Annoy index is built.
@@ -114,6 +131,7 @@ impl Default for Config {
             expand: 5,
             collapse: true,
             index: IndexConfig::default(),
+            fetch: FetchConfig::default(),
             ui: toml::Table::new(),
             server: toml::Table::new(),
             file: None,
@@ -154,6 +172,9 @@ struct IndexSection {
 struct CatalogSection {
     dir: Option<PathBuf>,
     labels: Option<PathBuf>,
+    fetch_concurrency: Option<i64>,
+    fetch_retries: Option<i64>,
+    fetch_timeout_s: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -262,7 +283,7 @@ impl Config {
         let file: FileConfig = toml::from_str(text).map_err(|e| Error::config(e.to_string()))?;
         let mut config = Config::default();
         let rel = |p: PathBuf| {
-            if p.is_absolute() || base.as_os_str().is_empty() {
+            if p.is_absolute() || base.as_os_str().is_empty() || crate::catalog::url_scheme(&p).is_some() {
                 p
             } else {
                 base.join(p)
@@ -281,6 +302,15 @@ impl Config {
         config.state_dir = file.store.state_dir.filter(|p| !p.as_os_str().is_empty()).map(rel);
         if let Some(r) = file.model.resize {
             config.resize = r;
+        }
+        if let Some(v) = file.catalog.fetch_concurrency {
+            config.fetch.concurrency = in_range("catalog.fetch_concurrency", v, 1, 1024)?;
+        }
+        if let Some(v) = file.catalog.fetch_retries {
+            config.fetch.retries = in_range("catalog.fetch_retries", v, 0, 100)?;
+        }
+        if let Some(v) = file.catalog.fetch_timeout_s {
+            config.fetch.timeout_s = in_range("catalog.fetch_timeout_s", v, 1, 3600)? as u64;
         }
         if let Some(v) = file.model.batch_size {
             config.batch_size = in_range("model.batch_size", v, 1, 1024)?;

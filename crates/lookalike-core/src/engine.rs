@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::catalog::{CatalogSource, LocalFolder};
+use crate::catalog::{self, CatalogSource};
 use crate::config::{self, Config, SearchMode};
 use crate::descriptor::Space;
 use crate::error::{Error, Result};
@@ -26,10 +26,11 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine over the configured local catalog folder, with the ResNet50 loaded from
-    /// the configured weights when first needed.
+    /// An engine over the configured catalog (a folder, or a URL of a registered scheme:
+    /// [`catalog::open`]), with the ResNet50 loaded from the configured weights when first
+    /// needed.
     pub fn new(config: Config) -> Result<Engine> {
-        let source = Arc::new(LocalFolder::new(config.catalog.clone(), config.labels.clone()));
+        let source = catalog::open(&config)?;
         Engine::with_parts(config, source, None)
     }
 
@@ -145,6 +146,44 @@ impl Engine {
                         && annoy::is_current(&self.state, &d, self.config.index.n_trees)
                 })
             }),
+        })
+    }
+}
+
+/// What `lookalike info --scan` reports: the catalog's images now, and what an index run
+/// would find new, changed (by size or change token) and removed, without reading an image.
+#[derive(Debug, Serialize)]
+pub struct ScanSummary {
+    pub images: usize,
+    pub skipped: usize,
+    pub new: usize,
+    pub changed: usize,
+    pub removed: usize,
+    pub seconds: f64,
+}
+
+impl Engine {
+    /// Lists the catalog and compares it with the store (see [`ScanSummary`]).
+    pub fn scan_summary(&self) -> Result<ScanSummary> {
+        let started = std::time::Instant::now();
+        let scan = self.source.list()?;
+        let store = if self.state.store().exists() { Some(Store::open(&self.state.store())?) } else { None };
+        let (mut new, mut changed) = (0, 0);
+        for f in &scan.files {
+            match store.as_ref().and_then(|s| s.find(&f.rel).map(|row| &s.entries()[row])) {
+                None => new += 1,
+                Some(e) if e.size != f.size || e.mtime_ns != f.mtime_ns => changed += 1,
+                Some(_) => {}
+            }
+        }
+        let kept = scan.files.len() - new;
+        Ok(ScanSummary {
+            images: scan.files.len(),
+            skipped: scan.skipped.len(),
+            new,
+            changed,
+            removed: store.map_or(0, |s| s.len() - kept.min(s.len())),
+            seconds: started.elapsed().as_secs_f64(),
         })
     }
 }

@@ -13,7 +13,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::catalog::{CatalogFile, CatalogSource, RowError, Skipped};
+use crate::catalog::{self, CatalogFile, CatalogSource, RowError, Skipped};
 use crate::config::Config;
 use crate::descriptor::Space;
 use crate::error::{Error, Result};
@@ -194,9 +194,25 @@ pub fn run(parts: Parts, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progres
         }
     }
     let total_hash = needs_hash.len();
-    let hashed: Vec<(usize, std::io::Result<String>)> =
-        needs_hash.par_iter().map(|&i| (i, source.open(&scan.files[i].rel).and_then(store::content_hash))).collect();
-    progress(Progress { phase: Phase::Hashing, done: total_hash, total: total_hash });
+    let mut hashed: Vec<(usize, std::io::Result<String>)> = Vec::with_capacity(total_hash);
+    // In slices, so a cancelled run stops soon and a catalog that went away stops the run
+    // instead of every image being skipped.
+    for slice in needs_hash.chunks(HASH_SLICE) {
+        if cancel.load(Ordering::Relaxed) {
+            // Unhashed files keep their old version, like unembedded ones (below).
+            break;
+        }
+        let keys: Vec<&str> = slice.iter().map(|&i| scan.files[i].rel.as_str()).collect();
+        let hashes = source.hashes(&keys);
+        if let Some((key, e)) = keys.iter().zip(&hashes).find_map(|(k, h)| h.as_ref().err().map(|e| (k, e))) {
+            if catalog::is_outage(e) {
+                return Err(Error::Catalog { catalog: source.name(), reason: format!("reading {key}: {e}") });
+            }
+        }
+        hashed.extend(slice.iter().copied().zip(hashes));
+        progress(Progress { phase: Phase::Hashing, done: hashed.len(), total: total_hash });
+    }
+    progress(Progress { phase: Phase::Hashing, done: hashed.len(), total: total_hash });
 
     let mut by_hash: HashMap<&str, Source> = HashMap::new();
     if let Some(s) = &old {
@@ -250,6 +266,11 @@ pub fn run(parts: Parts, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progres
                 Ok(v) => {
                     rows.push(i);
                     vectors.push(v);
+                }
+                Err(DecodeError::Io(e)) if catalog::is_outage(&e) => {
+                    // What is in the journal stays; the next run resumes from it.
+                    let reason = format!("reading {}: {e}", scan.files[i].rel);
+                    return Err(Error::Catalog { catalog: source.name(), reason });
                 }
                 Err(e) => {
                     report.skipped.push(Skipped { path: scan.files[i].rel.clone(), reason: e.to_string() });
@@ -379,9 +400,11 @@ fn embed_files(
                 if cancel.load(Ordering::Relaxed) {
                     break;
                 }
+                let keys: Vec<&str> = chunk.iter().map(|&i| files[i].rel.as_str()).collect();
                 let decoded = chunk
                     .par_iter()
-                    .map(|&i| (i, source.read(&files[i].rel).and_then(|b| model::input(&b, policy))))
+                    .zip(source.read_many(&keys))
+                    .map(|(&i, bytes)| (i, bytes.and_then(|b| model::input(&b, policy))))
                     .collect();
                 if tx.send(decoded).is_err() {
                     break;
@@ -422,6 +445,9 @@ enum Source {
     /// A vector in the journal, by file offset (resumed or embedded by this run).
     Journal(u64),
 }
+
+/// Files hashed per call to the source: large enough for a remote source's concurrency.
+const HASH_SLICE: usize = 256;
 
 fn same_stat(e: &Entry, f: &CatalogFile) -> bool {
     e.size == f.size && e.mtime_ns == f.mtime_ns

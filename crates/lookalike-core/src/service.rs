@@ -336,7 +336,7 @@ impl SearchService {
             }
         }
         // Embedding can take a while: other threads' searches go on meanwhile.
-        let features = match self.input(query) {
+        let features = match self.prepare(query) {
             None => None,
             Some(input) => Some(self.engine.embedder()?.embed(&[input?])?),
         };
@@ -347,8 +347,10 @@ impl SearchService {
         Ok(qv)
     }
 
-    /// An image query's network input (decoded and preprocessed); `None` for items.
-    fn input(&self, query: &Query) -> Option<Result<Vec<f32>>> {
+    /// An image query's network input (decoded and preprocessed); `None` for items. With
+    /// [`image_vector`](Self::image_vector) it lets a caller run the model itself (a
+    /// server's batch worker) and do the rest on its own threads.
+    pub fn prepare(&self, query: &Query) -> Option<Result<Vec<f32>>> {
         let policy = self.engine.config().resize;
         let (what, input) = match query {
             Query::Item(_) => return None,
@@ -358,6 +360,13 @@ impl SearchService {
             Query::Bytes { name, bytes } => (name.clone(), model::input(bytes, policy)),
         };
         Some(input.map_err(|reason| Error::BadImage { what, reason }))
+    }
+
+    /// The search vector of an image from the model's features of its prepared input.
+    pub fn image_vector(&self, features: &[f32]) -> Result<Arc<QueryVector>> {
+        let snapshot = self.snapshot();
+        let vector = snapshot.space.describe(features)?;
+        Ok(expand(snapshot, vector, Vec::new()))
     }
 
     /// The search vector of a query, given the image's features (for image queries).
@@ -371,8 +380,7 @@ impl SearchService {
             (_, Some(f)) => (snapshot.space.describe(&f)?, Vec::new()),
             (_, None) => return Err(Error::failed("searching", "an image query without its features")),
         };
-        let vector = snapshot.expanded(vector, &exclude);
-        Ok(Arc::new(QueryVector { snapshot: snapshot.clone(), vector, exclude }))
+        Ok(expand(snapshot.clone(), vector, exclude))
     }
 
     /// The k best matches of a query vector that pass every filter.
@@ -401,7 +409,7 @@ impl SearchService {
     pub fn query_vectors(&self, queries: &[Query]) -> Vec<Result<Arc<QueryVector>>> {
         use rayon::prelude::*;
         let snapshot = self.snapshot();
-        let mut inputs: Vec<Option<Result<Vec<f32>>>> = queries.par_iter().map(|q| self.input(q)).collect();
+        let mut inputs: Vec<Option<Result<Vec<f32>>>> = queries.par_iter().map(|q| self.prepare(q)).collect();
         let mut features: Vec<Option<Result<Vec<f32>>>> = (0..queries.len()).map(|_| None).collect();
         let ready: Vec<usize> = (0..queries.len()).filter(|&i| matches!(inputs[i], Some(Ok(_)))).collect();
         for chunk in ready.chunks(self.engine.config().batch_size.max(1)) {
@@ -430,6 +438,12 @@ impl SearchService {
             })
             .collect()
     }
+}
+
+/// A query's descriptor expanded against the snapshot it will search.
+fn expand(snapshot: Arc<Snapshot>, vector: Vec<f32>, exclude: Vec<usize>) -> Arc<QueryVector> {
+    let vector = snapshot.expanded(vector, &exclude);
+    Arc::new(QueryVector { snapshot, vector, exclude })
 }
 
 // Servers share one service between their threads: checked at every build.

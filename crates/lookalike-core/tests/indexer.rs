@@ -282,36 +282,37 @@ fn the_batcher_gathers_concurrent_queries_into_few_model_calls_and_refuses_when_
         )
         .unwrap(),
     );
+    // Photos are decoded by their askers and only embedded by the worker.
+    let input = |i: usize| service.prepare(&upload(i)).unwrap().unwrap();
     let (tx, rx) = mpsc::channel();
     for i in 0..16 {
         let tx = tx.clone();
-        batcher.submit(upload(i), Box::new(move |qv: lookalike_core::Result<_>| tx.send((i, qv)).unwrap())).unwrap();
+        batcher
+            .submit(input(i), Box::new(move |f: lookalike_core::Result<Vec<f32>>| tx.send((i, f)).unwrap()))
+            .unwrap();
     }
     for _ in 0..16 {
-        let (i, qv) = rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
-        assert_eq!(ids(service.search_vector(&qv.unwrap(), 5, &[])), single[i], "query {i}");
+        let (i, features) = rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
+        let qv = service.image_vector(&features.unwrap()).unwrap();
+        assert_eq!(ids(service.search_vector(&qv, 5, &[])), single[i], "query {i}");
     }
     let sizes = sizes_seen.lock().unwrap().clone();
     assert_eq!(sizes.iter().sum::<usize>(), 16);
     assert!(sizes.iter().all(|&n| n <= 8) && sizes.len() <= 4, "16 queued queries in batches of at most 8: {sizes:?}");
     assert_eq!(batcher.depth(), 0);
 
-    // A bad image fails alone, beside good ones in the same batch.
+    // An input the model refuses (the wrong size) fails its batch with a model error, and
+    // the worker goes on.
     let (tx2, rx2) = mpsc::channel();
-    for (i, q) in
-        [upload(1), Query::Bytes { name: "junk".into(), bytes: b"not an image".to_vec() }].into_iter().enumerate()
-    {
-        let tx = tx2.clone();
-        batcher.submit(q, Box::new(move |qv: lookalike_core::Result<_>| tx.send((i, qv.is_ok())).unwrap())).unwrap();
-    }
-    let mut outcomes: Vec<_> = (0..2).map(|_| rx2.recv_timeout(std::time::Duration::from_secs(30)).unwrap()).collect();
-    outcomes.sort();
-    assert_eq!(outcomes, vec![(0, true), (1, false)]);
+    batcher
+        .submit(vec![0.0; 7], Box::new(move |f: lookalike_core::Result<Vec<f32>>| tx2.send(f.is_err()).unwrap()))
+        .unwrap();
+    assert!(rx2.recv_timeout(std::time::Duration::from_secs(30)).unwrap());
 
     // A query no one waits for any more (its client hung up) is dropped, not embedded.
     struct Gone;
     impl Reply for Gone {
-        fn send(self: Box<Self>, _: lookalike_core::Result<Arc<lookalike_core::service::QueryVector>>) {
+        fn send(self: Box<Self>, _: lookalike_core::Result<Vec<f32>>) {
             panic!("a query no one waits for was answered");
         }
         fn wanted(&self) -> bool {
@@ -319,26 +320,28 @@ fn the_batcher_gathers_concurrent_queries_into_few_model_calls_and_refuses_when_
         }
     }
     let before: usize = sizes_seen.lock().unwrap().iter().sum();
-    batcher.submit(upload(2), Box::new(Gone)).unwrap();
+    batcher.submit(input(2), Box::new(Gone)).unwrap();
     let (tx4, rx4) = mpsc::channel();
-    batcher.submit(upload(3), Box::new(move |qv: lookalike_core::Result<_>| tx4.send(qv.is_ok()).unwrap())).unwrap();
+    batcher
+        .submit(input(3), Box::new(move |f: lookalike_core::Result<Vec<f32>>| tx4.send(f.is_ok()).unwrap()))
+        .unwrap();
     assert!(rx4.recv_timeout(std::time::Duration::from_secs(30)).unwrap());
     assert_eq!(sizes_seen.lock().unwrap().iter().sum::<usize>(), before + 1, "only the wanted query was embedded");
     assert_eq!(batcher.depth(), 0);
 
     // The model held on one batch: the queue (capacity 2 here) fills, then refuses at once.
-    let small = Batcher::start(service, 1, std::time::Duration::ZERO, 2, Box::new(|_| {})).unwrap();
+    let small = Batcher::start(service.clone(), 1, std::time::Duration::ZERO, 2, Box::new(|_| {})).unwrap();
     gated.gate.store(true, Ordering::SeqCst);
     let (tx3, rx3) = mpsc::channel();
     let reply = |tx: &mpsc::Sender<bool>| {
         let tx = tx.clone();
-        Box::new(move |qv: lookalike_core::Result<_>| tx.send(qv.is_ok()).unwrap()) as Box<dyn Reply>
+        Box::new(move |f: lookalike_core::Result<Vec<f32>>| tx.send(f.is_ok()).unwrap()) as Box<dyn Reply>
     };
-    small.submit(upload(0), reply(&tx3)).unwrap();
+    small.submit(input(0), reply(&tx3)).unwrap();
     entered.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
-    small.submit(upload(1), reply(&tx3)).unwrap();
-    small.submit(upload(2), reply(&tx3)).unwrap();
-    assert_eq!(small.submit(upload(3), reply(&tx3)), Err(Full));
+    small.submit(input(1), reply(&tx3)).unwrap();
+    small.submit(input(2), reply(&tx3)).unwrap();
+    assert_eq!(small.submit(input(3), reply(&tx3)), Err(Full));
     assert_eq!(small.depth(), 3);
     release.send(()).unwrap();
     for _ in 0..3 {

@@ -135,7 +135,11 @@ pub fn serve(
     config: &ServerConfig,
     listening: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // The blocking threads decode photos and rank: CPU work, so a few per core is all
+    // that helps, and the bound keeps the threads (and their memory) few under load.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads((4 * cores).max(8)).build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

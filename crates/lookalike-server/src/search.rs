@@ -14,7 +14,6 @@ use axum::http::{header, StatusCode};
 use axum::Json;
 use lookalike_core::batcher::Reply;
 use lookalike_core::catalog::{Field, Filter, Product};
-use lookalike_core::service::QueryVector;
 use lookalike_core::{Hit, Query};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -163,17 +162,17 @@ async fn run(app: &Arc<App>, query: Query, p: Params) -> ApiResult<Json<SearchOu
 }
 
 async fn search(app: &Arc<App>, query: Query, p: Params, started: Instant) -> ApiResult<Json<SearchOut>> {
-    let (vector, item) = match query {
+    let (features, item) = match query {
         Query::Item(item) => (None, Some(item)),
         photo => (Some(embed(app, photo).await?), None),
     };
-    let embed_ms = if vector.is_some() { started.elapsed().as_secs_f64() * 1000.0 } else { 0.0 };
+    let embed_ms = if features.is_some() { started.elapsed().as_secs_f64() * 1000.0 } else { 0.0 };
     let _permit = app.permits.acquire().await.map_err(|e| ApiError::internal(e.to_string()))?;
     let service = app.service.clone();
     let Params { k, offset, filters } = p;
     let ranked = tokio::task::spawn_blocking(move || -> lookalike_core::Result<_> {
-        let qv = match (vector, item) {
-            (Some(qv), _) => qv,
+        let qv = match (features, item) {
+            (Some(features), _) => service.image_vector(&features)?,
             (None, item) => service.query_vector(&Query::Item(item.unwrap_or_default()))?,
         };
         Ok((service.search_vector(&qv, k + offset, &filters), qv.snapshot().len()))
@@ -183,13 +182,13 @@ async fn search(app: &Arc<App>, query: Query, p: Params, started: Instant) -> Ap
     Ok(Json(SearchOut { hits, took_ms: started.elapsed().as_secs_f64() * 1000.0, embed_ms, items }))
 }
 
-/// A handler waiting for its photo's vector; once the client has hung up (the handler
+/// A handler waiting for its photo's features; once the client has hung up (the handler
 /// dropped), the batch worker skips the photo instead of embedding it for no one.
-struct Waiting(tokio::sync::oneshot::Sender<lookalike_core::Result<Arc<QueryVector>>>);
+struct Waiting(tokio::sync::oneshot::Sender<lookalike_core::Result<Vec<f32>>>);
 
 impl Reply for Waiting {
-    fn send(self: Box<Self>, vector: lookalike_core::Result<Arc<QueryVector>>) {
-        let _ = self.0.send(vector);
+    fn send(self: Box<Self>, features: lookalike_core::Result<Vec<f32>>) {
+        let _ = self.0.send(features);
     }
 
     fn wanted(&self) -> bool {
@@ -197,11 +196,17 @@ impl Reply for Waiting {
     }
 }
 
-/// A photo's search vector, from the batch worker.
-async fn embed(app: &Arc<App>, photo: Query) -> ApiResult<Arc<QueryVector>> {
+/// A photo's features: decoded here, on a blocking thread, then embedded by the batch
+/// worker together with other requests' photos.
+async fn embed(app: &Arc<App>, photo: Query) -> ApiResult<Vec<f32>> {
+    let service = app.service.clone();
+    let input = tokio::task::spawn_blocking(move || service.prepare(&photo))
+        .await
+        .map_err(|e| ApiError::internal(format!("decoding failed: {e}")))?
+        .ok_or_else(|| ApiError::internal("a photo query without a photo"))??;
     let (tx, rx) = tokio::sync::oneshot::channel();
     app.batcher
-        .submit(photo, Box::new(Waiting(tx)))
+        .submit(input, Box::new(Waiting(tx)))
         .map_err(|_| ApiError::busy("the photo queue is full; retry shortly"))?;
     Ok(rx.await.map_err(|_| ApiError::internal("the batch worker stopped"))??)
 }

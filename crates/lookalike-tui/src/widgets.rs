@@ -12,6 +12,7 @@ use ratatui_image::picker::Picker;
 use ratatui_image::protocol::Protocol;
 use ratatui_image::{FilterType, Image, Resize};
 
+use lookalike_core::catalog::CatalogSource;
 use lookalike_core::model;
 
 /// A thumbnail for one image at one size; the protocol is fixed for a session.
@@ -85,11 +86,17 @@ impl Thumbs {
     }
 }
 
-/// Decodes, scales and encodes one thumbnail; runs on a worker thread.
-pub fn make(picker: &Picker, key: &ThumbKey) -> Result<Ready, String> {
+/// Decodes, scales and encodes one thumbnail; runs on a worker thread. A catalog item is
+/// read through its catalog (a bucket's photos have no local file), anything else from disk.
+pub fn make(picker: &Picker, key: &ThumbKey, catalog: Option<&dyn CatalogSource>) -> Result<Ready, String> {
     let (path, w, h) = key;
-    let rgb = model::decode(path).map_err(|e| e.to_string())?;
-    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let read = match catalog.and_then(|c| Some((c, c.key_of(path)?))) {
+        Some((c, rel)) => c.read(&rel),
+        None => lookalike_core::files::read_file(path),
+    };
+    let data = read.map_err(|e| e.to_string())?;
+    let rgb = model::decode_bytes(&data).map_err(|e| e.to_string())?;
+    let bytes = data.len() as u64;
     let pixels = rgb.dimensions();
     let protocol = picker
         .new_protocol(image::DynamicImage::ImageRgb8(rgb), Size::new(*w, *h), Resize::Scale(Some(FilterType::Triangle)))

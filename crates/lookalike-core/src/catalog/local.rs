@@ -160,6 +160,15 @@ mod tests {
         assert!(!has_image_extension(Path::new("noext")));
     }
 
+    #[test]
+    fn locators_map_back_to_keys() {
+        let folder = LocalFolder::new(PathBuf::from("/shop/photos"), None);
+        let locator = folder.locator("images/1.jpg");
+        assert_eq!(folder.key_of(&locator).as_deref(), Some("images/1.jpg"));
+        assert_eq!(folder.key_of(Path::new("/elsewhere/1.jpg")), None);
+        assert_eq!(folder.key_of(Path::new("/shop/photos")), None);
+    }
+
     #[cfg(unix)]
     #[test]
     fn scan_survives_links_and_special_files() {

@@ -119,8 +119,14 @@ impl Metadata {
     /// Reads a `styles.csv`; a malformed row is recorded with its line number and skipped.
     pub fn load(path: &Path) -> Result<Metadata> {
         let file = std::fs::File::open(path).at("cannot open labels", path)?;
+        Metadata::parse(std::io::BufReader::new(file), path)
+    }
+
+    /// Reads a `styles.csv` from any reader (a downloaded object); `source` names it.
+    pub fn parse(input: impl std::io::Read, source: &Path) -> Result<Metadata> {
+        let path = source;
         let bad = |reason: String| Error::Catalog { catalog: path.display().to_string(), reason };
-        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(std::io::BufReader::new(file));
+        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
         let headers = reader.headers().map_err(|e| bad(format!("cannot read the header row: {e}")))?.clone();
         let col = |name: &str| headers.iter().position(|h| h.trim() == name);
         let id_col = col(Field::Id.column()).ok_or_else(|| bad("no `id` column".into()))?;

@@ -1,20 +1,25 @@
 //! Catalog sources: where product photos and their metadata come from. The indexer and
-//! the search service see only [`CatalogSource`]; [`LocalFolder`] is today's
-//! implementation (a folder walked recursively, `styles.csv` beside it).
+//! the search service see only [`CatalogSource`]. [`LocalFolder`] is a folder walked
+//! recursively, `styles.csv` beside it; remote catalogs are named by URL
+//! (`s3://bucket/prefix`) and opened by the source registered for their scheme
+//! ([`register_scheme`]), so the core needs no network code and every face (CLI, TUI,
+//! server) opens them alike.
 
 mod local;
 pub mod metadata;
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
 pub use local::{has_image_extension, LocalFolder, IMAGE_EXTENSIONS};
 pub use metadata::{Field, Filter, Metadata, Product, RowError};
 
+use crate::config::Config;
 use crate::error::DecodeError;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::files::read_bounded;
 
 /// One image found in the catalog.
@@ -62,6 +67,14 @@ pub trait CatalogSource: Send + Sync {
     /// Where a user finds an item: a file path for local folders, a URL for remote ones.
     fn locator(&self, key: &str) -> PathBuf;
 
+    /// The key of one of this catalog's items given its locator (the inverse of
+    /// [`locator`](Self::locator)); `None` for anything else.
+    fn key_of(&self, locator: &Path) -> Option<String> {
+        let rel = locator.strip_prefix(self.locator("")).ok()?;
+        let parts: Vec<&str> = rel.components().map(|c| c.as_os_str().to_str()).collect::<Option<_>>()?;
+        (!parts.is_empty()).then(|| parts.join("/"))
+    }
+
     /// The product metadata, empty when the catalog has none.
     fn labels(&self) -> Result<Metadata>;
 
@@ -72,6 +85,85 @@ pub trait CatalogSource: Send + Sync {
     fn read(&self, key: &str) -> Result<Vec<u8>, DecodeError> {
         let reader = self.open(key).map_err(DecodeError::from_open)?;
         read_bounded(reader)
+    }
+
+    /// Many images' bytes, in the order of `keys`; a remote source fetches them
+    /// concurrently, a local one on the thread pool.
+    fn read_many(&self, keys: &[&str]) -> Vec<Result<Vec<u8>, DecodeError>> {
+        use rayon::prelude::*;
+        keys.par_iter().map(|k| self.read(k)).collect()
+    }
+
+    /// The content hashes ([`crate::store::content_hash`]) of many images, in order.
+    fn hashes(&self, keys: &[&str]) -> Vec<std::io::Result<String>> {
+        use rayon::prelude::*;
+        keys.par_iter().map(|k| self.open(k).and_then(crate::store::content_hash)).collect()
+    }
+}
+
+/// Whether an error reading from a catalog means the catalog itself cannot be reached (a
+/// server down, a network timeout after every retry), not that one image is bad: an index
+/// run then stops instead of skipping every image.
+pub fn is_outage(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused
+            | ConnectionReset
+            | ConnectionAborted
+            | NotConnected
+            | TimedOut
+            | HostUnreachable
+            | NetworkUnreachable
+    )
+}
+
+/// Opens a catalog named by a URL of one scheme, with optional labels (a path or a URL).
+pub type Opener = fn(url: &str, labels: Option<&str>, config: &Config) -> Result<Arc<dyn CatalogSource>>;
+
+static SCHEMES: RwLock<Vec<(&str, Opener)>> = RwLock::new(Vec::new());
+
+/// Makes catalogs named `scheme://...` open with `opener` (the binary registers S3).
+pub fn register_scheme(scheme: &'static str, opener: Opener) {
+    let mut schemes = SCHEMES.write().unwrap_or_else(|e| e.into_inner());
+    schemes.retain(|(s, _)| *s != scheme);
+    schemes.push((scheme, opener));
+}
+
+/// The scheme of a catalog location given as a URL (`s3` of `s3://bucket/prefix`).
+pub fn url_scheme(location: &Path) -> Option<&str> {
+    let text = location.to_str()?;
+    let (scheme, _) = text.split_once("://")?;
+    (!scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))).then_some(scheme)
+}
+
+/// The catalog the configuration names: a local folder, or a URL of a registered scheme.
+pub fn open(config: &Config) -> Result<Arc<dyn CatalogSource>> {
+    let labels = config.labels.as_deref();
+    let Some(scheme) = url_scheme(&config.catalog) else {
+        if let Some(l) = labels.filter(|l| url_scheme(l).is_some()) {
+            return Err(Error::config(format!(
+                "labels {}: a URL needs a catalog behind the same kind of URL; copy the file next to {}",
+                l.display(),
+                config.catalog.display()
+            )));
+        }
+        return Ok(Arc::new(LocalFolder::new(config.catalog.clone(), config.labels.clone())));
+    };
+    let url = config.catalog.to_string_lossy();
+    let schemes = SCHEMES.read().unwrap_or_else(|e| e.into_inner());
+    match schemes.iter().find(|(s, _)| *s == scheme) {
+        Some((_, opener)) => opener(&url, labels.map(|l| l.to_str().unwrap_or_default()), config),
+        None => {
+            let known: Vec<String> = schemes.iter().map(|(s, _)| format!("{s}://")).collect();
+            Err(Error::Catalog {
+                catalog: url.into_owned(),
+                reason: format!(
+                    "no catalog source for {scheme}:// URLs in this build (it reads local folders{})",
+                    if known.is_empty() { String::new() } else { format!(" and {}", known.join(", ")) }
+                ),
+            })
+        }
     }
 }
 
@@ -84,6 +176,21 @@ pub fn product_id(rel: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_have_a_scheme_and_paths_do_not() {
+        assert_eq!(url_scheme(Path::new("s3://bucket/prefix")), Some("s3"));
+        assert_eq!(url_scheme(Path::new("catalog/images")), None);
+        assert_eq!(url_scheme(Path::new("/abs/a://b")), None);
+        assert_eq!(url_scheme(Path::new("://x")), None);
+    }
+
+    #[test]
+    fn an_unknown_scheme_is_a_clear_error() {
+        let config = Config { catalog: PathBuf::from("gopher://host/cat"), ..Config::default() };
+        let err = open(&config).err().expect("no gopher source");
+        assert!(format!("{err}").contains("no catalog source for gopher:// URLs"), "{err}");
+    }
 
     #[test]
     fn product_id_is_the_stem() {

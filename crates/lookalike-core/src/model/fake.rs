@@ -36,6 +36,7 @@ impl Embedder for FakeEmbedder {
     }
 
     fn embed(&self, inputs: &[Vec<f32>]) -> Result<Vec<f32>> {
+        super::check_inputs(inputs)?;
         let side = INPUT as usize;
         let cell = side.div_ceil(CELLS);
         let mut out = Vec::with_capacity(inputs.len() * FEATURE_DIMS);

@@ -110,6 +110,7 @@ impl ResNetEmbedder {
         if n == 0 {
             return Ok(Vec::new());
         }
+        check_inputs(inputs)?;
         let flat: Vec<f32> = inputs.concat();
         let side = INPUT as usize;
         let x = Tensor::from_vec(flat, (n, side, side, 3), &self.device)?;
@@ -133,6 +134,15 @@ impl Embedder for ResNetEmbedder {
 
     fn embed(&self, inputs: &[Vec<f32>]) -> Result<Vec<f32>> {
         self.run(inputs, None)
+    }
+}
+
+/// Refuses a batch holding an input that is not one preprocessed image.
+pub fn check_inputs(inputs: &[Vec<f32>]) -> Result<()> {
+    let want = (INPUT * INPUT * 3) as usize;
+    match inputs.iter().find(|x| x.len() != want) {
+        Some(x) => Err(Error::Model(format!("an input of {} values, not {want} ({INPUT}x{INPUT}x3)", x.len()))),
+        None => Ok(()),
     }
 }
 

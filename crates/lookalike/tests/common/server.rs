@@ -27,10 +27,15 @@ impl Server {
 /// Starts the server and waits (bounded) for the line with its address.
 pub fn start(catalog: &Path, state: &Path, config: &Path, env: &[(&str, &str)]) -> Server {
     let mut cmd = super::process(catalog, state, config);
-    cmd.env_remove("LOOKALIKE_SERVER_TOKEN");
     for (k, v) in env {
         cmd.env(k, v);
     }
+    spawn(cmd)
+}
+
+/// Runs `serve` on a free loopback port with a prepared `lookalike` command.
+pub fn spawn(mut cmd: std::process::Command) -> Server {
+    cmd.env_remove("LOOKALIKE_SERVER_TOKEN");
     let mut child = cmd.args(["serve", "--listen", "127.0.0.1:0"]).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();

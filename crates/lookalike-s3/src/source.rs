@@ -1,0 +1,281 @@
+//! [`S3Catalog`]: a catalog under an `s3://bucket/prefix`, read with object_store on a
+//! small tokio runtime of its own, so callers stay synchronous (the indexer's threads,
+//! the TUI's worker, the server's blocking tasks).
+
+use std::io::{Cursor, Read};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use lookalike_core::catalog::{has_image_extension, CatalogFile, CatalogSource, Metadata, Scan};
+use lookalike_core::config::Config;
+use lookalike_core::error::DecodeError;
+use lookalike_core::files::MAX_FILE_BYTES;
+use lookalike_core::{Error, Result};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::path::Path as ObjectPath;
+use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreExt, RetryConfig};
+use sha2::Digest;
+
+use crate::error::{io_error, reason};
+use crate::location::S3Location;
+
+/// Where the labels of an S3 catalog come from.
+#[derive(Debug, Clone)]
+enum Labels {
+    /// `styles.csv` at the prefix root, when it exists.
+    Default,
+    Object(S3Location),
+    Local(PathBuf),
+}
+
+pub struct S3Catalog {
+    location: S3Location,
+    store: Arc<AmazonS3>,
+    runtime: tokio::runtime::Runtime,
+    labels: Labels,
+    /// Whether the default `styles.csv` exists, asked once.
+    default_labels: OnceLock<bool>,
+    concurrency: usize,
+    /// The endpoint (never the credentials), so that two servers' buckets of one name
+    /// never share a state folder.
+    endpoint: String,
+}
+
+impl S3Catalog {
+    /// A catalog at `url`, with credentials, region and endpoint from the standard AWS
+    /// environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
+    /// `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, ...). Nothing is requested yet.
+    pub fn open(url: &str, labels: Option<&str>, config: &Config) -> Result<S3Catalog> {
+        let bad = |reason: String| Error::Catalog { catalog: url.to_string(), reason };
+        let location = S3Location::parse(url).map_err(bad)?;
+        let labels = match labels {
+            None => Labels::Default,
+            Some(l) if l.starts_with("s3://") => {
+                let at = S3Location::parse(l).map_err(bad)?;
+                if at.bucket != location.bucket {
+                    return Err(bad(format!("labels {l}: they must be in the catalog's bucket {}", location.bucket)));
+                }
+                Labels::Object(at)
+            }
+            Some(l) => Labels::Local(PathBuf::from(l)),
+        };
+        let fetch = config.fetch;
+        let timeout = Duration::from_secs(fetch.timeout_s);
+        let builder = AmazonS3Builder::from_env()
+            .with_bucket_name(&location.bucket)
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig::default(),
+                max_retries: fetch.retries,
+                retry_timeout: timeout * (fetch.retries as u32 + 1),
+            })
+            .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), format!("{}s", fetch.timeout_s))
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                format!("{}s", fetch.timeout_s.min(10)),
+            );
+        let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint).unwrap_or_else(|| "aws".into());
+        let store = builder.build().map_err(|e| bad(format!("cannot set up the S3 client: {}", reason(&e))))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("s3-fetch")
+            .enable_all()
+            .build()
+            .map_err(|e| bad(format!("cannot start the fetch threads: {e}")))?;
+        Ok(S3Catalog {
+            location,
+            store: Arc::new(store),
+            runtime,
+            labels,
+            default_labels: OnceLock::new(),
+            concurrency: fetch.concurrency.max(1),
+            endpoint,
+        })
+    }
+
+    fn url_of(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.location.bucket)
+    }
+
+    /// One object's bytes, refused beyond the file size limit or when empty.
+    async fn get(&self, key: &str) -> std::result::Result<Vec<u8>, DecodeError> {
+        let path = ObjectPath::parse(key).map_err(|e| DecodeError::Io(std::io::Error::other(e.to_string())))?;
+        let failed = |e: object_store::Error| DecodeError::Io(io_error("GET", &self.url_of(key), &e));
+        let got = self.store.get(&path).await.map_err(failed)?;
+        if got.meta.size > MAX_FILE_BYTES {
+            return Err(DecodeError::TooLarge { size: got.meta.size, limit: MAX_FILE_BYTES });
+        }
+        let bytes = got.bytes().await.map_err(failed)?;
+        if bytes.is_empty() {
+            return Err(DecodeError::Empty);
+        }
+        Ok(bytes.to_vec())
+    }
+
+    /// Reads an object of the catalog by its catalog-relative key.
+    async fn get_rel(&self, rel: &str) -> std::result::Result<Vec<u8>, DecodeError> {
+        self.get(&self.location.child(rel)).await
+    }
+
+    fn labels_object(&self) -> Option<S3Location> {
+        match &self.labels {
+            Labels::Object(at) => Some(at.clone()),
+            Labels::Local(_) => None,
+            Labels::Default => {
+                let at = S3Location { bucket: self.location.bucket.clone(), key: self.location.child("styles.csv") };
+                let exists = *self.default_labels.get_or_init(|| {
+                    let path = ObjectPath::parse(&at.key);
+                    path.is_ok_and(|p| self.runtime.block_on(self.store.head(&p)).is_ok())
+                });
+                exists.then_some(at)
+            }
+        }
+    }
+}
+
+fn into_io(e: DecodeError) -> std::io::Error {
+    match e {
+        DecodeError::Io(io) => io,
+        other => std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string()),
+    }
+}
+
+/// A listed object's change token: its ETag (or, without one, its modification time)
+/// folded to the 64 bits the store keeps.
+fn change_token(meta: &object_store::ObjectMeta) -> i64 {
+    let tag = meta.e_tag.clone().unwrap_or_else(|| meta.last_modified.to_rfc3339());
+    let digest = sha2::Sha256::digest(tag.as_bytes());
+    i64::from_le_bytes(digest[..8].try_into().unwrap_or_default())
+}
+
+impl CatalogSource for S3Catalog {
+    fn name(&self) -> String {
+        self.location.to_string()
+    }
+
+    fn state_key(&self) -> Result<(String, Vec<u8>)> {
+        let tail = self.location.key.rsplit('/').next().filter(|t| !t.is_empty()).unwrap_or(&self.location.bucket);
+        let name: String =
+            format!("s3-{tail}").chars().filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_').collect();
+        Ok((name, format!("{}@{}", self.location, self.endpoint).into_bytes()))
+    }
+
+    /// Pages through the listing as a stream: memory grows with the images kept, not with
+    /// the listing's pages.
+    fn list(&self) -> Result<Scan> {
+        let prefix = match self.location.key.as_str() {
+            "" => None,
+            key => Some(
+                ObjectPath::parse(key).map_err(|e| Error::Catalog { catalog: self.name(), reason: e.to_string() })?,
+            ),
+        };
+        let strip = if self.location.key.is_empty() { String::new() } else { format!("{}/", self.location.key) };
+        let mut scan = Scan::default();
+        self.runtime.block_on(async {
+            let mut listing = self.store.list(prefix.as_ref());
+            while let Some(meta) = listing.next().await {
+                let meta = meta.map_err(|e| Error::Catalog {
+                    catalog: self.name(),
+                    reason: format!("LIST {}: {}", self.location, reason(&e)),
+                })?;
+                let Some(rel) = meta.location.as_ref().strip_prefix(strip.as_str()) else { continue };
+                let hidden = rel.split('/').any(|part| part.starts_with('.'));
+                if hidden || !has_image_extension(Path::new(rel)) {
+                    continue;
+                }
+                scan.files.push(CatalogFile { rel: rel.to_string(), size: meta.size, mtime_ns: change_token(&meta) });
+            }
+            Ok::<(), Error>(())
+        })?;
+        scan.files.sort_by(|a, b| a.rel.cmp(&b.rel));
+        Ok(scan)
+    }
+
+    fn open(&self, key: &str) -> std::io::Result<Box<dyn Read + Send + '_>> {
+        let bytes = self.runtime.block_on(self.get_rel(key)).map_err(into_io)?;
+        Ok(Box::new(Cursor::new(bytes)))
+    }
+
+    fn read(&self, key: &str) -> std::result::Result<Vec<u8>, DecodeError> {
+        self.runtime.block_on(self.get_rel(key))
+    }
+
+    /// Up to `[catalog] fetch_concurrency` requests in flight, answers in order.
+    fn read_many(&self, keys: &[&str]) -> Vec<std::result::Result<Vec<u8>, DecodeError>> {
+        self.runtime.block_on(futures::stream::iter(keys).map(|k| self.get_rel(k)).buffered(self.concurrency).collect())
+    }
+
+    fn hashes(&self, keys: &[&str]) -> Vec<std::io::Result<String>> {
+        let hash = |bytes: std::result::Result<Vec<u8>, DecodeError>| {
+            bytes.map_err(into_io).and_then(|b| lookalike_core::store::content_hash(b.as_slice()))
+        };
+        self.read_many(keys).into_iter().map(hash).collect()
+    }
+
+    fn locator(&self, key: &str) -> PathBuf {
+        PathBuf::from(self.url_of(&self.location.child(key)))
+    }
+
+    fn labels_location(&self) -> Option<PathBuf> {
+        match &self.labels {
+            Labels::Local(p) => Some(p.clone()),
+            _ => self.labels_object().map(|at| PathBuf::from(at.to_string())),
+        }
+    }
+
+    fn labels(&self) -> Result<Metadata> {
+        match &self.labels {
+            Labels::Local(p) => Metadata::load(p),
+            _ => match self.labels_object() {
+                None => Ok(Metadata::default()),
+                Some(at) => {
+                    let bytes = self.runtime.block_on(self.get(&at.key)).map_err(|e| Error::Catalog {
+                        catalog: at.to_string(),
+                        reason: format!("cannot read the labels: {e}"),
+                    })?;
+                    Metadata::parse(bytes.as_slice(), Path::new(&at.to_string()))
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locators_are_s3_urls_and_map_back_to_keys() {
+        // Opening asks nothing of the network.
+        let catalog = S3Catalog::open("s3://shop/spring/", None, &Config::default()).unwrap();
+        assert_eq!(catalog.name(), "s3://shop/spring");
+        let locator = catalog.locator("images/15970.jpg");
+        assert_eq!(locator, PathBuf::from("s3://shop/spring/images/15970.jpg"));
+        assert_eq!(catalog.key_of(&locator).as_deref(), Some("images/15970.jpg"));
+        assert_eq!(catalog.key_of(Path::new("s3://shop/autumn/a.jpg")), None);
+        assert_eq!(catalog.key_of(Path::new("/home/me/a.jpg")), None);
+        let (name, key) = catalog.state_key().unwrap();
+        assert_eq!(name, "s3-spring");
+        assert!(!String::from_utf8(key).unwrap().contains("SECRET"));
+    }
+
+    #[test]
+    fn labels_elsewhere_must_be_in_the_same_bucket() {
+        let err = S3Catalog::open("s3://shop/spring", Some("s3://other/styles.csv"), &Config::default()).err().unwrap();
+        assert!(err.to_string().contains("must be in the catalog's bucket shop"), "{err}");
+    }
+
+    #[test]
+    fn change_tokens_follow_the_etag() {
+        let meta = |tag: &str| object_store::ObjectMeta {
+            location: ObjectPath::from("a.jpg"),
+            last_modified: Default::default(),
+            size: 1,
+            e_tag: Some(tag.into()),
+            version: None,
+        };
+        assert_eq!(change_token(&meta("\"abc\"")), change_token(&meta("\"abc\"")));
+        assert_ne!(change_token(&meta("\"abc\"")), change_token(&meta("\"abd\"")));
+    }
+}

@@ -1,0 +1,204 @@
+//! S3 catalogs against a real SeaweedFS cluster (see common/seaweed.rs), from the real
+//! binary on real photos.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use common::seaweed::Cluster;
+use common::{dataset, json, lookalike};
+
+/// `lookalike --catalog URL --state-dir STATE` pointed at the cluster.
+fn at_s3(cluster: &Cluster, url: &str, state: &Path) -> assert_cmd::Command {
+    let mut cmd = lookalike();
+    for (k, v) in cluster.env() {
+        cmd.env(k, v);
+    }
+    cmd.arg("--catalog").arg(url).arg("--state-dir").arg(state);
+    cmd
+}
+
+fn ids_and_scores(v: &serde_json::Value) -> Vec<(String, String)> {
+    let hits = v.as_array().map_or_else(|| v["hits"].as_array().unwrap().clone(), Clone::clone);
+    hits.iter()
+        .map(|h| (h["id"].as_str().unwrap().to_string(), format!("{:.6}", h["score"].as_f64().unwrap())))
+        .collect()
+}
+
+fn names(v: &serde_json::Value) -> BTreeSet<String> {
+    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn s3_catalog_indexes_and_searches_like_the_same_files_on_disk() {
+    let cluster = Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("catalog");
+    let files = dataset().subset(24, 1, &local);
+    let bucket = cluster.store("photos");
+    cluster.upload_folder(&bucket, &local, "shop/spring");
+    let url = "s3://photos/shop/spring";
+
+    let s3_state = dir.path().join("s3-state");
+    let report = json(&at_s3(&cluster, url, &s3_state).args(["index", "--json"]).output().unwrap());
+    assert_eq!(report["catalog"], url);
+    assert_eq!(report["embedded"], 24, "{report}");
+    let local_state = dir.path().join("local-state");
+    json(&common::at(&local, &local_state).args(["index", "--json"]).output().unwrap());
+
+    // The same products, scores and metadata from either catalog; hits are located in S3.
+    let probe = dir.path().join("probe.jpg");
+    std::fs::copy(local.join("images").join(&files[5]), &probe).unwrap();
+    for args in
+        [vec!["--item", files[3].trim_end_matches(".jpg").trim_end_matches(".png")], vec![probe.to_str().unwrap()]]
+    {
+        let query = |cmd: &mut assert_cmd::Command| {
+            json(&cmd.arg("query").args(&args).args(["-k", "8", "--json"]).output().unwrap())
+        };
+        let from_s3 = query(&mut at_s3(&cluster, url, &s3_state));
+        let from_disk = query(&mut common::at(&local, &local_state));
+        assert_eq!(ids_and_scores(&from_s3), ids_and_scores(&from_disk), "query {args:?}");
+        let first = &from_s3.as_array().unwrap()[0];
+        assert!(first["path"].as_str().unwrap().starts_with("s3://photos/shop/spring/images/"), "{first}");
+        assert!(first["metadata"]["articleType"].is_string(), "labels read from s3: {first}");
+    }
+
+    // The server streams a hit's photo from the bucket.
+    let config = dir.path().join("serve.toml");
+    std::fs::write(&config, "").unwrap();
+    let mut cmd = common::process(Path::new(url), &s3_state, &config);
+    for (k, v) in cluster.env() {
+        cmd.env(k, v);
+    }
+    let server = common::server::spawn(cmd);
+    let id = files[7].rsplit_once('.').unwrap().0;
+    let photo = ureq::get(&server.url(&format!("/v1/items/{id}/image"))).call().unwrap();
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut photo.into_reader(), &mut bytes).unwrap();
+    assert_eq!(bytes, std::fs::read(local.join("images").join(&files[7])).unwrap());
+}
+
+#[test]
+fn s3_changes_between_runs_fetch_and_embed_exactly_those_and_a_lost_volume_server_is_survived() {
+    let mut cluster = Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("catalog");
+    let files = dataset().subset(12, 2, &local);
+    let spare = dataset().subset(2, 9, &dir.path().join("spare"));
+    let bucket = cluster.store("photos");
+    cluster.upload_folder(&bucket, &local, "cat");
+    let (url, state) = ("s3://photos/cat", dir.path().join("state"));
+    let index = || json(&at_s3(&cluster, url, &state).args(["index", "--json"]).output().unwrap());
+    assert_eq!(index()["embedded"], 12);
+
+    // Added, changed (other bytes under the same key), renamed (copied, then the old key
+    // deleted: same bytes, so no model call) and deleted.
+    let key = |f: &str| format!("cat/images/{f}");
+    cluster.put(&bucket, &key(&spare[0]), std::fs::read(dir.path().join("spare/images").join(&spare[0])).unwrap());
+    cluster.put(&bucket, &key(&files[0]), std::fs::read(dir.path().join("spare/images").join(&spare[1])).unwrap());
+    cluster.copy(&bucket, &key(&files[1]), &key(&format!("renamed-{}", files[1])));
+    cluster.delete(&bucket, &key(&files[1]));
+    cluster.delete(&bucket, &key(&files[2]));
+    // Seen by listing alone: nothing is read before the run.
+    let scan = json(&at_s3(&cluster, url, &state).args(["info", "--scan", "--json"]).output().unwrap())["scan"].clone();
+    let seen = ["images", "new", "changed", "removed"].map(|k| scan[k].as_u64().unwrap());
+    assert_eq!(seen, [12, 2, 1, 2], "{scan}");
+    let second = index();
+    let rel = |f: &str| format!("images/{f}");
+    assert_eq!(names(&second["added"]), BTreeSet::from([rel(&spare[0]), rel(&format!("renamed-{}", files[1]))]));
+    assert_eq!(names(&second["updated"]), BTreeSet::from([rel(&files[0])]));
+    assert_eq!(names(&second["removed"]), BTreeSet::from([rel(&files[1]), rel(&files[2])]));
+    assert_eq!(second["embedded"], 2, "only the new and the changed photo: {second}");
+    assert_eq!(second["deduplicated"], 1, "the renamed photo reuses its vector: {second}");
+    assert_eq!(second["unchanged"], 9, "{second}");
+    let third = index();
+    assert_eq!((third["embedded"].as_u64(), third["unchanged"].as_u64()), (Some(0), Some(12)), "{third}");
+
+    // One volume server gone: every object has a replica on the other, so a full run
+    // reads them all.
+    cluster.kill_volume(0);
+    let full = json(&at_s3(&cluster, url, &state).args(["index", "--full", "--json"]).output().unwrap());
+    assert_eq!(full["embedded"], 12, "{full}");
+    assert_eq!(full["skipped"].as_array().unwrap().len(), 0, "{full}");
+}
+
+#[test]
+fn s3_wrong_keys_missing_bucket_and_endpoint_down_are_clear_errors_that_lose_nothing() {
+    let mut cluster = Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("catalog");
+    dataset().subset(6, 4, &local);
+    let bucket = cluster.store("photos");
+    cluster.upload_folder(&bucket, &local, "cat");
+    let state = dir.path().join("state");
+    let config = dir.path().join("quick.toml");
+    // Few, short retries: the errors below come within seconds.
+    std::fs::write(&config, "[catalog]\nfetch_retries = 1\nfetch_timeout_s = 5\n").unwrap();
+    json(&at_s3(&cluster, "s3://photos/cat", &state).args(["index", "--json"]).output().unwrap());
+    let store = std::fs::read(state.join("store.lks")).unwrap();
+
+    let fails = |cmd: &mut assert_cmd::Command, wanted: &[&str]| {
+        let started = std::time::Instant::now();
+        let out = cmd.arg("--config").arg(&config).arg("index").output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        for w in wanted {
+            assert!(stderr.contains(w), "{w:?} not in: {stderr}");
+        }
+        assert!(!stderr.contains(common::seaweed::SECRET_KEY), "the secret was printed: {stderr}");
+        assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+        assert_eq!(std::fs::read(state.join("store.lks")).unwrap(), store, "the store changed");
+    };
+    let mut wrong = at_s3(&cluster, "s3://photos/cat", &state);
+    wrong.env("AWS_SECRET_ACCESS_KEY", "not-the-secret");
+    fails(&mut wrong, &["s3://photos/cat", "403", "credentials"]);
+    fails(&mut at_s3(&cluster, "s3://no-such-bucket/cat", &state), &["s3://no-such-bucket/cat", "404"]);
+    cluster.stop();
+    fails(&mut at_s3(&cluster, "s3://photos/cat", &state), &["s3://photos/cat", "cannot be reached"]);
+}
+
+#[test]
+fn s3_cluster_stopped_mid_run_is_a_clear_error_and_the_next_run_resumes() {
+    let mut cluster = Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("catalog");
+    dataset().subset(32, 6, &local);
+    let bucket = cluster.store("photos");
+    cluster.upload_folder(&bucket, &local, "cat");
+    let state = dir.path().join("state");
+    let config = dir.path().join("small.toml");
+    std::fs::write(&config, "[model]\nbatch_size = 4\n[catalog]\nfetch_retries = 1\nfetch_timeout_s = 5\n").unwrap();
+    let mut cmd = common::process(Path::new("s3://photos/cat"), &state, &config);
+    for (k, v) in cluster.env() {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .args(["index", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Stopped once the run has committed a batch or two.
+    let journal = state.join("journal.lkj");
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while std::fs::metadata(&journal).map_or(0, |m| m.len()) < 2 * 4 * 12_000 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cluster.stop();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "the run went on without the cluster: {stderr}");
+    // Depending on which server went first: the endpoint is gone, or the gateway failed.
+    assert!(stderr.contains("s3://photos/cat: reading images/"), "{stderr}");
+    assert!(stderr.contains("cannot be reached") || stderr.contains("the server failed"), "{stderr}");
+
+    cluster.start_servers();
+    let mut again = at_s3(&cluster, "s3://photos/cat", &state);
+    let last = json(&again.arg("--config").arg(&config).args(["index", "--json"]).output().unwrap());
+    assert!(last["resumed"].as_u64().unwrap() >= 8, "the committed batches were embedded again: {last}");
+    let accounted = ["embedded", "resumed", "deduplicated"].iter().map(|k| last[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(accounted, 32, "{last}");
+    assert_eq!(last["items"], 32);
+}
