@@ -123,7 +123,7 @@ fn work(
             batch.into_iter().map(|j| (j.input, j.reply)).unzip();
         // A panic in a batch fails its queries, not the worker every later query needs.
         let embedded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            service.engine().embedder().and_then(|e| Ok(e.embed(&inputs)?)).map_err(|e| e.to_string())
+            service.engine().embedder().and_then(|e| e.embed(&inputs)).map_err(|e| e.to_string())
         }))
         .unwrap_or_else(|_| Err("the model panicked".to_string()));
         queued.fetch_sub(inputs.len(), Ordering::SeqCst);

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::catalog::{self, CatalogSource};
+use crate::catalog::CatalogSource;
 use crate::config::{self, Config, SearchMode};
 use crate::descriptor::Space;
 use crate::error::{Error, Result};
@@ -14,6 +14,7 @@ use crate::files::hex;
 use crate::index::annoy;
 use crate::indexer::{self, Cancel, IndexReport, Progress};
 use crate::model::{self, Embedder, ResNetEmbedder};
+use crate::schemes;
 use crate::state::StateDir;
 use crate::store::{Identity, Store};
 
@@ -27,10 +28,10 @@ pub struct Engine {
 
 impl Engine {
     /// An engine over the configured catalog (a folder, or a URL of a registered scheme:
-    /// [`catalog::open`]), with the ResNet50 loaded from the configured weights when first
+    /// [`schemes::open`]), with the ResNet50 loaded from the configured weights when first
     /// needed.
     pub fn new(config: Config) -> Result<Engine> {
-        let source = catalog::open(&config)?;
+        let source = schemes::open(&config)?;
         Engine::with_parts(config, source, None)
     }
 

@@ -21,6 +21,7 @@ pub mod index;
 pub mod indexer;
 pub mod model;
 pub mod runtime;
+pub mod schemes;
 pub mod service;
 pub mod state;
 pub mod store;

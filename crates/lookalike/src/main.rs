@@ -111,10 +111,5 @@ fn tune_allocator() {
     unsafe {
         libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-        // Kept heaps are never trimmed, so each malloc arena holds its peak: a server's
-        // many blocking threads (decoding uploads) would each grow one. Two per core
-        // bound the memory and still spare the threads from contending for one.
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        libc::mallopt(libc::M_ARENA_MAX, (2 * cores).min(64) as i32);
     }
 }

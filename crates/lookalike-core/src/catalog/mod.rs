@@ -2,24 +2,21 @@
 //! the search service see only [`CatalogSource`]. [`LocalFolder`] is a folder walked
 //! recursively, `styles.csv` beside it; remote catalogs are named by URL
 //! (`s3://bucket/prefix`) and opened by the source registered for their scheme
-//! ([`register_scheme`]), so the core needs no network code and every face (CLI, TUI,
-//! server) opens them alike.
+//! ([`crate::schemes`]).
 
 mod local;
 pub mod metadata;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
 pub use local::{has_image_extension, LocalFolder, IMAGE_EXTENSIONS};
 pub use metadata::{Field, Filter, Metadata, Product, RowError};
 
-use crate::config::Config;
 use crate::error::DecodeError;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::files::read_bounded;
 
 /// One image found in the catalog.
@@ -118,53 +115,11 @@ pub fn is_outage(e: &std::io::Error) -> bool {
     )
 }
 
-/// Opens a catalog named by a URL of one scheme, with optional labels (a path or a URL).
-pub type Opener = fn(url: &str, labels: Option<&str>, config: &Config) -> Result<Arc<dyn CatalogSource>>;
-
-static SCHEMES: RwLock<Vec<(&str, Opener)>> = RwLock::new(Vec::new());
-
-/// Makes catalogs named `scheme://...` open with `opener` (the binary registers S3).
-pub fn register_scheme(scheme: &'static str, opener: Opener) {
-    let mut schemes = SCHEMES.write().unwrap_or_else(|e| e.into_inner());
-    schemes.retain(|(s, _)| *s != scheme);
-    schemes.push((scheme, opener));
-}
-
 /// The scheme of a catalog location given as a URL (`s3` of `s3://bucket/prefix`).
 pub fn url_scheme(location: &Path) -> Option<&str> {
     let text = location.to_str()?;
     let (scheme, _) = text.split_once("://")?;
     (!scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))).then_some(scheme)
-}
-
-/// The catalog the configuration names: a local folder, or a URL of a registered scheme.
-pub fn open(config: &Config) -> Result<Arc<dyn CatalogSource>> {
-    let labels = config.labels.as_deref();
-    let Some(scheme) = url_scheme(&config.catalog) else {
-        if let Some(l) = labels.filter(|l| url_scheme(l).is_some()) {
-            return Err(Error::config(format!(
-                "labels {}: a URL needs a catalog behind the same kind of URL; copy the file next to {}",
-                l.display(),
-                config.catalog.display()
-            )));
-        }
-        return Ok(Arc::new(LocalFolder::new(config.catalog.clone(), config.labels.clone())));
-    };
-    let url = config.catalog.to_string_lossy();
-    let schemes = SCHEMES.read().unwrap_or_else(|e| e.into_inner());
-    match schemes.iter().find(|(s, _)| *s == scheme) {
-        Some((_, opener)) => opener(&url, labels.map(|l| l.to_str().unwrap_or_default()), config),
-        None => {
-            let known: Vec<String> = schemes.iter().map(|(s, _)| format!("{s}://")).collect();
-            Err(Error::Catalog {
-                catalog: url.into_owned(),
-                reason: format!(
-                    "no catalog source for {scheme}:// URLs in this build (it reads local folders{})",
-                    if known.is_empty() { String::new() } else { format!(" and {}", known.join(", ")) }
-                ),
-            })
-        }
-    }
 }
 
 /// The product id of a catalog file: its file name without extension (Kaggle layout).
@@ -183,13 +138,6 @@ mod tests {
         assert_eq!(url_scheme(Path::new("catalog/images")), None);
         assert_eq!(url_scheme(Path::new("/abs/a://b")), None);
         assert_eq!(url_scheme(Path::new("://x")), None);
-    }
-
-    #[test]
-    fn an_unknown_scheme_is_a_clear_error() {
-        let config = Config { catalog: PathBuf::from("gopher://host/cat"), ..Config::default() };
-        let err = open(&config).err().expect("no gopher source");
-        assert!(format!("{err}").contains("no catalog source for gopher:// URLs"), "{err}");
     }
 
     #[test]

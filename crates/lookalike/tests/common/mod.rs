@@ -37,6 +37,8 @@ pub fn lookalike() -> assert_cmd::Command {
 /// spawn (servers, runs killed mid-way).
 pub fn process(catalog: &Path, state: &Path, config: &Path) -> std::process::Command {
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("lookalike"));
+    // No server token leaks in from the user's environment; tests that want one set it.
+    cmd.env_remove("LOOKALIKE_SERVER_TOKEN");
     cmd.env("LOOKALIKE_WEIGHTS", weights());
     cmd.arg("--config").arg(config).arg("--catalog").arg(catalog).arg("--state-dir").arg(state);
     cmd

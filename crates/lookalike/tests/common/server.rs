@@ -35,7 +35,6 @@ pub fn start(catalog: &Path, state: &Path, config: &Path, env: &[(&str, &str)]) 
 
 /// Runs `serve` on a free loopback port with a prepared `lookalike` command.
 pub fn spawn(mut cmd: std::process::Command) -> Server {
-    cmd.env_remove("LOOKALIKE_SERVER_TOKEN");
     let mut child = cmd.args(["serve", "--listen", "127.0.0.1:0"]).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
