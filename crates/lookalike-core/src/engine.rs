@@ -173,7 +173,7 @@ impl Engine {
         for f in &scan.files {
             match store.as_ref().and_then(|s| s.find(&f.rel).map(|row| &s.entries()[row])) {
                 None => new += 1,
-                Some(e) if e.size != f.size || e.mtime_ns != f.mtime_ns => changed += 1,
+                Some(e) if !indexer::same_stat(e, f) => changed += 1,
                 Some(_) => {}
             }
         }

@@ -449,6 +449,7 @@ enum Source {
 /// Files hashed per call to the source: large enough for a remote source's concurrency.
 const HASH_SLICE: usize = 256;
 
-fn same_stat(e: &Entry, f: &CatalogFile) -> bool {
+/// Whether a stored entry still describes a listed file (same size and change token).
+pub(crate) fn same_stat(e: &Entry, f: &CatalogFile) -> bool {
     e.size == f.size && e.mtime_ns == f.mtime_ns
 }

@@ -13,9 +13,7 @@ use common::{dataset, json, lookalike};
 /// `lookalike --catalog URL --state-dir STATE` pointed at the cluster.
 fn at_s3(cluster: &Cluster, url: &str, state: &Path) -> assert_cmd::Command {
     let mut cmd = lookalike();
-    for (k, v) in cluster.env() {
-        cmd.env(k, v);
-    }
+    cmd.envs(cluster.env());
     cmd.arg("--catalog").arg(url).arg("--state-dir").arg(state);
     cmd
 }
@@ -31,14 +29,31 @@ fn names(v: &serde_json::Value) -> BTreeSet<String> {
     v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
 }
 
-#[test]
-fn s3_catalog_indexes_and_searches_like_the_same_files_on_disk() {
+/// A cluster holding `n` sample photos (and their styles.csv) under `photos/PREFIX`: the
+/// cluster, the folder with the local copy in `catalog/`, and the photos' file names.
+fn photos_in_a_bucket(n: usize, offset: usize, prefix: &str) -> (Cluster, tempfile::TempDir, Vec<String>) {
     let cluster = Cluster::start();
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("catalog");
-    let files = dataset().subset(24, 1, &local);
-    let bucket = cluster.store("photos");
-    cluster.upload_folder(&bucket, &local, "shop/spring");
+    let files = dataset().subset(n, offset, &local);
+    cluster.upload_folder(&cluster.store("photos"), &local, prefix);
+    (cluster, dir, files)
+}
+
+/// `lookalike --config C --catalog URL --state-dir S` pointed at the cluster, to spawn.
+fn s3_process(cluster: &Cluster, url: &str, state: &Path, config: &Path) -> std::process::Command {
+    let mut cmd = common::process(Path::new(url), state, config);
+    cmd.envs(cluster.env());
+    cmd
+}
+
+/// Few, short retries, so a lost cluster is an error within seconds.
+const QUICK_FETCH: &str = "[catalog]\nfetch_retries = 1\nfetch_timeout_s = 5\n";
+
+#[test]
+fn s3_catalog_indexes_and_searches_like_the_same_files_on_disk() {
+    let (cluster, dir, files) = photos_in_a_bucket(24, 1, "shop/spring");
+    let local = dir.path().join("catalog");
     let url = "s3://photos/shop/spring";
 
     let s3_state = dir.path().join("s3-state");
@@ -68,11 +83,7 @@ fn s3_catalog_indexes_and_searches_like_the_same_files_on_disk() {
     // The server streams a hit's photo from the bucket.
     let config = dir.path().join("serve.toml");
     std::fs::write(&config, "").unwrap();
-    let mut cmd = common::process(Path::new(url), &s3_state, &config);
-    for (k, v) in cluster.env() {
-        cmd.env(k, v);
-    }
-    let server = common::server::spawn(cmd);
+    let server = common::server::spawn(s3_process(&cluster, url, &s3_state, &config));
     let id = files[7].rsplit_once('.').unwrap().0;
     let photo = ureq::get(&server.url(&format!("/v1/items/{id}/image"))).call().unwrap();
     let mut bytes = Vec::new();
@@ -82,13 +93,9 @@ fn s3_catalog_indexes_and_searches_like_the_same_files_on_disk() {
 
 #[test]
 fn s3_changes_between_runs_fetch_and_embed_exactly_those_and_a_lost_volume_server_is_survived() {
-    let mut cluster = Cluster::start();
-    let dir = tempfile::tempdir().unwrap();
-    let local = dir.path().join("catalog");
-    let files = dataset().subset(12, 2, &local);
+    let (mut cluster, dir, files) = photos_in_a_bucket(12, 2, "cat");
     let spare = dataset().subset(2, 9, &dir.path().join("spare"));
     let bucket = cluster.store("photos");
-    cluster.upload_folder(&bucket, &local, "cat");
     let (url, state) = ("s3://photos/cat", dir.path().join("state"));
     let index = || json(&at_s3(&cluster, url, &state).args(["index", "--json"]).output().unwrap());
     assert_eq!(index()["embedded"], 12);
@@ -126,16 +133,10 @@ fn s3_changes_between_runs_fetch_and_embed_exactly_those_and_a_lost_volume_serve
 
 #[test]
 fn s3_wrong_keys_missing_bucket_and_endpoint_down_are_clear_errors_that_lose_nothing() {
-    let mut cluster = Cluster::start();
-    let dir = tempfile::tempdir().unwrap();
-    let local = dir.path().join("catalog");
-    dataset().subset(6, 4, &local);
-    let bucket = cluster.store("photos");
-    cluster.upload_folder(&bucket, &local, "cat");
+    let (mut cluster, dir, _) = photos_in_a_bucket(6, 4, "cat");
     let state = dir.path().join("state");
     let config = dir.path().join("quick.toml");
-    // Few, short retries: the errors below come within seconds.
-    std::fs::write(&config, "[catalog]\nfetch_retries = 1\nfetch_timeout_s = 5\n").unwrap();
+    std::fs::write(&config, QUICK_FETCH).unwrap();
     json(&at_s3(&cluster, "s3://photos/cat", &state).args(["index", "--json"]).output().unwrap());
     let store = std::fs::read(state.join("store.lks")).unwrap();
 
@@ -161,20 +162,11 @@ fn s3_wrong_keys_missing_bucket_and_endpoint_down_are_clear_errors_that_lose_not
 
 #[test]
 fn s3_cluster_stopped_mid_run_is_a_clear_error_and_the_next_run_resumes() {
-    let mut cluster = Cluster::start();
-    let dir = tempfile::tempdir().unwrap();
-    let local = dir.path().join("catalog");
-    dataset().subset(32, 6, &local);
-    let bucket = cluster.store("photos");
-    cluster.upload_folder(&bucket, &local, "cat");
+    let (mut cluster, dir, _) = photos_in_a_bucket(32, 6, "cat");
     let state = dir.path().join("state");
     let config = dir.path().join("small.toml");
-    std::fs::write(&config, "[model]\nbatch_size = 4\n[catalog]\nfetch_retries = 1\nfetch_timeout_s = 5\n").unwrap();
-    let mut cmd = common::process(Path::new("s3://photos/cat"), &state, &config);
-    for (k, v) in cluster.env() {
-        cmd.env(k, v);
-    }
-    let child = cmd
+    std::fs::write(&config, format!("[model]\nbatch_size = 4\n{QUICK_FETCH}")).unwrap();
+    let child = s3_process(&cluster, "s3://photos/cat", &state, &config)
         .args(["index", "--json"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

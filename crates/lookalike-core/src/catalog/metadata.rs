@@ -122,9 +122,8 @@ impl Metadata {
         Metadata::parse(std::io::BufReader::new(file), path)
     }
 
-    /// Reads a `styles.csv` from any reader (a downloaded object); `source` names it.
-    pub fn parse(input: impl std::io::Read, source: &Path) -> Result<Metadata> {
-        let path = source;
+    /// Reads a `styles.csv` from any reader (a downloaded object); `path` names it.
+    pub fn parse(input: impl std::io::Read, path: &Path) -> Result<Metadata> {
         let bad = |reason: String| Error::Catalog { catalog: path.display().to_string(), reason };
         let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
         let headers = reader.headers().map_err(|e| bad(format!("cannot read the header row: {e}")))?.clone();

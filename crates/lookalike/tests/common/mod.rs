@@ -39,9 +39,24 @@ pub fn process(catalog: &Path, state: &Path, config: &Path) -> std::process::Com
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("lookalike"));
     // No server token leaks in from the user's environment; tests that want one set it.
     cmd.env_remove("LOOKALIKE_SERVER_TOKEN");
+    die_with_test(&mut cmd);
     cmd.env("LOOKALIKE_WEIGHTS", weights());
     cmd.arg("--config").arg(config).arg("--catalog").arg(catalog).arg("--state-dir").arg(state);
     cmd
+}
+
+/// Makes a spawned process die when the test thread that started it ends: tests stop
+/// what they start by PID, and this also stops it when a failed test's other threads
+/// hold the handle past the end of the test process.
+pub fn die_with_test(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
 }
 
 /// Real labelled product photos: the fashion sample when present, else the Fashion-MNIST

@@ -114,8 +114,9 @@ impl Cluster {
         let folder = self.dir.path().join(name);
         std::fs::create_dir_all(&folder).unwrap();
         let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
-        Command::new(&self.weed)
-            .args(args)
+        let mut cmd = Command::new(&self.weed);
+        super::die_with_test(&mut cmd);
+        cmd.args(args)
             .current_dir(&folder)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
