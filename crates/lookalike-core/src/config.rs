@@ -39,7 +39,10 @@ pub struct Config {
     /// Kaggle-style `styles.csv`; `None` means `<catalog>/styles.csv` when present.
     pub labels: Option<PathBuf>,
     /// Where the store lives; `None` means a per-catalog folder under the user's data dir.
+    /// A URL (`s3://bucket/prefix`) names a published state, pulled into `pulled_dir`.
     pub state_dir: Option<PathBuf>,
+    /// Where pulled published states are kept; `None` means `<user data dir>/lookalike/pulled`.
+    pub pulled_dir: Option<PathBuf>,
     pub weights: PathBuf,
     pub device: Device,
     pub resize: ResizePolicy,
@@ -121,6 +124,7 @@ impl Default for Config {
             catalog: PathBuf::from("catalog"),
             labels: None,
             state_dir: None,
+            pulled_dir: None,
             weights: default_weights(),
             device: Device::Cpu,
             resize: ResizePolicy::Crop,
@@ -181,6 +185,7 @@ struct CatalogSection {
 #[serde(deny_unknown_fields)]
 struct StoreSection {
     state_dir: Option<PathBuf>,
+    pulled_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -237,6 +242,9 @@ impl Config {
         }
         if let Some(v) = env("LOOKALIKE_STATE_DIR") {
             config.state_dir = Some(v.into());
+        }
+        if let Some(v) = env("LOOKALIKE_PULLED_DIR") {
+            config.pulled_dir = Some(v.into());
         }
         if let Some(v) = env("LOOKALIKE_WEIGHTS") {
             config.weights = v.into();
@@ -300,6 +308,7 @@ impl Config {
         }
         config.labels = file.catalog.labels.filter(|p| !p.as_os_str().is_empty()).map(rel);
         config.state_dir = file.store.state_dir.filter(|p| !p.as_os_str().is_empty()).map(rel);
+        config.pulled_dir = file.store.pulled_dir.filter(|p| !p.as_os_str().is_empty()).map(rel);
         if let Some(r) = file.model.resize {
             config.resize = r;
         }

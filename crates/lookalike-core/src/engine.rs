@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::catalog::CatalogSource;
+use crate::catalog::{url_scheme, CatalogSource};
 use crate::config::{self, Config, SearchMode};
 use crate::descriptor::Space;
 use crate::error::{Error, Result};
@@ -14,6 +14,7 @@ use crate::files::hex;
 use crate::index::annoy;
 use crate::indexer::{self, Cancel, IndexReport, Progress};
 use crate::model::{self, Embedder, ResNetEmbedder};
+use crate::published::{self, PullReport};
 use crate::schemes;
 use crate::state::StateDir;
 use crate::store::{Identity, Store};
@@ -24,6 +25,8 @@ pub struct Engine {
     state: StateDir,
     model_id: String,
     embedder: Mutex<Option<Arc<dyn Embedder>>>,
+    /// Set when the state folder is a pulled published state: searched, never indexed.
+    pulled: Option<PullReport>,
 }
 
 impl Engine {
@@ -42,12 +45,21 @@ impl Engine {
         source: Arc<dyn CatalogSource>,
         embedder: Option<Arc<dyn Embedder>>,
     ) -> Result<Engine> {
-        let state = StateDir::new(match &config.state_dir {
-            Some(dir) => dir.clone(),
-            None => default_state_dir(source.as_ref())?,
-        });
+        let (state, pulled) = match &config.state_dir {
+            Some(url) if url_scheme(url).is_some() => {
+                let pulled = published::pull_url(&url.to_string_lossy(), &config)?;
+                (pulled.dir.clone(), Some(pulled))
+            }
+            Some(dir) => (dir.clone(), None),
+            None => (default_state_dir(source.as_ref())?, None),
+        };
         let model_id = embedder.as_ref().map_or(model::MODEL_ID.to_string(), |e| e.model_id().to_string());
-        Ok(Engine { config, source, state, model_id, embedder: Mutex::new(embedder) })
+        Ok(Engine { config, source, state: StateDir::new(state), model_id, embedder: Mutex::new(embedder), pulled })
+    }
+
+    /// The published state this engine searches, when its state folder is a URL.
+    pub fn pulled(&self) -> Option<&PullReport> {
+        self.pulled.as_ref()
     }
 
     pub fn config(&self) -> &Config {
@@ -85,6 +97,12 @@ impl Engine {
 
     /// Brings the store up to date with the catalog (see [`indexer`]).
     pub fn index(&self, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progress) + Sync)) -> Result<IndexReport> {
+        if let Some(p) = &self.pulled {
+            return Err(Error::Published {
+                at: p.from.clone(),
+                reason: "a published state is searched here, not indexed: index a local state folder and `lookalike publish` it".into(),
+            });
+        }
         let parts = indexer::Parts {
             config: &self.config,
             source: self.source.as_ref(),
@@ -128,6 +146,7 @@ impl Engine {
             catalog: self.source.name(),
             labels: self.source.labels_location(),
             state_dir: self.state.path().to_path_buf(),
+            published: self.pulled.as_ref().map(|p| format!("{} of {}", p.manifest.version, p.from)),
             store: path,
             store_bytes: store.as_ref().map(|s| s.file_size()),
             items: store.as_ref().map(|s| s.len()),
@@ -210,6 +229,8 @@ pub struct Info {
     pub catalog: String,
     pub labels: Option<PathBuf>,
     pub state_dir: PathBuf,
+    /// The published version searched, when the state folder is a URL.
+    pub published: Option<String>,
     pub store: PathBuf,
     pub store_bytes: Option<u64>,
     pub items: Option<usize>,

@@ -30,6 +30,9 @@ pub enum Error {
     Io { action: &'static str, path: PathBuf, source: std::io::Error },
     #[error("catalog {catalog}: {reason}")]
     Catalog { catalog: String, reason: String },
+    /// A published state (`lookalike publish`/`pull`): `at` is its URL or a file of it.
+    #[error("published state {at}: {reason}")]
+    Published { at: String, reason: String },
     #[error("{0}")]
     Config(String),
     #[error("model device {0:?} is not available: this build runs the model on \"cpu\" only")]
@@ -54,6 +57,7 @@ pub enum ErrorKind {
     Damaged,
     Io,
     Catalog,
+    Published,
     Config,
     Device,
     Model,
@@ -74,6 +78,7 @@ impl Error {
             Error::Damaged { .. } => ErrorKind::Damaged,
             Error::Io { .. } => ErrorKind::Io,
             Error::Catalog { .. } => ErrorKind::Catalog,
+            Error::Published { .. } => ErrorKind::Published,
             Error::Config(_) => ErrorKind::Config,
             Error::Device(_) => ErrorKind::Device,
             Error::Model(_) => ErrorKind::Model,

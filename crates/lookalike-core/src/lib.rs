@@ -2,9 +2,11 @@
 //! vector indexes, the index run and the search service. The CLI, the TUI (and servers)
 //! are faces over it.
 //!
-//! Three seams let other backends plug in: [`catalog::CatalogSource`] (where photos and
-//! labels come from), [`index::VectorIndex`] (what answers a search) and
-//! [`model::Embedder`] on a [`model::Device`] (what turns photos into features).
+//! Four seams let other backends plug in: [`catalog::CatalogSource`] (where photos and
+//! labels come from), [`index::VectorIndex`] (what answers a search),
+//! [`model::Embedder`] on a [`model::Device`] (what turns photos into features) and
+//! [`published::Remote`] (where states are published for other machines); remote ones are
+//! registered by URL scheme in [`schemes`].
 
 pub mod batcher;
 pub mod bench;
@@ -20,6 +22,7 @@ pub mod files;
 pub mod index;
 pub mod indexer;
 pub mod model;
+pub mod published;
 pub mod runtime;
 pub mod schemes;
 pub mod service;

@@ -13,6 +13,9 @@ const ANNOY: &str = "index.ann";
 const ANNOY_SIDECAR: &str = "index.ann.json";
 const ANNOY_PATHS: &str = "index.ann.paths";
 const LOCK: &str = "lock";
+/// What `lookalike publish` uploads: everything a search reads (not the journal of an
+/// unfinished run, not the lock). The store comes first.
+pub const PUBLISHED: [&str; 5] = [STORE, DESCRIPTORS, ANNOY, ANNOY_SIDECAR, ANNOY_PATHS];
 /// Prefixes of the temp files of atomic writes (store, Annoy index, small files).
 const TEMP_PREFIXES: [&str; 3] = [".store-", ".index-", files::TEMP_PREFIX];
 

@@ -28,6 +28,12 @@ impl S3Location {
         Ok(S3Location { bucket: bucket.to_string(), key: key.to_string() })
     }
 
+    /// A local folder name for what lives here: `s3-<last part of the prefix or bucket>`.
+    pub fn folder_name(&self) -> String {
+        let tail = self.key.rsplit('/').next().filter(|t| !t.is_empty()).unwrap_or(&self.bucket);
+        format!("s3-{tail}").chars().filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_').collect()
+    }
+
     /// The key of `rel` under this prefix.
     pub fn child(&self, rel: &str) -> String {
         if self.key.is_empty() {

@@ -1,23 +1,22 @@
-//! [`S3Catalog`]: a catalog under an `s3://bucket/prefix`, read with object_store on a
-//! small tokio runtime of its own, so callers stay synchronous (the indexer's threads,
-//! the TUI's worker, the server's blocking tasks).
+//! [`S3Catalog`]: a catalog under an `s3://bucket/prefix`, read with object_store through
+//! a [`Client`].
 
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use futures::StreamExt;
-use lookalike_core::catalog::{has_image_extension, CatalogFile, CatalogSource, Metadata, Scan};
+use lookalike_core::catalog::{has_image_extension, CatalogFile, CatalogSource, Fetched, Metadata, Scan};
 use lookalike_core::config::Config;
 use lookalike_core::error::DecodeError;
 use lookalike_core::files::MAX_FILE_BYTES;
 use lookalike_core::{Error, Result};
-use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::aws::AmazonS3;
 use object_store::path::Path as ObjectPath;
-use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreExt, RetryConfig};
+use object_store::{GetOptions, ObjectStore, ObjectStoreExt};
 use sha2::Digest;
 
+use crate::client::Client;
 use crate::error::{io_error, reason};
 use crate::location::S3Location;
 
@@ -38,15 +37,12 @@ pub struct S3Catalog {
     /// Whether the default `styles.csv` exists, asked once.
     default_labels: OnceLock<bool>,
     concurrency: usize,
-    /// The endpoint (never the credentials), so that two servers' buckets of one name
-    /// never share a state folder.
+    /// See [`Client::endpoint`].
     endpoint: String,
 }
 
 impl S3Catalog {
-    /// A catalog at `url`, with credentials, region and endpoint from the standard AWS
-    /// environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
-    /// `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, ...). Nothing is requested yet.
+    /// A catalog at `url`, with the S3 settings of [`Client::new`]. Nothing is requested yet.
     pub fn open(url: &str, labels: Option<&str>, config: &Config) -> Result<S3Catalog> {
         let bad = |reason: String| Error::Catalog { catalog: url.to_string(), reason };
         let location = S3Location::parse(url).map_err(bad)?;
@@ -61,36 +57,15 @@ impl S3Catalog {
             }
             Some(l) => Labels::Local(PathBuf::from(l)),
         };
-        let fetch = config.fetch;
-        let timeout = Duration::from_secs(fetch.timeout_s);
-        let builder = AmazonS3Builder::from_env()
-            .with_bucket_name(&location.bucket)
-            .with_retry(RetryConfig {
-                backoff: BackoffConfig::default(),
-                max_retries: fetch.retries,
-                retry_timeout: timeout * (fetch.retries as u32 + 1),
-            })
-            .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), format!("{}s", fetch.timeout_s))
-            .with_config(
-                AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
-                format!("{}s", fetch.timeout_s.min(10)),
-            );
-        let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint).unwrap_or_else(|| "aws".into());
-        let store = builder.build().map_err(|e| bad(format!("cannot set up the S3 client: {}", reason(&e))))?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("s3-fetch")
-            .enable_all()
-            .build()
-            .map_err(|e| bad(format!("cannot start the fetch threads: {e}")))?;
+        let client = Client::new(&location.bucket, config.fetch).map_err(bad)?;
         Ok(S3Catalog {
             location,
-            store: Arc::new(store),
-            runtime,
+            store: client.store,
+            runtime: client.runtime,
             labels,
             default_labels: OnceLock::new(),
-            concurrency: fetch.concurrency.max(1),
-            endpoint,
+            concurrency: config.fetch.concurrency.max(1),
+            endpoint: client.endpoint,
         })
     }
 
@@ -100,17 +75,34 @@ impl S3Catalog {
 
     /// One object's bytes, refused beyond the file size limit or when empty.
     async fn get(&self, key: &str) -> std::result::Result<Vec<u8>, DecodeError> {
+        match self.get_unless(key, None).await? {
+            Fetched::Bytes { bytes, .. } => Ok(bytes),
+            // Only a broken server answers "not modified" to a plain GET.
+            Fetched::Unchanged => Err(DecodeError::Io(std::io::Error::other(format!(
+                "GET {}: the server answered 304 Not Modified to an unconditional request",
+                self.url_of(key)
+            )))),
+        }
+    }
+
+    /// A GET, conditional on the ETag differing from `cached` (`If-None-Match`) when given.
+    async fn get_unless(&self, key: &str, cached: Option<&str>) -> std::result::Result<Fetched, DecodeError> {
         let path = ObjectPath::parse(key).map_err(|e| DecodeError::Io(std::io::Error::other(e.to_string())))?;
         let failed = |e: object_store::Error| DecodeError::Io(io_error("GET", &self.url_of(key), &e));
-        let got = self.store.get(&path).await.map_err(failed)?;
+        let options = GetOptions { if_none_match: cached.map(String::from), ..Default::default() };
+        let got = match self.store.get_opts(&path, options).await {
+            Err(object_store::Error::NotModified { .. }) => return Ok(Fetched::Unchanged),
+            got => got.map_err(failed)?,
+        };
         if got.meta.size > MAX_FILE_BYTES {
             return Err(DecodeError::TooLarge { size: got.meta.size, limit: MAX_FILE_BYTES });
         }
+        let tag = got.meta.e_tag.clone();
         let bytes = got.bytes().await.map_err(failed)?;
         if bytes.is_empty() {
             return Err(DecodeError::Empty);
         }
-        Ok(bytes.to_vec())
+        Ok(Fetched::Bytes { bytes: bytes.to_vec(), tag })
     }
 
     /// Reads an object of the catalog by its catalog-relative key.
@@ -155,10 +147,7 @@ impl CatalogSource for S3Catalog {
     }
 
     fn state_key(&self) -> Result<(String, Vec<u8>)> {
-        let tail = self.location.key.rsplit('/').next().filter(|t| !t.is_empty()).unwrap_or(&self.location.bucket);
-        let name: String =
-            format!("s3-{tail}").chars().filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_').collect();
-        Ok((name, format!("{}@{}", self.location, self.endpoint).into_bytes()))
+        Ok((self.location.folder_name(), format!("{}@{}", self.location, self.endpoint).into_bytes()))
     }
 
     /// Pages through the listing as a stream: memory grows with the images kept, not with
@@ -199,6 +188,10 @@ impl CatalogSource for S3Catalog {
 
     fn read(&self, key: &str) -> std::result::Result<Vec<u8>, DecodeError> {
         self.runtime.block_on(self.get_rel(key))
+    }
+
+    fn read_if_changed(&self, key: &str, cached: Option<&str>) -> std::result::Result<Fetched, DecodeError> {
+        self.runtime.block_on(self.get_unless(&self.location.child(key), cached))
     }
 
     /// Up to `[catalog] fetch_concurrency` requests in flight, answers in order.

@@ -5,6 +5,7 @@
 pub mod action;
 pub mod keymap;
 pub mod layout;
+pub mod photo_cache;
 pub mod state;
 pub mod view;
 pub mod widgets;
@@ -61,13 +62,27 @@ impl Graphics {
     /// The `[ui] graphics` setting of a configuration (auto when absent); unknown keys
     /// and values in `[ui]` are errors that name them.
     pub fn from_config(config: &Config) -> Result<Graphics> {
-        #[derive(serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Ui {
-            graphics: Option<Graphics>,
-        }
-        let ui: Ui = config.ui.clone().try_into().context("invalid [ui] section")?;
-        Ok(ui.graphics.unwrap_or_default())
+        Ok(UiSettings::from_config(config)?.graphics.unwrap_or_default())
+    }
+}
+
+/// The `[ui]` section: read here, checked by every command.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UiSettings {
+    graphics: Option<Graphics>,
+    /// Bound of the on-disk cache of a remote catalog's photos, MiB; 0 = no cache.
+    photo_cache_mib: Option<u64>,
+}
+
+impl UiSettings {
+    fn from_config(config: &Config) -> Result<UiSettings> {
+        config.ui.clone().try_into().context("invalid [ui] section")
+    }
+
+    /// Bytes the photo cache may hold (default 256 MiB).
+    fn photo_cache_bytes(&self) -> u64 {
+        self.photo_cache_mib.unwrap_or(256).saturating_mul(1 << 20)
     }
 }
 
@@ -197,7 +212,8 @@ fn event_loop(
     );
     let size = terminal.size()?;
     app.resize(size.width, size.height);
-    let mut workers = Workers::start(&config, picker, tx);
+    let cache_bytes = UiSettings::from_config(&config)?.photo_cache_bytes();
+    let mut workers = Workers::start(&config, picker, tx, cache_bytes);
     let mut thumbs = Thumbs::default();
     let mut effects = vec![Effect::ListDir(dir)];
     if let Some(q) = query {

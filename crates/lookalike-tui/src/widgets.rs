@@ -13,6 +13,8 @@ use ratatui_image::protocol::Protocol;
 use ratatui_image::{FilterType, Image, Resize};
 
 use lookalike_core::catalog::CatalogSource;
+
+use crate::photo_cache::PhotoCache;
 use lookalike_core::model;
 
 /// A thumbnail for one image at one size; the protocol is fixed for a session.
@@ -88,11 +90,17 @@ impl Thumbs {
 
 /// Decodes, scales and encodes one thumbnail; runs on a worker thread. A catalog item is
 /// read through its catalog (a bucket's photos have no local file), anything else from disk.
-pub fn make(picker: &Picker, key: &ThumbKey, catalog: Option<&dyn CatalogSource>) -> Result<Ready, String> {
+pub fn make(
+    picker: &Picker,
+    key: &ThumbKey,
+    catalog: Option<&dyn CatalogSource>,
+    cache: Option<&PhotoCache>,
+) -> Result<Ready, String> {
     let (path, w, h) = key;
-    let read = match catalog.and_then(|c| Some((c, c.key_of(path)?))) {
-        Some((c, rel)) => c.read(&rel),
-        None => lookalike_core::files::read_file(path),
+    let read = match (catalog.and_then(|c| Some((c, c.key_of(path)?))), cache) {
+        (Some((c, rel)), Some(cache)) => cache.read(c, &rel, path),
+        (Some((c, rel)), None) => c.read(&rel),
+        (None, _) => lookalike_core::files::read_file(path),
     };
     let data = read.map_err(|e| e.to_string())?;
     let rgb = model::decode_bytes(&data).map_err(|e| e.to_string())?;

@@ -16,6 +16,7 @@ use lookalike_core::indexer::Throttle;
 use lookalike_core::{Config, Engine, Error, ErrorKind, Progress, Query, SearchService};
 
 use super::action::{Effect, Msg};
+use super::photo_cache::{self, PhotoCache};
 use super::state::{DirEntry, FACET_FIELDS};
 use super::widgets::{self, Ready, ThumbKey};
 
@@ -53,7 +54,9 @@ pub struct Workers {
 }
 
 impl Workers {
-    pub fn start(config: &Config, picker: Picker, events: Sender<Event>) -> Workers {
+    /// Starts the workers; thumbnails of a remote catalog go through an on-disk cache of
+    /// `photo_cache_bytes` (0 = none).
+    pub fn start(config: &Config, picker: Picker, events: Sender<Event>, photo_cache_bytes: u64) -> Workers {
         let engine = Engine::new(config.clone()).map(Arc::new).map_err(|e| open_problem(config, &e));
         let (search, jobs) = mpsc::channel();
         let (shared, tx) = (engine.clone(), events.clone());
@@ -63,15 +66,20 @@ impl Workers {
             .expect("spawn search thread");
         let (thumbs, keys) = mpsc::channel::<ThumbKey>();
         let keys = Arc::new(Mutex::new(keys));
+        let remote = catalog::url_scheme(&config.catalog).is_some();
+        let cache = (remote && photo_cache_bytes > 0)
+            .then(photo_cache::default_dir)
+            .flatten()
+            .map(|dir| Arc::new(PhotoCache::open(dir, photo_cache_bytes)));
         for i in 0..THUMB_THREADS {
-            let (keys, tx, picker) = (keys.clone(), events.clone(), picker.clone());
+            let (keys, tx, picker, cache) = (keys.clone(), events.clone(), picker.clone(), cache.clone());
             let catalog = engine.as_ref().ok().map(|e| e.source().clone());
             std::thread::Builder::new()
                 .name(format!("thumbs-{i}"))
                 .spawn(move || loop {
                     let next = keys.lock().map(|rx| rx.recv());
                     let Ok(Ok(key)) = next else { return };
-                    let made = widgets::make(&picker, &key, catalog.as_deref());
+                    let made = widgets::make(&picker, &key, catalog.as_deref(), cache.as_deref());
                     if tx.send(Event::Thumb(key, made)).is_err() {
                         return;
                     }

@@ -102,7 +102,8 @@ fn thumbs_for(app: &App) -> Thumbs {
     let picker = Picker::halfblocks();
     let area = Rect::new(0, 0, app.size.0, app.size.1);
     for (path, rect) in layout::images(app, area) {
-        let made = widgets::make(&picker, &(PathBuf::from(FIXTURE), rect.width, rect.height), None).expect("thumbnail");
+        let made =
+            widgets::make(&picker, &(PathBuf::from(FIXTURE), rect.width, rect.height), None, None).expect("thumbnail");
         thumbs.insert(widgets::key(&path, rect), Thumb::Ready(Box::new(made)));
     }
     thumbs

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use lookalike_core::catalog::Filter;
+use lookalike_core::catalog::{url_scheme, Filter};
 use lookalike_core::config::{Overrides, SearchMode};
 use lookalike_core::descriptor::Layers;
 use lookalike_core::eval::{self, EvalOptions};
 use lookalike_core::indexer::Throttle;
-use lookalike_core::{bench, demo, weights};
+use lookalike_core::{bench, demo, published, weights};
 use lookalike_core::{Cancel, Config, Engine, IndexReport, Phase, Progress, Query, SearchService};
 use lookalike_tui::Graphics;
 
@@ -183,6 +183,32 @@ pub enum Command {
         /// changed or removed (by size and change token; no image is read)
         #[arg(long)]
         scan: bool,
+    },
+    /// Publish the index (store, descriptors, Annoy index) to s3://bucket/prefix for other machines
+    ///
+    /// The files go up as a new immutable version, then the pointer CURRENT naming it, last:
+    /// a machine that pulls never sees a half-published version. Other machines search it
+    /// with `--state-dir s3://bucket/prefix` (or `lookalike pull` it first).
+    Publish {
+        /// Where to publish: s3://bucket/prefix
+        #[arg(value_name = "URL")]
+        to: String,
+        /// Published versions to keep; older ones are deleted
+        #[arg(long, default_value_t = published::DEFAULT_KEEP as u64, value_parser = clap::value_parser!(u64).range(1..))]
+        keep: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download the version published at a URL into the local cache, checking every file's CRC
+    ///
+    /// Nothing is downloaded when the local copy is current. Commands given
+    /// `--state-dir s3://bucket/prefix` pull by themselves; this one says what it did.
+    Pull {
+        /// The published state: s3://bucket/prefix [default: store.state_dir when it is a URL]
+        #[arg(value_name = "URL")]
+        from: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Measure embedding throughput, exact query latency and store open time
     Bench {
@@ -528,6 +554,9 @@ pub fn run(cli: Cli) -> Result<()> {
                     if info.weights_present { "" } else { " (missing: run `lookalike fetch-weights`)" }
                 );
                 println!("state folder:  {}", info.state_dir.display());
+                if let Some(p) = &info.published {
+                    println!("published:     {p} (read-only here)");
+                }
                 let size = info.store_bytes.map_or(String::new(), |b| format!(" ({:.1} MiB)", b as f64 / 1048576.0));
                 println!("store:         {}{size}", info.store.display());
                 println!("search:        {}", info.search);
@@ -570,6 +599,55 @@ pub fn run(cli: Cli) -> Result<()> {
                         f.vectors, f.query_ms, f.store_open_ms, f.store_mib
                     );
                 }
+            }
+        }
+        Command::Publish { to, keep, json } => {
+            if config.state_dir.as_deref().is_some_and(|d| url_scheme(d).is_some()) {
+                bail!("publish uploads a local state folder: give --state-dir a folder, not a URL");
+            }
+            let engine = Engine::new(config)?;
+            let remote = published::remote(&to, engine.config())?;
+            let report = published::publish(&engine, remote.as_ref(), keep as usize)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                let m = &report.manifest;
+                println!(
+                    "published {} to {}: {} items, {} files, {:.1} MiB",
+                    m.version,
+                    report.to,
+                    m.items,
+                    m.files.len(),
+                    m.bytes() as f64 / 1048576.0
+                );
+                if !report.pruned.is_empty() {
+                    println!("pruned {} older versions: {}", report.pruned.len(), report.pruned.join(", "));
+                }
+            }
+        }
+        Command::Pull { from, json } => {
+            let url = match from {
+                Some(url) => url,
+                None => match &config.state_dir {
+                    Some(d) if url_scheme(d).is_some() => d.to_string_lossy().into_owned(),
+                    _ => bail!("pull what? give s3://bucket/prefix, or set --state-dir / store.state_dir to one"),
+                },
+            };
+            let report = published::pull_url(&url, &config)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                let m = &report.manifest;
+                let what = if report.downloaded { "pulled" } else { "already current:" };
+                println!(
+                    "{what} {} of {} ({} items, {} files, {:.1} MiB) in {}",
+                    m.version,
+                    report.from,
+                    m.items,
+                    m.files.len(),
+                    m.bytes() as f64 / 1048576.0,
+                    report.dir.display()
+                );
             }
         }
         Command::Serve { listen } => {

@@ -194,3 +194,174 @@ fn s3_cluster_stopped_mid_run_is_a_clear_error_and_the_next_run_resumes() {
     assert_eq!(accounted, 32, "{last}");
     assert_eq!(last["items"], 32);
 }
+
+/// The distinct versions under a published prefix.
+fn versions_in(cluster: &Cluster, bucket: &object_store::aws::AmazonS3, prefix: &str) -> BTreeSet<String> {
+    let under = format!("{prefix}/versions/");
+    cluster
+        .keys(bucket, &under)
+        .iter()
+        .filter_map(|k| k.strip_prefix(&under)?.split('/').next().map(String::from))
+        .collect()
+}
+
+#[test]
+fn s3_published_state_is_pulled_whole_while_it_is_republished_checked_and_pruned() {
+    let cluster = Cluster::start();
+    let bucket = cluster.store("photos");
+    let dir = tempfile::tempdir().unwrap();
+    // Two states of one shop: 8 products, then 14.
+    let (small, large) = (dir.path().join("small"), dir.path().join("large"));
+    let large_files = dataset().subset(14, 3, &large);
+    std::fs::create_dir_all(small.join("images")).unwrap();
+    std::fs::copy(large.join("styles.csv"), small.join("styles.csv")).unwrap();
+    for f in &large_files[..8] {
+        std::fs::copy(large.join("images").join(f), small.join("images").join(f)).unwrap();
+    }
+    let (small_state, large_state) = (dir.path().join("small-state"), dir.path().join("large-state"));
+    json(&common::at(&small, &small_state).args(["index", "--json"]).output().unwrap());
+    json(&common::at(&large, &large_state).args(["index", "--json"]).output().unwrap());
+    let url = "s3://photos/published/shop";
+    let publish = |catalog: &Path, state: &Path| {
+        let mut cmd = common::at(catalog, state);
+        json(&cmd.envs(cluster.env()).args(["publish", url, "--keep", "2", "--json"]).output().unwrap())
+    };
+    let first = publish(&small, &small_state);
+    assert_eq!((first["manifest"]["items"].as_u64(), first["manifest"]["sequence"].as_u64()), (Some(8), Some(1)));
+
+    // A query machine: the published state is pulled into its own folder and searched.
+    let pulled = dir.path().join("pulled");
+    let node = || {
+        let mut cmd = lookalike();
+        cmd.envs(cluster.env()).env("LOOKALIKE_PULLED_DIR", &pulled);
+        cmd.arg("--catalog").arg(&large).arg("--state-dir").arg(url);
+        cmd
+    };
+    let item = large_files[2].rsplit_once('.').unwrap().0.to_string();
+    let hits = json(&node().args(["query", "--item", &item, "-k", "5", "--json"]).output().unwrap());
+    assert_eq!(hits.as_array().unwrap().len(), 5, "{hits}");
+    let info = json(&node().args(["info", "--json"]).output().unwrap());
+    assert_eq!(info["items"], 8);
+    let version = first["manifest"]["version"].as_str().unwrap();
+    assert!(info["published"].as_str().unwrap().starts_with(version), "{info}");
+    assert!(info["state_dir"].as_str().unwrap().starts_with(pulled.to_str().unwrap()), "{info}");
+
+    // Republished over and over while the node pulls and queries: every answer comes from
+    // one whole version, and versions only move forward.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (mut seen, mut reads) = (0u64, 0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for round in 0..6 {
+                let (catalog, state) = if round % 2 == 0 { (&large, &large_state) } else { (&small, &small_state) };
+                publish(catalog, state);
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        while !done.load(std::sync::atomic::Ordering::SeqCst) || reads < 3 {
+            let info = json(&node().args(["info", "--json"]).output().unwrap());
+            assert!([8, 14].contains(&info["items"].as_u64().unwrap()), "{info}");
+            let sequence: u64 = info["published"].as_str().unwrap()[1..7].parse().unwrap();
+            assert!(sequence >= seen, "went back from version {seen} to {sequence}");
+            seen = sequence;
+            let hits = json(&node().args(["query", "--item", &item, "-k", "5", "--json"]).output().unwrap());
+            assert_eq!(hits.as_array().unwrap().len(), 5, "{hits}");
+            reads += 1;
+        }
+    });
+    assert!(reads >= 3 && seen >= 1, "{reads} reads");
+    let last = json(&node().args(["info", "--json"]).output().unwrap());
+    assert!(last["published"].as_str().unwrap().starts_with("v000007-"), "the node ends at the last version: {last}");
+    assert_eq!(versions_in(&cluster, &bucket, "published/shop").len(), 2, "--keep 2 prunes the rest");
+
+    // The pull command says what it did; credentials from a profile file work too.
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    let profile = format!(
+        "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+        common::seaweed::ACCESS_KEY,
+        common::seaweed::SECRET_KEY
+    );
+    std::fs::write(home.join(".aws/credentials"), profile).unwrap();
+    let mut from_profile = node();
+    from_profile.env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY").env("HOME", &home);
+    let again = json(&from_profile.args(["pull", url, "--json"]).output().unwrap());
+    assert_eq!((again["downloaded"].as_bool(), again["manifest"]["sequence"].as_u64()), (Some(false), Some(7)));
+
+    // A published state is searched, not indexed.
+    let out = node().arg("index").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("searched here, not indexed"), "{out:?}");
+
+    // The server searches it too.
+    let config = dir.path().join("serve.toml");
+    std::fs::write(&config, "").unwrap();
+    let mut serve = common::process(&large, Path::new(url), &config);
+    serve.envs(cluster.env()).env("LOOKALIKE_PULLED_DIR", &pulled);
+    let server = common::server::spawn(serve);
+    let similar = ureq::get(&server.url(&format!("/v1/items/{item}/similar?k=3"))).call().unwrap();
+    let similar: serde_json::Value = serde_json::from_str(&similar.into_string().unwrap()).unwrap();
+    assert_eq!(similar["hits"].as_array().unwrap().len(), 3, "{similar}");
+    drop(server);
+
+    // A damaged published file is refused by a fresh node, naming it; a node that holds
+    // the version already keeps searching it.
+    let current =
+        json(&node().args(["pull", "--json"]).output().unwrap())["manifest"]["version"].as_str().unwrap().to_string();
+    let damaged = format!("published/shop/versions/{current}/store.lks");
+    cluster.put(&bucket, &damaged, b"not the store".to_vec());
+    let mut fresh = node();
+    let out = fresh.env("LOOKALIKE_PULLED_DIR", dir.path().join("fresh")).args(["pull"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("s3://photos/{damaged}")) && stderr.contains("does not match"), "{stderr}");
+    assert!(!stderr.contains(common::seaweed::SECRET_KEY), "{stderr}");
+    json(&node().args(["query", "--item", &item, "--json"]).output().unwrap());
+}
+
+#[test]
+fn s3_listing_100000_objects_takes_bounded_time_and_memory() {
+    let cluster = Cluster::start();
+    let bucket = cluster.store("photos");
+    let keys: Vec<String> = (0..100_000).map(|i| format!("many/{:03}/{i:06}.jpg", i / 1000)).collect();
+    let started = std::time::Instant::now();
+    cluster.put_many(&bucket, &keys, b"tiny");
+    cluster.put_many(&bucket, &["many/notes.txt".to_string(), "many/.hidden/x.jpg".to_string()], b"tiny");
+    eprintln!("uploaded 100,002 objects in {:.0} s", started.elapsed().as_secs_f64());
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("empty.toml");
+    std::fs::write(&config, "").unwrap();
+    let mut cmd = s3_process(&cluster, "s3://photos/many", &dir.path().join("state"), &config);
+    // Reaped by wait4 below, which also gives its peak memory.
+    #[allow(clippy::zombie_processes)]
+    let mut child = cmd.args(["info", "--scan", "--json"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let started = std::time::Instant::now();
+    let pid = child.id() as i32;
+    let stdout = std::thread::spawn({
+        let mut pipe = child.stdout.take().unwrap();
+        move || {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut pipe, &mut text).unwrap();
+            text
+        }
+    });
+    // wait4 gives this child's own peak memory (other tests' processes do not count).
+    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    let took = started.elapsed();
+    let scan = serde_json::from_str::<serde_json::Value>(&stdout.join().unwrap()).unwrap()["scan"].clone();
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "info --scan failed");
+    let peak_mib = usage.ru_maxrss as f64 / 1024.0;
+    eprintln!(
+        "listed {} objects in {:.1} s ({took:.1?} for the command), peak memory {peak_mib:.0} MiB",
+        scan["images"],
+        scan["seconds"].as_f64().unwrap()
+    );
+    assert_eq!(scan["images"], 100_000, "only the image objects, hidden ones left out: {scan}");
+    assert_eq!(scan["new"], 100_000);
+    // Bounds far above what a streamed listing needs (about 60 MiB, a few seconds), far
+    // below what keeping every page would take at 100x the objects.
+    assert!(peak_mib < 400.0, "listing 100,000 objects took {peak_mib:.0} MiB");
+    assert!(took < Duration::from_secs(240), "listing took {took:?}");
+}

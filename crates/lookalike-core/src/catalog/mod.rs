@@ -45,6 +45,15 @@ pub struct Scan {
     pub skipped: Vec<Skipped>,
 }
 
+/// What [`CatalogSource::read_if_changed`] found.
+#[derive(Debug)]
+pub enum Fetched {
+    /// The cached copy is current.
+    Unchanged,
+    /// The bytes, with the tag to ask with next time (an ETag), when the source has one.
+    Bytes { bytes: Vec<u8>, tag: Option<String> },
+}
+
 /// A catalog: lists its images, reads their bytes, gives their labels and says where a
 /// user finds each one. Shared by the indexer's threads and the search service.
 pub trait CatalogSource: Send + Sync {
@@ -82,6 +91,14 @@ pub trait CatalogSource: Send + Sync {
     fn read(&self, key: &str) -> Result<Vec<u8>, DecodeError> {
         let reader = self.open(key).map_err(DecodeError::from_open)?;
         read_bounded(reader)
+    }
+
+    /// One image's bytes unless the copy tagged `cached` (an earlier answer's tag) is
+    /// still current: a conditional read for caches of remote photos. Sources without
+    /// change tags (local folders) always read.
+    fn read_if_changed(&self, key: &str, cached: Option<&str>) -> Result<Fetched, DecodeError> {
+        let _ = cached;
+        self.read(key).map(|bytes| Fetched::Bytes { bytes, tag: None })
     }
 
     /// Many images' bytes, in the order of `keys`; a remote source fetches them

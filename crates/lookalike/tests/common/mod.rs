@@ -24,8 +24,14 @@ pub fn weights() -> PathBuf {
 /// `lookalike` with the real weights and no config file or user environment leaking in.
 pub fn lookalike() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("lookalike").unwrap();
-    for var in ["LOOKALIKE_CONFIG", "LOOKALIKE_CATALOG", "LOOKALIKE_LABELS", "LOOKALIKE_STATE_DIR", "LOOKALIKE_THREADS"]
-    {
+    for var in [
+        "LOOKALIKE_CONFIG",
+        "LOOKALIKE_CATALOG",
+        "LOOKALIKE_LABELS",
+        "LOOKALIKE_STATE_DIR",
+        "LOOKALIKE_PULLED_DIR",
+        "LOOKALIKE_THREADS",
+    ] {
         cmd.env_remove(var);
     }
     cmd.env("LOOKALIKE_WEIGHTS", weights());

@@ -210,6 +210,20 @@ impl Cluster {
         self.runtime.block_on(store.put(&ObjectPath::from(key), PutPayload::from(bytes))).unwrap();
     }
 
+    /// Puts the same bytes under many keys, 64 requests in flight.
+    pub fn put_many(&self, store: &AmazonS3, keys: &[String], bytes: &[u8]) {
+        use futures::StreamExt;
+        let payload = PutPayload::from(bytes.to_vec());
+        let puts = futures::stream::iter(keys).map(|k| {
+            let (path, payload) = (ObjectPath::from(k.as_str()), payload.clone());
+            async move { store.put(&path, payload).await }
+        });
+        let results: Vec<_> = self.runtime.block_on(puts.buffer_unordered(64).collect());
+        for r in results {
+            r.unwrap();
+        }
+    }
+
     /// Uploads every file of a local folder (recursively) under `prefix`.
     pub fn upload_folder(&self, store: &AmazonS3, folder: &Path, prefix: &str) {
         for entry in walk(folder) {
