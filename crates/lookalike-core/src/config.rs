@@ -68,17 +68,20 @@ pub struct Config {
 }
 
 /// Fetching from a remote catalog (`[catalog] fetch_*`): requests in flight at once, tries
-/// of a failing request (with exponential backoff and jitter) and each request's timeout.
+/// of a failing request (with exponential backoff and jitter), each request's timeout, and
+/// how many bytes of photos fetched to hash them an index run keeps for the model (so
+/// they are downloaded once; beyond it they are fetched again when embedded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FetchConfig {
     pub concurrency: usize,
     pub retries: usize,
     pub timeout_s: u64,
+    pub keep_bytes: usize,
 }
 
 impl Default for FetchConfig {
     fn default() -> Self {
-        FetchConfig { concurrency: 16, retries: 5, timeout_s: 30 }
+        FetchConfig { concurrency: 16, retries: 5, timeout_s: 30, keep_bytes: 256 << 20 }
     }
 }
 
@@ -179,6 +182,7 @@ struct CatalogSection {
     fetch_concurrency: Option<i64>,
     fetch_retries: Option<i64>,
     fetch_timeout_s: Option<i64>,
+    fetch_keep_mib: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -320,6 +324,9 @@ impl Config {
         }
         if let Some(v) = file.catalog.fetch_timeout_s {
             config.fetch.timeout_s = in_range("catalog.fetch_timeout_s", v, 1, 3600)? as u64;
+        }
+        if let Some(v) = file.catalog.fetch_keep_mib {
+            config.fetch.keep_bytes = in_range("catalog.fetch_keep_mib", v, 0, 1 << 20)? << 20;
         }
         if let Some(v) = file.model.batch_size {
             config.batch_size = in_range("model.batch_size", v, 1, 1024)?;

@@ -195,6 +195,10 @@ pub fn run(parts: Parts, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progres
     }
     let total_hash = needs_hash.len();
     let mut hashed: Vec<(usize, std::io::Result<String>)> = Vec::with_capacity(total_hash);
+    // Bytes a remote source fetched to hash them, kept for the model up to
+    // `[catalog] fetch_keep_mib`.
+    let mut fetched: HashMap<usize, Vec<u8>> = HashMap::new();
+    let mut fetched_bytes = 0;
     // In slices, so a cancelled run stops soon and a catalog that went away stops the run
     // instead of every image being skipped.
     for slice in needs_hash.chunks(HASH_SLICE) {
@@ -209,7 +213,18 @@ pub fn run(parts: Parts, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progres
                 return Err(Error::Catalog { catalog: source.name(), reason: format!("reading {key}: {e}") });
             }
         }
-        hashed.extend(slice.iter().copied().zip(hashes));
+        for (&i, h) in slice.iter().zip(hashes) {
+            hashed.push((
+                i,
+                h.map(|h| {
+                    if let Some(bytes) = h.bytes.filter(|b| fetched_bytes + b.len() <= config.fetch.keep_bytes) {
+                        fetched_bytes += bytes.len();
+                        fetched.insert(i, bytes);
+                    }
+                    h.hash
+                }),
+            ));
+        }
         progress(Progress { phase: Phase::Hashing, done: hashed.len(), total: total_hash });
     }
     progress(Progress { phase: Phase::Hashing, done: hashed.len(), total: total_hash });
@@ -257,9 +272,12 @@ pub fn run(parts: Parts, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progres
         entries[i] = Some(entry);
     }
     report.resumed = resumed;
+    let embedding: std::collections::HashSet<usize> = to_embed.iter().copied().collect();
+    fetched.retain(|i, _| embedding.contains(i));
 
     let mut failed = vec![false; scan.files.len()];
-    embed_files(source, embedder.as_ref(), config.batch_size, &scan.files, &to_embed, cancel, progress, |batch| {
+    let todo = EmbedList { files: &scan.files, todo: &to_embed, fetched };
+    embed_files(source, embedder.as_ref(), config.batch_size, todo, cancel, progress, |batch| {
         let (mut rows, mut vectors) = (Vec::new(), Vec::new());
         for (i, result) in batch {
             match result {
@@ -374,18 +392,25 @@ pub fn run(parts: Parts, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progres
     Ok(report)
 }
 
+/// What to embed: rows of `files`, some with their bytes already fetched.
+struct EmbedList<'a> {
+    files: &'a [CatalogFile],
+    todo: &'a [usize],
+    fetched: HashMap<usize, Vec<u8>>,
+}
+
 /// Decodes on the rayon pool while the model runs on the previous batch.
-#[allow(clippy::type_complexity, clippy::too_many_arguments)]
+#[allow(clippy::type_complexity)]
 fn embed_files(
     source: &dyn CatalogSource,
     embedder: &dyn Embedder,
     batch: usize,
-    files: &[CatalogFile],
-    todo: &[usize],
+    list: EmbedList,
     cancel: &Cancel,
     progress: &(dyn Fn(Progress) + Sync),
     mut on_batch: impl FnMut(Vec<(usize, Result<Vec<f32>, DecodeError>)>) -> Result<()>,
 ) -> Result<()> {
+    let EmbedList { files, todo, mut fetched } = list;
     let total = todo.len();
     progress(Progress { phase: Phase::Embedding, done: 0, total });
     if total == 0 {
@@ -400,12 +425,23 @@ fn embed_files(
                 if cancel.load(Ordering::Relaxed) {
                     break;
                 }
-                let keys: Vec<&str> = chunk.iter().map(|&i| files[i].rel.as_str()).collect();
-                let decoded = chunk
-                    .par_iter()
-                    .zip(source.read_many(&keys))
-                    .map(|(&i, bytes)| (i, bytes.and_then(|b| model::input(&b, policy))))
+                let missing: Vec<&str> =
+                    chunk.iter().filter(|i| !fetched.contains_key(i)).map(|&i| files[i].rel.as_str()).collect();
+                let mut read = source.read_many(&missing).into_iter();
+                let bytes: Vec<(usize, Result<Vec<u8>, DecodeError>)> = chunk
+                    .iter()
+                    .map(|&i| {
+                        (
+                            i,
+                            fetched
+                                .remove(&i)
+                                .map(Ok)
+                                .unwrap_or_else(|| read.next().unwrap_or(Err(DecodeError::Empty))),
+                        )
+                    })
                     .collect();
+                let decoded =
+                    bytes.into_par_iter().map(|(i, bytes)| (i, bytes.and_then(|b| model::input(&b, policy)))).collect();
                 if tx.send(decoded).is_err() {
                     break;
                 }

@@ -31,6 +31,8 @@ const PULL_TRIES: usize = 5;
 /// Versions a publish keeps when not told: the new one and two before it, so a reader
 /// that read the pointer just before a publish still finds its files.
 pub const DEFAULT_KEEP: usize = 3;
+/// The largest pointer or manifest read into memory.
+pub const SMALL_OBJECT_BYTES: u64 = 16 << 20;
 /// Local versions kept besides the current one, for processes still opening them.
 const LOCAL_KEEP: usize = 2;
 
@@ -41,7 +43,8 @@ pub trait Remote: Send + Sync {
     /// A short name and the bytes that identify the prefix and its endpoint (never
     /// credentials), for the name of its local folder.
     fn local_key(&self) -> (String, Vec<u8>);
-    /// A small object's bytes, or `None` when there is no such object.
+    /// A small object's bytes (at most [`SMALL_OBJECT_BYTES`]; a larger one is an error),
+    /// or `None` when there is no such object.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
     fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()>;
     /// Streams a local file up to `key`.
@@ -260,12 +263,13 @@ pub fn pull(remote: &dyn Remote, local: &Path) -> Result<PullReport> {
             return Ok(done(false));
         }
         // Versions are immutable: a folder that exists was checked when it was pulled.
-        if !dir.is_dir() && !download(remote, &manifest, local, &dir)? {
+        let downloaded = !dir.is_dir();
+        if downloaded && !download(remote, &manifest, local, &dir)? {
             continue;
         }
         files::write_atomic(&current_file, manifest.version.as_bytes())?;
         prune_local(local, &manifest.version)?;
-        return Ok(done(true));
+        return Ok(done(downloaded));
     }
     Err(Error::Published {
         at: remote.name(),

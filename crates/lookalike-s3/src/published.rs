@@ -8,7 +8,7 @@ use std::path::Path;
 use futures::StreamExt;
 use lookalike_core::config::Config;
 use lookalike_core::error::IoContext;
-use lookalike_core::published::Remote;
+use lookalike_core::published::{Remote, SMALL_OBJECT_BYTES};
 use lookalike_core::{Error, Result};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
@@ -61,16 +61,17 @@ impl Remote for S3Published {
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let path = self.path(key)?;
-        self.client
-            .runtime
-            .block_on(async {
-                match self.client.store.get(&path).await {
-                    Ok(got) => got.bytes().await.map(|b| Some(b.to_vec())),
-                    Err(object_store::Error::NotFound { .. }) => Ok(None),
-                    Err(e) => Err(e),
-                }
-            })
-            .map_err(|e| self.object_error("GET", key, &e))
+        let got = self.client.runtime.block_on(async {
+            match self.client.store.get(&path).await {
+                Ok(got) if got.meta.size > SMALL_OBJECT_BYTES => Ok(Err(got.meta.size)),
+                Ok(got) => got.bytes().await.map(|b| Ok(Some(b.to_vec()))),
+                Err(object_store::Error::NotFound { .. }) => Ok(Ok(None)),
+                Err(e) => Err(e),
+            }
+        });
+        got.map_err(|e| self.object_error("GET", key, &e))?.map_err(|size| {
+            self.failed("GET", key, format!("refused: {size} bytes, more than a pointer or manifest can be"))
+        })
     }
 
     fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use futures::StreamExt;
-use lookalike_core::catalog::{has_image_extension, CatalogFile, CatalogSource, Fetched, Metadata, Scan};
+use lookalike_core::catalog::{has_image_extension, CatalogFile, CatalogSource, Fetched, Hashed, Metadata, Scan};
 use lookalike_core::config::Config;
 use lookalike_core::error::DecodeError;
 use lookalike_core::files::MAX_FILE_BYTES;
@@ -199,9 +199,12 @@ impl CatalogSource for S3Catalog {
         self.runtime.block_on(futures::stream::iter(keys).map(|k| self.get_rel(k)).buffered(self.concurrency).collect())
     }
 
-    fn hashes(&self, keys: &[&str]) -> Vec<std::io::Result<String>> {
+    /// Hashing needs the whole object, so its bytes come back for the model too.
+    fn hashes(&self, keys: &[&str]) -> Vec<std::io::Result<Hashed>> {
         let hash = |bytes: std::result::Result<Vec<u8>, DecodeError>| {
-            bytes.map_err(into_io).and_then(|b| lookalike_core::store::content_hash(b.as_slice()))
+            let bytes = bytes.map_err(into_io)?;
+            let hash = lookalike_core::store::content_hash(bytes.as_slice())?;
+            Ok(Hashed { hash, bytes: Some(bytes) })
         };
         self.read_many(keys).into_iter().map(hash).collect()
     }

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -45,7 +45,9 @@ const THUMB_THREADS: usize = 2;
 type Shared = Result<Arc<Engine>, String>;
 
 pub struct Workers {
-    engine: Shared,
+    /// Set by the search thread, which opens the engine (pulling a published state can
+    /// take a while), so the UI thread never waits on it.
+    engine: Arc<OnceLock<Shared>>,
     events: Sender<Event>,
     search: Sender<SearchJob>,
     thumbs: Sender<ThumbKey>,
@@ -57,12 +59,15 @@ impl Workers {
     /// Starts the workers; thumbnails of a remote catalog go through an on-disk cache of
     /// `photo_cache_bytes` (0 = none).
     pub fn start(config: &Config, picker: Picker, events: Sender<Event>, photo_cache_bytes: u64) -> Workers {
-        let engine = Engine::new(config.clone()).map(Arc::new).map_err(|e| open_problem(config, &e));
+        let engine: Arc<OnceLock<Shared>> = Arc::default();
         let (search, jobs) = mpsc::channel();
-        let (shared, tx) = (engine.clone(), events.clone());
+        let (cell, settings, tx) = (engine.clone(), config.clone(), events.clone());
         std::thread::Builder::new()
             .name("search".into())
-            .spawn(move || search_loop(shared, jobs, tx))
+            .spawn(move || {
+                let opened = Engine::new(settings.clone()).map(Arc::new).map_err(|e| open_problem(&settings, &e));
+                search_loop(cell.get_or_init(|| opened).clone(), jobs, tx)
+            })
             .expect("spawn search thread");
         let (thumbs, keys) = mpsc::channel::<ThumbKey>();
         let keys = Arc::new(Mutex::new(keys));
@@ -73,12 +78,14 @@ impl Workers {
             .map(|dir| Arc::new(PhotoCache::open(dir, photo_cache_bytes)));
         for i in 0..THUMB_THREADS {
             let (keys, tx, picker, cache) = (keys.clone(), events.clone(), picker.clone(), cache.clone());
-            let catalog = engine.as_ref().ok().map(|e| e.source().clone());
+            let cell = engine.clone();
             std::thread::Builder::new()
                 .name(format!("thumbs-{i}"))
                 .spawn(move || loop {
                     let next = keys.lock().map(|rx| rx.recv());
                     let Ok(Ok(key)) = next else { return };
+                    // Before the catalog is open only the picker's local files are shown.
+                    let catalog = cell.get().and_then(|e| e.as_ref().ok()).map(|e| e.source().clone());
                     let made = widgets::make(&picker, &key, catalog.as_deref(), cache.as_deref());
                     if tx.send(Event::Thumb(key, made)).is_err() {
                         return;
@@ -115,7 +122,8 @@ impl Workers {
             Effect::Reindex { full } => {
                 self.join_reindex();
                 self.cancel.store(false, Ordering::SeqCst);
-                let (engine, cancel, tx) = (self.engine.clone(), self.cancel.clone(), self.events.clone());
+                let engine = self.engine.get().cloned().unwrap_or_else(|| Err("the catalog is still opening".into()));
+                let (cancel, tx) = (self.cancel.clone(), self.events.clone());
                 self.reindex = Some(
                     std::thread::Builder::new()
                         .name("reindex".into())

@@ -165,7 +165,8 @@ fn s3_cluster_stopped_mid_run_is_a_clear_error_and_the_next_run_resumes() {
     let (mut cluster, dir, _) = photos_in_a_bucket(32, 6, "cat");
     let state = dir.path().join("state");
     let config = dir.path().join("small.toml");
-    std::fs::write(&config, format!("[model]\nbatch_size = 4\n{QUICK_FETCH}")).unwrap();
+    // Nothing kept from hashing: the model's reads meet the stopped cluster.
+    std::fs::write(&config, format!("[model]\nbatch_size = 4\n{QUICK_FETCH}fetch_keep_mib = 0\n")).unwrap();
     let child = s3_process(&cluster, "s3://photos/cat", &state, &config)
         .args(["index", "--json"])
         .stdout(std::process::Stdio::piped())
@@ -364,4 +365,45 @@ fn s3_listing_100000_objects_takes_bounded_time_and_memory() {
     // below what keeping every page would take at 100x the objects.
     assert!(peak_mib < 400.0, "listing 100,000 objects took {peak_mib:.0} MiB");
     assert!(took < Duration::from_secs(240), "listing took {took:?}");
+}
+
+#[test]
+fn s3_tui_in_tmux_searches_a_published_state_with_photos_from_the_bucket() {
+    use common::tmux::{shell_quote, Tmux};
+    let (cluster, dir, files) = photos_in_a_bucket(12, 5, "cat");
+    let (url, published) = ("s3://photos/cat", "s3://photos/published/tui");
+    let state = dir.path().join("state");
+    json(&at_s3(&cluster, url, &state).args(["index", "--json"]).output().unwrap());
+    json(&at_s3(&cluster, url, &state).args(["publish", published, "--json"]).output().unwrap());
+    let probe = dir.path().join("probe.jpg");
+    std::fs::copy(dir.path().join("catalog/images").join(&files[4]), &probe).unwrap();
+
+    // The query machine: only the bucket, the published state and a photo of its own.
+    let cache = dir.path().join("cache");
+    let env: String = cluster.env().iter().map(|(k, v)| format!("{k}={} ", shell_quote(Path::new(v)))).collect();
+    let command = format!(
+        "{env}XDG_CACHE_HOME={cache} LOOKALIKE_PULLED_DIR={pulled} LOOKALIKE_WEIGHTS={weights} {bin} \
+         --catalog {url} --state-dir {published} --graphics halfblocks {probe}; echo \"lookalike exited $?\"; exec sleep 600",
+        cache = shell_quote(&cache),
+        pulled = shell_quote(&dir.path().join("pulled")),
+        weights = shell_quote(&common::weights()),
+        bin = shell_quote(Path::new(env!("CARGO_BIN_EXE_lookalike"))),
+        probe = shell_quote(&probe),
+    );
+    let tmux = Tmux::start(dir.path(), 160, 40, &command);
+    tmux.wait_for("results from the published state", Duration::from_secs(90), |s| {
+        s.contains("Results 1–") && s.contains("· 12 items")
+    });
+    // The hits' photos come from the bucket through the on-disk cache.
+    let photos = cache.join("lookalike/photos");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(&photos).map_or(0, |d| d.count()) < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(std::fs::read_dir(&photos).map_or(0, |d| d.count()) >= 3, "no photos cached in {}", photos.display());
+    tmux.keys(&["r"]);
+    tmux.wait_for("the read-only notice", Duration::from_secs(30), |s| s.contains("searched here, not indexed"));
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("the shell", Duration::from_secs(30), |s| s.contains("lookalike exited"));
+    assert!(screen.contains("lookalike exited 0"), "{screen}");
 }

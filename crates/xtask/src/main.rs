@@ -122,7 +122,11 @@ fn components() -> Vec<Component> {
             name: "tmux",
             apt: &["tmux"],
             present: tmux,
-            tests: &["tui_in_tmux_picks_searches_reindexes_and_quits_cleanly", "tui_over_ssh_in_tmux"],
+            tests: &[
+                "tui_in_tmux_picks_searches_reindexes_and_quits_cleanly",
+                "tui_over_ssh_in_tmux",
+                "s3_tui_in_tmux_searches_a_published_state_with_photos_from_the_bucket",
+            ],
         },
         Component {
             name: "OpenSSH server and client",

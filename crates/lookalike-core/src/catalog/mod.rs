@@ -45,6 +45,13 @@ pub struct Scan {
     pub skipped: Vec<Skipped>,
 }
 
+/// An image's content hash, with its bytes when the source fetched them whole.
+#[derive(Debug)]
+pub struct Hashed {
+    pub hash: String,
+    pub bytes: Option<Vec<u8>>,
+}
+
 /// What [`CatalogSource::read_if_changed`] found.
 #[derive(Debug)]
 pub enum Fetched {
@@ -108,10 +115,15 @@ pub trait CatalogSource: Send + Sync {
         keys.par_iter().map(|k| self.read(k)).collect()
     }
 
-    /// The content hashes ([`crate::store::content_hash`]) of many images, in order.
-    fn hashes(&self, keys: &[&str]) -> Vec<std::io::Result<String>> {
+    /// The content hashes ([`crate::store::content_hash`]) of many images, in order. A
+    /// source that had to fetch the bytes whole to hash them (a remote one) hands them
+    /// back too, so that the index run need not fetch them again for the model; a local
+    /// one streams them through the hash and keeps nothing.
+    fn hashes(&self, keys: &[&str]) -> Vec<std::io::Result<Hashed>> {
         use rayon::prelude::*;
-        keys.par_iter().map(|k| self.open(k).and_then(crate::store::content_hash)).collect()
+        keys.par_iter()
+            .map(|k| self.open(k).and_then(crate::store::content_hash).map(|hash| Hashed { hash, bytes: None }))
+            .collect()
     }
 }
 

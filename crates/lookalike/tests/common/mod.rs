@@ -3,6 +3,7 @@
 
 pub mod seaweed;
 pub mod server;
+pub mod tmux;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
