@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 pub use super::keymap::Action;
-use super::state::{App, DirEntry, Facet, Overlay, QuerySource, Reindex, Status, View, FACET_FIELDS};
+use super::state::{App, DirEntry, Facet, ModelState, Overlay, QuerySource, Reindex, Status, View, FACET_FIELDS};
 use super::{keymap, layout};
 use lookalike_core::catalog::{Field, Filter};
 use lookalike_core::{Hit, IndexReport, Phase, Progress, Query};
@@ -25,6 +25,9 @@ pub enum Msg {
         facets: Vec<Facet>,
     },
     OpenFailed(String),
+    /// A worker started loading the model, or finished (with why not).
+    ModelLoading,
+    ModelLoaded(Result<(), String>),
     Found {
         id: u64,
         k: usize,
@@ -462,6 +465,12 @@ impl App {
             Msg::OpenFailed(problem) => {
                 self.catalog.items = None;
                 self.catalog.problem = Some(problem);
+            }
+            Msg::ModelLoading => self.catalog.model = ModelState::Loading,
+            Msg::ModelLoaded(Ok(())) => self.catalog.model = ModelState::Loaded,
+            Msg::ModelLoaded(Err(why)) => {
+                self.say(format!("item searches only: the model is not loaded ({why})"));
+                self.catalog.model = ModelState::Failed(why);
             }
             Msg::Found { id, k, outcome } => {
                 if self.searching != Some(id) {

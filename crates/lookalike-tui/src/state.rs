@@ -138,6 +138,30 @@ pub struct CatalogState {
     pub facets: Vec<Facet>,
     /// Why searching is not possible yet, and what to do about it.
     pub problem: Option<String>,
+    pub model: ModelState,
+}
+
+/// The model, which a worker loads as soon as the catalog is open, so the first photo
+/// query costs what later ones do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ModelState {
+    #[default]
+    NotLoaded,
+    Loading,
+    Loaded,
+    /// Why not (photo queries say so again; item queries need no model).
+    Failed(String),
+}
+
+impl ModelState {
+    /// How the status bar names the model.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ModelState::NotLoaded | ModelState::Loaded => "resnet50",
+            ModelState::Loading => "resnet50 loading…",
+            ModelState::Failed(_) => "resnet50 not loaded",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

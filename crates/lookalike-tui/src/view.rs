@@ -284,7 +284,8 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
         Some(n) => format!("{n} items"),
         None => "not indexed".to_string(),
     };
-    let left = format!(" {catalog} · {items} · resnet50 · {} · {}", app.catalog.method, app.graphics);
+    let left =
+        format!(" {catalog} · {items} · {} · {} · {}", app.catalog.model.label(), app.catalog.method, app.graphics);
     let right = " ? help  q quit ";
     let room = (area.width as usize).saturating_sub(right.chars().count());
     let line = Line::from(vec![Span::raw(format!("{:<room$}", truncate(&left, room))), Span::raw(right)]);

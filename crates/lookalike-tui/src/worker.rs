@@ -66,6 +66,9 @@ impl Workers {
             .name("search".into())
             .spawn(move || {
                 let opened = Engine::new(settings.clone()).map(Arc::new).map_err(|e| open_problem(&settings, &e));
+                if let Ok(engine) = &opened {
+                    preload_model(engine.clone(), tx.clone());
+                }
                 search_loop(cell.get_or_init(|| opened).clone(), jobs, tx)
             })
             .expect("spawn search thread");
@@ -266,6 +269,16 @@ fn search_problem(err: &Error) -> String {
         ErrorKind::Locked => format!("{err}: wait for it to finish and press r again"),
         _ => err.to_string(),
     }
+}
+
+/// Loads the model on a thread of its own and says when it is ready; a photo query
+/// asked meanwhile waits for this same load.
+fn preload_model(engine: Arc<Engine>, tx: Sender<Event>) {
+    let _ = tx.send(Event::Msg(Msg::ModelLoading));
+    let _ = std::thread::Builder::new().name("model".into()).spawn(move || {
+        let loaded = engine.embedder().map(drop).map_err(|e| search_problem(&e));
+        let _ = tx.send(Event::Msg(Msg::ModelLoaded(loaded)));
+    });
 }
 
 fn reindex(engine: Shared, full: bool, cancel: &AtomicBool, tx: Sender<Event>) {

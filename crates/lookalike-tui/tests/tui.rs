@@ -422,3 +422,24 @@ fn the_help_names_every_bound_key_and_each_key_does_one_thing() {
         }
     }
 }
+
+/// The bottom row of the screen.
+fn status_bar(app: &App) -> String {
+    let terminal = render(app, &Thumbs::default());
+    let buffer = terminal.backend().buffer();
+    let y = buffer.area.height - 1;
+    (0..buffer.area.width).map(|x| buffer[(x, y)].symbol().to_string()).collect()
+}
+
+#[test]
+fn the_status_bar_says_while_the_model_loads_and_why_it_did_not() {
+    let mut app = app(100, 30);
+    opened(&mut app, 12);
+    assert!(app.on_msg(Msg::ModelLoading).is_empty());
+    assert!(status_bar(&app).contains("12 items · resnet50 loading…"), "{}", status_bar(&app));
+    app.on_msg(Msg::ModelLoaded(Ok(())));
+    assert!(status_bar(&app).contains("12 items · resnet50 · exact"), "{}", status_bar(&app));
+    app.on_msg(Msg::ModelLoaded(Err("model weights not found at /w: run `lookalike fetch-weights`".into())));
+    let bar = status_bar(&app);
+    assert!(bar.contains("item searches only: the model is not loaded (model weights not found at /w"), "{bar}");
+}

@@ -36,6 +36,8 @@ struct Component {
 struct Ctx {
     root: PathBuf,
     venv: PathBuf,
+    /// The cargo target folder (`CARGO_TARGET_DIR`, else `<root>/target`).
+    target: PathBuf,
 }
 
 impl Ctx {
@@ -275,11 +277,15 @@ fn test(ctx: &Ctx, filter: &[String]) -> ExitCode {
         not_run.extend(DATA_TESTS.iter().map(|t| (*t, "labelled photos (fashion sample or Fashion-MNIST)")));
         "none: neither the fashion sample nor Fashion-MNIST is here".to_string()
     };
+    // Everything the tests run is built first, with the tests' feature set, so fetching
+    // the weights below compiles nothing of its own (`cargo run -p lookalike` would build
+    // the binary again with other features).
+    if !run(Command::new(env!("CARGO")).args(["test", "--release", "--workspace", "--no-run"]).current_dir(&ctx.root)) {
+        eprintln!("xtask: the workspace does not build");
+        return ExitCode::FAILURE;
+    }
     // The real weights, with the project's own command (a no-op when already valid).
-    if !run(Command::new(env!("CARGO"))
-        .args(["run", "--release", "--quiet", "-p", "lookalike", "--", "fetch-weights"])
-        .current_dir(&ctx.root))
-    {
+    if !run(Command::new(ctx.target.join("release/lookalike")).arg("fetch-weights").current_dir(&ctx.root)) {
         eprintln!("xtask: the weights could not be fetched; the model tests need them");
         return ExitCode::FAILURE;
     }
@@ -331,7 +337,7 @@ fn main() -> ExitCode {
     let root = manifest.join("../..");
     let root = root.canonicalize().unwrap_or(root);
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let ctx = Ctx { venv: target.join("test-venv"), root };
+    let ctx = Ctx { venv: target.join("test-venv"), target, root };
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => test(&ctx, &args[1..]),
