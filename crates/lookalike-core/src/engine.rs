@@ -14,7 +14,7 @@ use crate::files::hex;
 use crate::index::annoy;
 use crate::indexer::{self, Cancel, IndexReport, Progress};
 use crate::model::{self, Embedder, ResNetEmbedder};
-use crate::published::{self, PullReport};
+use crate::published::{self, PublishReport, PullReport, Remote};
 use crate::schemes;
 use crate::state::StateDir;
 use crate::store::{Identity, Store};
@@ -47,7 +47,7 @@ impl Engine {
     ) -> Result<Engine> {
         let (state, pulled) = match &config.state_dir {
             Some(url) if url_scheme(url).is_some() => {
-                let pulled = published::pull_url(&url.to_string_lossy(), &config)?;
+                let pulled = schemes::pull(&url.to_string_lossy(), &config)?;
                 (pulled.dir.clone(), Some(pulled))
             }
             Some(dir) => (dir.clone(), None),
@@ -111,6 +111,14 @@ impl Engine {
             embedder: self.embedder()?,
         };
         indexer::run(parts, full, cancel, progress)
+    }
+
+    /// Publishes the state folder to `remote` for other machines (see [`published`]),
+    /// keeping the newest `keep` versions; refused unless the store is current.
+    pub fn publish(&self, remote: &dyn Remote, keep: usize) -> Result<PublishReport> {
+        let lock = self.state.lock()?;
+        let items = self.open_store()?.len();
+        published::publish(&self.state, &lock, self.source.name(), items, remote, keep)
     }
 
     /// Whether searches of a catalog of `items` use Annoy; `mode` overrides `[index] mode`.

@@ -94,6 +94,11 @@ pub fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).at("cannot sync", dir)
 }
 
+/// Opens (creating) a lock file, unlocked; the caller takes the kind of lock it needs.
+pub fn lock_file(path: &Path) -> Result<File> {
+    std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).at("cannot open lock file", path)
+}
+
 pub fn remove_if_present(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("cannot remove", path, e)),

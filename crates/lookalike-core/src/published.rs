@@ -6,7 +6,7 @@
 //! version pruned while it downloads is noticed (a file is gone) and the pointer read again.
 //!
 //! The core has no network code: a face registers the [`Remote`] of a URL scheme (the
-//! binary: S3) with [`crate::schemes`].
+//! binary: S3) with [`crate::schemes`], which opens and pulls published states by URL.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -15,11 +15,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{self, Config};
-use crate::engine::Engine;
 use crate::error::{Error, IoContext, Result};
 use crate::files::{self, hex};
-use crate::schemes;
-use crate::state::PUBLISHED;
+use crate::state::{StateDir, StateLock, PUBLISHED};
 
 /// The pointer object: the manifest of the current version.
 pub const POINTER: &str = "CURRENT";
@@ -126,11 +124,6 @@ pub struct PullReport {
     pub downloaded: bool,
 }
 
-/// The published state a URL names, through its scheme's registered [`Remote`].
-pub fn remote(url: &str, config: &Config) -> Result<Box<dyn Remote>> {
-    schemes::open_published(url, config)
-}
-
 fn version_key(version: &str, name: &str) -> String {
     format!("{VERSIONS}{version}/{name}")
 }
@@ -156,13 +149,18 @@ fn checksum(path: &Path) -> Result<(u64, u32)> {
     }
 }
 
-/// Uploads the engine's state folder as a new version, moves the pointer to it, then
-/// deletes all but the newest `keep` versions. The folder's lock is held throughout, so
-/// no index run changes a file while it is read.
-pub fn publish(engine: &Engine, remote: &dyn Remote, keep: usize) -> Result<PublishReport> {
-    let state = engine.state();
-    let _lock = state.lock()?;
-    let items = engine.open_store()?.len();
+/// Uploads a state folder as a new version of `catalog`'s state (`items` in its store),
+/// moves the pointer to it, then deletes all but the newest `keep` versions. Needs the
+/// folder's lock, so no index run changes a file while it is read
+/// (`Engine::publish` takes it and checks the store first).
+pub fn publish(
+    state: &StateDir,
+    _lock: &StateLock,
+    catalog: String,
+    items: usize,
+    remote: &dyn Remote,
+    keep: usize,
+) -> Result<PublishReport> {
     let mut files = Vec::new();
     for name in PUBLISHED {
         let path = state.path().join(name);
@@ -183,15 +181,7 @@ pub fn publish(engine: &Engine, remote: &dyn Remote, keep: usize) -> Result<Publ
     for f in &files {
         remote.upload(&version_key(&version, &f.name), &state.path().join(&f.name))?;
     }
-    let manifest = Manifest {
-        format: FORMAT,
-        version: version.clone(),
-        sequence,
-        published_at,
-        catalog: engine.source().name(),
-        items,
-        files,
-    };
+    let manifest = Manifest { format: FORMAT, version: version.clone(), sequence, published_at, catalog, items, files };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::failed("cannot write the manifest", e))?;
     remote.put(&version_key(&version, MANIFEST), json.clone())?;
     // Last: from here on readers see the new version, whole.
@@ -236,12 +226,7 @@ pub fn local_folder(remote: &dyn Remote, config: &Config) -> Result<PathBuf> {
 pub fn pull(remote: &dyn Remote, local: &Path) -> Result<PullReport> {
     std::fs::create_dir_all(local.join(VERSIONS)).at("cannot create folder", local)?;
     let lock_path = local.join("lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .at("cannot open lock file", &lock_path)?;
+    let lock = files::lock_file(&lock_path)?;
     lock.lock().at("cannot lock", &lock_path)?;
     // Under the lock, any download folder is a killed pull's.
     for entry in std::fs::read_dir(local).at("cannot list", local)?.flatten() {
@@ -322,12 +307,6 @@ fn prune_local(local: &Path, current: &str) -> Result<()> {
         std::fs::remove_dir_all(&path).at("cannot remove", &path)?;
     }
     Ok(())
-}
-
-/// Pulls the published state `url` for `config` (see [`pull`]).
-pub fn pull_url(url: &str, config: &Config) -> Result<PullReport> {
-    let remote = remote(url, config)?;
-    pull(remote.as_ref(), &local_folder(remote.as_ref(), config)?)
 }
 
 #[cfg(test)]

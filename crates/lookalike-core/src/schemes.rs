@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use crate::catalog::{url_scheme, CatalogSource, LocalFolder};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::published::Remote;
+use crate::published::{self, PullReport, Remote};
 
 /// Opens a catalog named by a URL of one scheme, with optional labels (a path or a URL).
 pub type Opener = fn(url: &str, labels: Option<&str>, config: &Config) -> Result<Arc<dyn CatalogSource>>;
@@ -72,6 +72,12 @@ pub fn open_published(url: &str, config: &Config) -> Result<Box<dyn Remote>> {
     }
     let scheme = scheme_of(Path::new(url)).map_err(bad)?;
     (scheme.published)(url, config)
+}
+
+/// Pulls the published state at `url` into its local folder (see [`published::pull`]).
+pub fn pull(url: &str, config: &Config) -> Result<PullReport> {
+    let remote = open_published(url, config)?;
+    published::pull(remote.as_ref(), &published::local_folder(remote.as_ref(), config)?)
 }
 
 #[cfg(test)]

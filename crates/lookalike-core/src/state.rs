@@ -74,12 +74,7 @@ impl StateDir {
     pub fn lock(&self) -> Result<StateLock> {
         std::fs::create_dir_all(&self.dir).at("cannot create state folder", &self.dir)?;
         let path = self.dir.join(LOCK);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .at("cannot open lock file", &path)?;
+        let file = files::lock_file(&path)?;
         match file.try_lock() {
             Ok(()) => Ok(StateLock { _file: file }),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(self.dir.clone())),

@@ -13,7 +13,7 @@ use lookalike_core::config::{Overrides, SearchMode};
 use lookalike_core::descriptor::Layers;
 use lookalike_core::eval::{self, EvalOptions};
 use lookalike_core::indexer::Throttle;
-use lookalike_core::{bench, demo, published, weights};
+use lookalike_core::{bench, demo, published, schemes, weights};
 use lookalike_core::{Cancel, Config, Engine, IndexReport, Phase, Progress, Query, SearchService};
 use lookalike_tui::Graphics;
 
@@ -606,8 +606,8 @@ pub fn run(cli: Cli) -> Result<()> {
                 bail!("publish uploads a local state folder: give --state-dir a folder, not a URL");
             }
             let engine = Engine::new(config)?;
-            let remote = published::remote(&to, engine.config())?;
-            let report = published::publish(&engine, remote.as_ref(), keep as usize)?;
+            let remote = schemes::open_published(&to, engine.config())?;
+            let report = engine.publish(remote.as_ref(), keep as usize)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -633,7 +633,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     _ => bail!("pull what? give s3://bucket/prefix, or set --state-dir / store.state_dir to one"),
                 },
             };
-            let report = published::pull_url(&url, &config)?;
+            let report = schemes::pull(&url, &config)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
