@@ -95,6 +95,13 @@ impl Engine {
         Ok(loaded)
     }
 
+    /// Loads the model and runs it once on a blank photo, so that the first real query
+    /// pays none of the one-time costs (the compute threads starting, buffers growing).
+    pub fn warm_up(&self) -> Result<()> {
+        let blank = vec![0.0; (model::INPUT * model::INPUT * 3) as usize];
+        self.embedder()?.embed(&[blank]).map(drop)
+    }
+
     /// Brings the store up to date with the catalog (see [`indexer`]).
     pub fn index(&self, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progress) + Sync)) -> Result<IndexReport> {
         if let Some(p) = &self.pulled {

@@ -271,12 +271,12 @@ fn search_problem(err: &Error) -> String {
     }
 }
 
-/// Loads the model on a thread of its own and says when it is ready; a photo query
-/// asked meanwhile waits for this same load.
+/// Loads (and warms up) the model on a thread of its own and says when it is ready; a
+/// photo query asked meanwhile waits for this same load.
 fn preload_model(engine: Arc<Engine>, tx: Sender<Event>) {
     let _ = tx.send(Event::Msg(Msg::ModelLoading));
     let _ = std::thread::Builder::new().name("model".into()).spawn(move || {
-        let loaded = engine.embedder().map(drop).map_err(|e| search_problem(&e));
+        let loaded = engine.warm_up().map_err(|e| search_problem(&e));
         let _ = tx.send(Event::Msg(Msg::ModelLoaded(loaded)));
     });
 }

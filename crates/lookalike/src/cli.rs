@@ -657,8 +657,8 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             let engine = Arc::new(Engine::new(config)?);
             let service = Arc::new(SearchService::open(engine.clone(), None)?);
-            // Ready means ready: the model is loaded before the first request.
-            engine.embedder()?;
+            // Ready means ready: the model is loaded and warm before the first request.
+            engine.warm_up()?;
             let snapshot = service.snapshot();
             lookalike_server::serve(service.clone(), &server, |addr| {
                 eprintln!("listening on http://{addr} ({} items, {} search)", snapshot.len(), snapshot.method());
