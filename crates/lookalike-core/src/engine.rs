@@ -10,7 +10,7 @@ use crate::catalog::{url_scheme, CatalogSource};
 use crate::config::{self, Config, SearchMode};
 use crate::descriptor::Space;
 use crate::error::{Error, Result};
-use crate::files::hex;
+use crate::files::keyed_name;
 use crate::index::annoy;
 use crate::indexer::{self, Cancel, IndexReport, Progress};
 use crate::model::{self, Embedder, ResNetEmbedder};
@@ -55,11 +55,6 @@ impl Engine {
         };
         let model_id = embedder.as_ref().map_or(model::MODEL_ID.to_string(), |e| e.model_id().to_string());
         Ok(Engine { config, source, state: StateDir::new(state), model_id, embedder: Mutex::new(embedder), pulled })
-    }
-
-    /// The published state this engine searches, when its state folder is a URL.
-    pub fn pulled(&self) -> Option<&PullReport> {
-        self.pulled.as_ref()
     }
 
     pub fn config(&self) -> &Config {
@@ -230,13 +225,11 @@ fn describe(identity: &Identity) -> String {
 /// `<data dir>/lookalike/<catalog name>-<hash of the catalog>`, so a read-only catalog
 /// works and several catalogs never share a store.
 fn default_state_dir(source: &dyn CatalogSource) -> Result<PathBuf> {
-    use sha2::Digest;
     let (name, key) = source.state_key()?;
     let base = config::data_dir()
         .or_else(|| std::env::current_dir().ok().map(|d| d.join(".lookalike/lookalike")))
         .ok_or_else(|| Error::config("no data folder: set LOOKALIKE_STATE_DIR or [store] state_dir"))?;
-    let hash = hex(&sha2::Sha256::digest(&key)[..6]);
-    Ok(base.join(format!("{name}-{hash}")))
+    Ok(base.join(keyed_name(&name, &key)))
 }
 
 #[derive(Debug, Serialize)]

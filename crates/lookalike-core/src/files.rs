@@ -15,6 +15,12 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// `<name>-<hash of key>`: a folder name that keeps apart two things of one name.
+pub fn keyed_name(name: &str, key: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{name}-{}", hex(&sha2::Sha256::digest(key)[..6]))
+}
+
 /// Opens a file for reading without ever blocking on a FIFO or device that carries an
 /// image's name; anything but a regular file is an `InvalidInput` error.
 pub fn open_regular(path: &Path) -> std::io::Result<File> {

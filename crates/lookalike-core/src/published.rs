@@ -210,7 +210,6 @@ fn prune(remote: &dyn Remote, keep: usize, current: &str) -> Result<Vec<String>>
 
 /// The local folder of a remote's pulled versions: `<pulled dir>/<name>-<hash>`.
 pub fn local_folder(remote: &dyn Remote, config: &Config) -> Result<PathBuf> {
-    use sha2::Digest;
     let base = match &config.pulled_dir {
         Some(dir) => dir.clone(),
         None => config::data_dir()
@@ -218,7 +217,7 @@ pub fn local_folder(remote: &dyn Remote, config: &Config) -> Result<PathBuf> {
             .ok_or_else(|| Error::config("no data folder: set LOOKALIKE_PULLED_DIR or [store] pulled_dir"))?,
     };
     let (name, key) = remote.local_key();
-    Ok(base.join(format!("{name}-{}", hex(&sha2::Sha256::digest(&key)[..6]))))
+    Ok(base.join(files::keyed_name(&name, &key)))
 }
 
 /// Brings the local copy of `remote` to the version its pointer names (see the module

@@ -11,6 +11,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::{BackoffConfig, ClientConfigKey, RetryConfig};
 
 use crate::error::reason;
+use crate::location::S3Location;
 use crate::profile;
 
 pub struct Client {
@@ -18,10 +19,16 @@ pub struct Client {
     pub runtime: tokio::runtime::Runtime,
     /// The endpoint (never the credentials), so that two servers' buckets of one name
     /// never share a local folder.
-    pub endpoint: String,
+    endpoint: String,
 }
 
 impl Client {
+    /// A local folder name for what lives at `location`, and the bytes that identify it
+    /// with this endpoint (never the credentials).
+    pub fn local_key(&self, location: &S3Location) -> (String, Vec<u8>) {
+        (location.folder_name(), format!("{location}@{}", self.endpoint).into_bytes())
+    }
+
     /// A client of `bucket` with credentials, region and endpoint from the standard AWS
     /// environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
     /// `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, ...), else from the shared AWS config and

@@ -56,7 +56,7 @@ impl Remote for S3Published {
     }
 
     fn local_key(&self) -> (String, Vec<u8>) {
-        (self.location.folder_name(), format!("{}@{}", self.location, self.client.endpoint).into_bytes())
+        self.client.local_key(&self.location)
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {

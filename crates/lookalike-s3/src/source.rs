@@ -3,7 +3,7 @@
 
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use futures::StreamExt;
 use lookalike_core::catalog::{has_image_extension, CatalogFile, CatalogSource, Fetched, Hashed, Metadata, Scan};
@@ -11,7 +11,6 @@ use lookalike_core::config::Config;
 use lookalike_core::error::DecodeError;
 use lookalike_core::files::MAX_FILE_BYTES;
 use lookalike_core::{Error, Result};
-use object_store::aws::AmazonS3;
 use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, ObjectStore, ObjectStoreExt};
 use sha2::Digest;
@@ -31,14 +30,11 @@ enum Labels {
 
 pub struct S3Catalog {
     location: S3Location,
-    store: Arc<AmazonS3>,
-    runtime: tokio::runtime::Runtime,
+    client: Client,
     labels: Labels,
     /// Whether the default `styles.csv` exists, asked once.
     default_labels: OnceLock<bool>,
     concurrency: usize,
-    /// See [`Client::endpoint`].
-    endpoint: String,
 }
 
 impl S3Catalog {
@@ -60,12 +56,10 @@ impl S3Catalog {
         let client = Client::new(&location.bucket, config.fetch).map_err(bad)?;
         Ok(S3Catalog {
             location,
-            store: client.store,
-            runtime: client.runtime,
+            client,
             labels,
             default_labels: OnceLock::new(),
             concurrency: config.fetch.concurrency.max(1),
-            endpoint: client.endpoint,
         })
     }
 
@@ -90,7 +84,7 @@ impl S3Catalog {
         let path = ObjectPath::parse(key).map_err(|e| DecodeError::Io(std::io::Error::other(e.to_string())))?;
         let failed = |e: object_store::Error| DecodeError::Io(io_error("GET", &self.url_of(key), &e));
         let options = GetOptions { if_none_match: cached.map(String::from), ..Default::default() };
-        let got = match self.store.get_opts(&path, options).await {
+        let got = match self.client.store.get_opts(&path, options).await {
             Err(object_store::Error::NotModified { .. }) => return Ok(Fetched::Unchanged),
             got => got.map_err(failed)?,
         };
@@ -118,7 +112,7 @@ impl S3Catalog {
                 let at = S3Location { bucket: self.location.bucket.clone(), key: self.location.child("styles.csv") };
                 let exists = *self.default_labels.get_or_init(|| {
                     let path = ObjectPath::parse(&at.key);
-                    path.is_ok_and(|p| self.runtime.block_on(self.store.head(&p)).is_ok())
+                    path.is_ok_and(|p| self.client.runtime.block_on(self.client.store.head(&p)).is_ok())
                 });
                 exists.then_some(at)
             }
@@ -147,7 +141,7 @@ impl CatalogSource for S3Catalog {
     }
 
     fn state_key(&self) -> Result<(String, Vec<u8>)> {
-        Ok((self.location.folder_name(), format!("{}@{}", self.location, self.endpoint).into_bytes()))
+        Ok(self.client.local_key(&self.location))
     }
 
     /// Pages through the listing as a stream: memory grows with the images kept, not with
@@ -161,8 +155,8 @@ impl CatalogSource for S3Catalog {
         };
         let strip = if self.location.key.is_empty() { String::new() } else { format!("{}/", self.location.key) };
         let mut scan = Scan::default();
-        self.runtime.block_on(async {
-            let mut listing = self.store.list(prefix.as_ref());
+        self.client.runtime.block_on(async {
+            let mut listing = self.client.store.list(prefix.as_ref());
             while let Some(meta) = listing.next().await {
                 let meta = meta.map_err(|e| Error::Catalog {
                     catalog: self.name(),
@@ -182,21 +176,23 @@ impl CatalogSource for S3Catalog {
     }
 
     fn open(&self, key: &str) -> std::io::Result<Box<dyn Read + Send + '_>> {
-        let bytes = self.runtime.block_on(self.get_rel(key)).map_err(into_io)?;
+        let bytes = self.client.runtime.block_on(self.get_rel(key)).map_err(into_io)?;
         Ok(Box::new(Cursor::new(bytes)))
     }
 
     fn read(&self, key: &str) -> std::result::Result<Vec<u8>, DecodeError> {
-        self.runtime.block_on(self.get_rel(key))
+        self.client.runtime.block_on(self.get_rel(key))
     }
 
     fn read_if_changed(&self, key: &str, cached: Option<&str>) -> std::result::Result<Fetched, DecodeError> {
-        self.runtime.block_on(self.get_unless(&self.location.child(key), cached))
+        self.client.runtime.block_on(self.get_unless(&self.location.child(key), cached))
     }
 
     /// Up to `[catalog] fetch_concurrency` requests in flight, answers in order.
     fn read_many(&self, keys: &[&str]) -> Vec<std::result::Result<Vec<u8>, DecodeError>> {
-        self.runtime.block_on(futures::stream::iter(keys).map(|k| self.get_rel(k)).buffered(self.concurrency).collect())
+        self.client
+            .runtime
+            .block_on(futures::stream::iter(keys).map(|k| self.get_rel(k)).buffered(self.concurrency).collect())
     }
 
     /// Hashing needs the whole object, so its bytes come back for the model too.
@@ -226,7 +222,7 @@ impl CatalogSource for S3Catalog {
             _ => match self.labels_object() {
                 None => Ok(Metadata::default()),
                 Some(at) => {
-                    let bytes = self.runtime.block_on(self.get(&at.key)).map_err(|e| Error::Catalog {
+                    let bytes = self.client.runtime.block_on(self.get(&at.key)).map_err(|e| Error::Catalog {
                         catalog: at.to_string(),
                         reason: format!("cannot read the labels: {e}"),
                     })?;

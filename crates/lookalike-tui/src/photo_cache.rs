@@ -21,8 +21,9 @@ pub fn default_dir() -> Option<PathBuf> {
 pub struct PhotoCache {
     dir: PathBuf,
     limit: u64,
-    /// Bytes in the folder, as last counted plus what was written since.
-    used: Mutex<u64>,
+    /// Bytes in the folder, as last counted plus what was written since; counted at the
+    /// first write, on a thumbnail thread (opening the cache reads nothing).
+    used: Mutex<Option<u64>>,
 }
 
 /// A cache file: the ETag, a newline, the photo's bytes.
@@ -34,8 +35,7 @@ fn parse(bytes: &[u8]) -> Option<(&str, &[u8])> {
 impl PhotoCache {
     /// A cache of at most `limit` bytes in `dir` (created when first written).
     pub fn open(dir: PathBuf, limit: u64) -> PhotoCache {
-        let used = entries(&dir).iter().map(|(_, size, _)| size).sum();
-        PhotoCache { dir, limit, used: Mutex::new(used) }
+        PhotoCache { dir, limit, used: Mutex::new(None) }
     }
 
     fn file_of(&self, locator: &Path) -> PathBuf {
@@ -84,7 +84,9 @@ impl PhotoCache {
         {
             return;
         }
-        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        // The first count already includes this entry.
+        let used = guard.get_or_insert_with(|| total_size(&entries(&self.dir)).saturating_sub(content.len() as u64));
         *used += content.len() as u64;
         if *used <= self.limit {
             return;
@@ -92,7 +94,7 @@ impl PhotoCache {
         // Down to 90% of the limit, so that eviction runs once per many writes.
         let mut all = entries(&self.dir);
         all.sort_by_key(|(_, _, modified)| *modified);
-        let mut total: u64 = all.iter().map(|(_, size, _)| size).sum();
+        let mut total = total_size(&all);
         for (path, size, _) in all {
             if total <= self.limit / 10 * 9 {
                 break;
@@ -103,6 +105,10 @@ impl PhotoCache {
         }
         *used = total;
     }
+}
+
+fn total_size(entries: &[(PathBuf, u64, SystemTime)]) -> u64 {
+    entries.iter().map(|(_, size, _)| size).sum()
 }
 
 /// The cache's files with their sizes and modification times.
@@ -200,7 +206,7 @@ mod tests {
         for i in 0..6 {
             small.read(&source, "a.jpg", &source.locator(&format!("{i}.jpg"))).unwrap();
         }
-        let left: u64 = entries(&dir.path().join("small")).iter().map(|(_, s, _)| s).sum();
+        let left = total_size(&entries(&dir.path().join("small")));
         assert!(left <= 100 && left > 0, "{left} bytes left");
     }
 }
