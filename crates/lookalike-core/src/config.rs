@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::descriptor::{Layers, Recipe};
 use crate::error::{Error, Result};
 use crate::model::{Device, ResizePolicy};
+use crate::steer::FeedbackWeights;
 
 /// The file read in the working folder when neither `--config` nor `LOOKALIKE_CONFIG`
 /// names one.
@@ -56,6 +57,8 @@ pub struct Config {
     pub expand: usize,
     /// Byte-identical copies of a photo collapse into one hit.
     pub collapse: bool,
+    /// How far results marked up or down move a refined query.
+    pub feedback: FeedbackWeights,
     pub index: IndexConfig,
     /// How remote catalogs are fetched.
     pub fetch: FetchConfig,
@@ -137,6 +140,7 @@ impl Default for Config {
             descriptor: Recipe::DEFAULT,
             expand: 5,
             collapse: true,
+            feedback: FeedbackWeights::default(),
             index: IndexConfig::default(),
             fetch: FetchConfig::default(),
             ui: toml::Table::new(),
@@ -212,6 +216,8 @@ struct SearchSection {
     shrink: Option<f64>,
     expand: Option<i64>,
     collapse: Option<bool>,
+    feedback_like: Option<f64>,
+    feedback_unlike: Option<f64>,
 }
 
 /// Values given on the command line; they win over everything else.
@@ -339,6 +345,12 @@ impl Config {
         }
         if let Some(v) = file.search.collapse {
             config.collapse = v;
+        }
+        if let Some(v) = file.search.feedback_like {
+            config.feedback.like = in_range_f("search.feedback_like", v, 0.0, 10.0)?;
+        }
+        if let Some(v) = file.search.feedback_unlike {
+            config.feedback.unlike = in_range_f("search.feedback_unlike", v, 0.0, 10.0)?;
         }
         let f = file.search;
         config.apply_search_settings(f.descriptor, f.power, f.whiten, f.shrink, f.expand)?;

@@ -20,6 +20,9 @@ pub enum Error {
     Locked(PathBuf),
     #[error("{what}: {reason}")]
     BadImage { what: String, reason: DecodeError },
+    /// A region of the query photo that cannot be searched (`--crop`).
+    #[error("crop {crop}: {reason}")]
+    BadCrop { crop: String, reason: String },
     #[error("no catalog item {0:?}: give a product id or a path relative to the catalog")]
     UnknownItem(String),
     #[error("{item:?} names {} catalog files; give the path instead: {}", candidates.len(), candidates.join(", "))]
@@ -52,6 +55,7 @@ pub enum ErrorKind {
     WeightsInvalid,
     Locked,
     BadImage,
+    BadCrop,
     UnknownItem,
     AmbiguousItem,
     Damaged,
@@ -73,6 +77,7 @@ impl Error {
             Error::WeightsInvalid { .. } => ErrorKind::WeightsInvalid,
             Error::Locked(_) => ErrorKind::Locked,
             Error::BadImage { .. } => ErrorKind::BadImage,
+            Error::BadCrop { .. } => ErrorKind::BadCrop,
             Error::UnknownItem(_) => ErrorKind::UnknownItem,
             Error::AmbiguousItem { .. } => ErrorKind::AmbiguousItem,
             Error::Damaged { .. } => ErrorKind::Damaged,

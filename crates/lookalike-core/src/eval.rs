@@ -13,6 +13,7 @@ use crate::config::{Config, SearchMode};
 use crate::engine::Engine;
 use crate::error::{Error, IoContext, Result};
 use crate::service::Snapshot;
+use crate::strength;
 
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
@@ -29,6 +30,30 @@ pub struct ClassScore {
     pub map: f64,
 }
 
+/// The simulated shopper: on every query's first page the results of the right class are
+/// marked up and the others down, once, and the search runs again with that feedback (the
+/// marked results left out, so the second page shows new items).
+#[derive(Debug, Serialize)]
+pub struct FeedbackReport {
+    /// Precision@k of the second page.
+    pub precision: f64,
+    pub map: f64,
+    /// Its gain over the first page's precision@k.
+    pub gain: f64,
+}
+
+/// How the adaptive cut ("N strong matches") sorts the first page.
+#[derive(Debug, Serialize)]
+pub struct CutReport {
+    /// Share of queries whose scores drop sharply somewhere in the first page.
+    pub share: f64,
+    /// Strong matches per query that has a cut.
+    pub mean_strong: f64,
+    /// Share of the right class among the strong matches, and among the results below the cut.
+    pub precision_above: f64,
+    pub precision_below: f64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct EvalReport {
     pub field: String,
@@ -39,7 +64,19 @@ pub struct EvalReport {
     pub map: f64,
     /// Expected precision of a random ranking: the chance a random other item shares the class.
     pub chance: f64,
+    pub feedback: FeedbackReport,
+    pub cut: CutReport,
     pub classes: Vec<ClassScore>,
+}
+
+/// One query's outcome.
+struct Scored1 {
+    precision: f64,
+    ap: f64,
+    refined: (f64, f64),
+    /// The cut (if any) and the relevance of the first page.
+    cut: Option<usize>,
+    relevant: Vec<bool>,
 }
 
 /// Reads a duplicates file: one group of byte-identical ids per line, separated by spaces.
@@ -119,12 +156,24 @@ pub fn evaluate(
         return Err(Error::config("k must be at least 1"));
     }
     let (store, space) = (snapshot.store(), snapshot.space());
-    let field = Field::from_column(&opts.field).ok_or_else(|| {
-        Error::config(format!("unknown label field {:?}: use one of {}", opts.field, Field::columns()))
-    })?;
+    // Fields joined by `+` make one class of their values ("Tshirts|Blue").
+    let fields: Vec<Field> = opts
+        .field
+        .split('+')
+        .map(|name| {
+            Field::from_column(name.trim()).ok_or_else(|| {
+                Error::config(format!("unknown label field {name:?}: use one of {} (join with +)", Field::columns()))
+            })
+        })
+        .collect::<Result<_>>()?;
     let ids: Vec<&str> = store.entries().iter().map(|e| catalog::product_id(&e.path)).collect();
-    let class_of: Vec<Option<&str>> =
-        (0..store.len()).map(|r| snapshot.product(r).map(|p| p.get(field)).filter(|v| !v.is_empty())).collect();
+    let class_of: Vec<Option<String>> = (0..store.len())
+        .map(|r| {
+            let p = snapshot.product(r)?;
+            let values: Vec<&str> = fields.iter().map(|&f| p.get(f)).collect();
+            (!values.iter().any(|v| v.is_empty())).then(|| values.join("|"))
+        })
+        .collect();
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for c in class_of.iter().flatten() {
         *counts.entry(c).or_default() += 1;
@@ -139,7 +188,7 @@ pub fn evaluate(
         }
     }
     let queries: Vec<usize> = (0..store.len())
-        .filter(|&r| class_of[r].is_some_and(|c| counts[c] >= opts.min_class))
+        .filter(|&r| class_of[r].as_deref().is_some_and(|c| counts[c] >= opts.min_class))
         .filter(|&r| query_ids.is_none_or(|q| q.contains(ids[r])))
         .collect();
     if queries.is_empty() {
@@ -150,7 +199,7 @@ pub fn evaluate(
             store.len()
         )));
     }
-    let scores: Vec<(f64, f64)> = queries
+    let scores: Vec<Scored1> = queries
         .par_iter()
         .map(|&q| {
             // The query and its byte-identical copies.
@@ -158,29 +207,59 @@ pub fn evaluate(
             let vector = snapshot.expanded(space.vector(q).to_vec(), &exclude);
             let top = snapshot.rank(&vector, opts.k, &[], &exclude);
             let relevant: Vec<bool> = top.iter().map(|s| class_of[s.row] == class_of[q]).collect();
-            precision_and_ap(&relevant, opts.k)
+            let (precision, ap) = precision_and_ap(&relevant, opts.k);
+            let marked = |up: bool| top.iter().zip(&relevant).filter(move |(_, &r)| r == up).map(|(s, _)| s.row);
+            let (like, unlike): (Vec<usize>, Vec<usize>) = (marked(true).collect(), marked(false).collect());
+            let steered = snapshot.steered(&vector, &like, &unlike);
+            let seen: Vec<usize> = exclude.iter().copied().chain(top.iter().map(|s| s.row)).collect();
+            let second = snapshot.rank(&steered, opts.k, &[], &seen);
+            let refined: Vec<bool> = second.iter().map(|s| class_of[s.row] == class_of[q]).collect();
+            let cut = strength::strong_matches(&top.iter().map(|s| s.score).collect::<Vec<_>>());
+            Scored1 { precision, ap, refined: precision_and_ap(&refined, opts.k), cut, relevant }
         })
         .collect();
     let mut per_class: BTreeMap<&str, (usize, f64, f64)> = BTreeMap::new();
-    for (&q, &(p, ap)) in queries.iter().zip(&scores) {
-        let e = per_class.entry(class_of[q].unwrap()).or_default();
+    for (&q, s) in queries.iter().zip(&scores) {
+        let e = per_class.entry(class_of[q].as_deref().unwrap()).or_default();
         e.0 += 1;
-        e.1 += p;
-        e.2 += ap;
+        e.1 += s.precision;
+        e.2 += s.ap;
     }
     let n = queries.len() as f64;
     let labelled = class_of.iter().flatten().count() as f64;
-    let chance =
-        queries.iter().map(|&q| (counts[class_of[q].unwrap()] as f64 - 1.0) / (labelled - 1.0).max(1.0)).sum::<f64>()
-            / n;
+    let chance = queries
+        .iter()
+        .map(|&q| (counts[class_of[q].as_deref().unwrap()] as f64 - 1.0) / (labelled - 1.0).max(1.0))
+        .sum::<f64>()
+        / n;
+    let mean = |f: &dyn Fn(&Scored1) -> f64| scores.iter().map(f).sum::<f64>() / n;
+    let precision = mean(&|s| s.precision);
+    let refined = mean(&|s| s.refined.0);
+    let (mut above, mut below) = ((0usize, 0usize), (0usize, 0usize));
+    for s in &scores {
+        if let Some(cut) = s.cut {
+            let (a, b) = s.relevant.split_at(cut.min(s.relevant.len()));
+            above = (above.0 + a.iter().filter(|&&r| r).count(), above.1 + a.len());
+            below = (below.0 + b.iter().filter(|&&r| r).count(), below.1 + b.len());
+        }
+    }
+    let with_cut = scores.iter().filter(|s| s.cut.is_some()).count();
+    let share = |(right, all): (usize, usize)| right as f64 / all.max(1) as f64;
     Ok(EvalReport {
         field: opts.field.clone(),
         k: opts.k,
         catalog_items: store.len(),
         queries: queries.len(),
-        precision: scores.iter().map(|s| s.0).sum::<f64>() / n,
-        map: scores.iter().map(|s| s.1).sum::<f64>() / n,
+        precision,
+        map: mean(&|s| s.ap),
         chance,
+        feedback: FeedbackReport { precision: refined, map: mean(&|s| s.refined.1), gain: refined - precision },
+        cut: CutReport {
+            share: with_cut as f64 / n,
+            mean_strong: scores.iter().filter_map(|s| s.cut).sum::<usize>() as f64 / with_cut.max(1) as f64,
+            precision_above: share(above),
+            precision_below: share(below),
+        },
         classes: per_class
             .into_iter()
             .map(|(class, (count, p, ap))| ClassScore {

@@ -27,7 +27,9 @@ pub mod runtime;
 pub mod schemes;
 pub mod service;
 pub mod state;
+pub mod steer;
 pub mod store;
+pub mod strength;
 pub mod weights;
 
 pub use config::Config;
@@ -36,3 +38,4 @@ pub use error::{Error, ErrorKind, Result};
 pub use indexer::{Cancel, IndexReport, Phase, Progress};
 pub use runtime::{peak_rss_mib, set_threads, threads};
 pub use service::{Hit, Query, SearchService, Snapshot};
+pub use steer::{Crop, Feedback, Steering};

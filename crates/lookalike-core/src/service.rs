@@ -15,9 +15,11 @@ use crate::dupes::Copies;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::index::annoy::{self, Annoy, AnnoyIndex};
+use crate::index::exact::dot;
 use crate::index::exact::Exact;
 use crate::index::{Request, Rows, Scored, VectorIndex};
 use crate::model;
+use crate::steer::{self, Crop, Feedback, FeedbackWeights, Steering};
 use crate::store::Store;
 
 /// What to search with.
@@ -39,7 +41,12 @@ pub struct Hit {
     pub path: PathBuf,
     pub rel: String,
     pub id: String,
+    /// Similarity to the query as given (before query expansion and feedback): an
+    /// identical photo scores 1.
     pub score: f32,
+    /// The similarity the ranking used (to the expanded, steered query): hits come in
+    /// its order.
+    pub rank_score: f32,
     pub metadata: Option<Product>,
     /// Ids of the catalog's byte-identical copies of this photo (collapsed into this hit).
     pub copies: Vec<String>,
@@ -85,6 +92,7 @@ pub struct Snapshot {
     copies: Copies,
     /// Whether byte-identical copies collapse into one hit (`[search] collapse`).
     collapse: bool,
+    feedback: FeedbackWeights,
 }
 
 impl Snapshot {
@@ -124,6 +132,7 @@ impl Snapshot {
         Ok(Snapshot {
             copies: Copies::exact(store.entries()),
             collapse: config.collapse,
+            feedback: config.feedback,
             store,
             unsaved,
             space,
@@ -213,6 +222,12 @@ impl Snapshot {
         self.space.expand(&vector, &neighbours)
     }
 
+    /// A query vector moved by feedback on the given rows (Rocchio, `[search] feedback_*`).
+    pub fn steered(&self, vector: &[f32], like: &[usize], unlike: &[usize]) -> Vec<f32> {
+        let vectors = |rows: &[usize]| rows.iter().map(|&r| self.space.vector(r)).collect::<Vec<_>>();
+        steer::rocchio(vector, &vectors(like), &vectors(unlike), self.feedback)
+    }
+
     /// The k best rows for an (expanded) query vector.
     pub fn rank(&self, vector: &[f32], k: usize, filters: &[Filter], exclude: &[usize]) -> Vec<Scored> {
         self.index.search(&Request { vector, k, filters, exclude })
@@ -234,7 +249,7 @@ impl Snapshot {
         self.copies.collapse(self.rank(vector, wanted, filters, exclude), k)
     }
 
-    fn hit(&self, rank: usize, s: Scored) -> Hit {
+    fn hit(&self, rank: usize, s: Scored, query: &[f32]) -> Hit {
         let entries = self.store.entries();
         let rel = entries[s.row].path.clone();
         let copies = self.copies.of(s.row).into_iter().filter(|&r| r != s.row);
@@ -245,7 +260,8 @@ impl Snapshot {
             id: catalog::product_id(&rel).to_string(),
             metadata: self.product(s.row).cloned(),
             rel,
-            score: s.score,
+            score: dot(query, self.space.vector(s.row)),
+            rank_score: s.score,
         }
     }
 }
@@ -264,6 +280,9 @@ fn open_annoy(engine: &Engine, store: &Store, space: &Space) -> Result<Annoy> {
 /// A query turned into a search vector against one snapshot.
 pub struct QueryVector {
     snapshot: Arc<Snapshot>,
+    /// The query's own descriptor, which hits' scores are measured against.
+    query: Vec<f32>,
+    /// What the ranking searches with: expanded, and steered by feedback.
     vector: Vec<f32>,
     exclude: Vec<usize>,
 }
@@ -281,7 +300,14 @@ pub struct SearchService {
     mode: Option<SearchMode>,
     current: RwLock<Arc<Snapshot>>,
     /// The last query's vector: paging and filtering do not embed the image again.
-    last: Mutex<Option<(CacheKey, Arc<QueryVector>)>>,
+    last: Mutex<Option<LastQuery>>,
+}
+
+/// A query's vector before feedback (which is cheap to apply again), and what it was for.
+struct LastQuery {
+    key: CacheKey,
+    crop: Option<Crop>,
+    vector: Arc<QueryVector>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -326,56 +352,105 @@ impl SearchService {
         Ok(())
     }
 
-    /// The query's expanded search vector, embedding the image when the query is one.
-    pub fn query_vector(&self, query: &Query) -> Result<Arc<QueryVector>> {
+    /// The query's expanded, steered search vector, embedding the image (or its region)
+    /// when the query needs it.
+    pub fn query_vector(&self, query: &Query, steering: &Steering) -> Result<Arc<QueryVector>> {
         let snapshot = self.snapshot();
         let key = CacheKey::of(query);
-        if let Some((k, qv)) = self.last.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            if Some(k) == key.as_ref() && Arc::ptr_eq(&qv.snapshot, &snapshot) {
-                return Ok(qv.clone());
+        let crop = steering.crop;
+        let cached = self.last.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|last| {
+            let same = Some(&last.key) == key.as_ref() && last.crop == crop;
+            (same && Arc::ptr_eq(&last.vector.snapshot, &snapshot)).then(|| last.vector.clone())
+        });
+        let qv = match cached {
+            Some(qv) => qv,
+            None => {
+                // Embedding can take a while: other threads' searches go on meanwhile.
+                let features = match self.prepare(query, crop.as_ref()) {
+                    None => None,
+                    Some(input) => Some(self.engine.embedder()?.embed(&[input?])?),
+                };
+                let qv = self.finish(&snapshot, query, crop.as_ref(), features)?;
+                if let Some(key) = key {
+                    *self.last.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(LastQuery { key, crop, vector: qv.clone() });
+                }
+                qv
             }
-        }
-        // Embedding can take a while: other threads' searches go on meanwhile.
-        let features = match self.prepare(query) {
-            None => None,
-            Some(input) => Some(self.engine.embedder()?.embed(&[input?])?),
         };
-        let qv = self.finish(&snapshot, query, features)?;
-        if let Some(key) = key {
-            *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, qv.clone()));
-        }
-        Ok(qv)
+        self.steer(&qv, &steering.feedback)
     }
 
-    /// An image query's network input (decoded and preprocessed); `None` for items. With
+    /// An image query's network input (decoded, cropped to the region, preprocessed);
+    /// `None` for an item without a region, whose stored vector is used. With
     /// [`image_vector`](Self::image_vector) it lets a caller run the model itself (a
     /// server's batch worker) and do the rest on its own threads.
-    pub fn prepare(&self, query: &Query) -> Option<Result<Vec<f32>>> {
+    pub fn prepare(&self, query: &Query, crop: Option<&Crop>) -> Option<Result<Vec<f32>>> {
         let policy = self.engine.config().resize;
-        let (what, input) = match query {
-            Query::Item(_) => return None,
-            Query::Image(path) => {
-                (path.display().to_string(), crate::files::read_file(path).and_then(|b| model::input(&b, policy)))
+        let (what, bytes) = match query {
+            Query::Item(_) if crop.is_none() => return None,
+            Query::Item(item) => {
+                let snapshot = self.snapshot();
+                let rel = match snapshot.find_item(item) {
+                    Ok(row) => snapshot.store.entries()[row].path.clone(),
+                    Err(e) => return Some(Err(e)),
+                };
+                (format!("catalog item {item}"), snapshot.source.read(&rel))
             }
-            Query::Bytes { name, bytes } => (name.clone(), model::input(bytes, policy)),
+            Query::Image(path) => (path.display().to_string(), crate::files::read_file(path)),
+            Query::Bytes { name, bytes } => (name.clone(), Ok(bytes.clone())),
         };
-        Some(input.map_err(|reason| Error::BadImage { what, reason }))
+        let img = match bytes.and_then(|b| model::decode_bytes(&b)) {
+            Ok(img) => img,
+            Err(reason) => return Some(Err(Error::BadImage { what, reason })),
+        };
+        Some(match crop {
+            None => Ok(model::preprocess(&img, policy)),
+            Some(c) => c.apply(&img).map(|region| model::preprocess(&region, policy)),
+        })
     }
 
-    /// The search vector of an image from the model's features of its prepared input.
-    pub fn image_vector(&self, features: &[f32]) -> Result<Arc<QueryVector>> {
-        let snapshot = self.snapshot();
-        let vector = snapshot.space.describe(features)?;
-        Ok(expand(snapshot, vector, Vec::new()))
+    /// Moves a query vector by feedback on catalog items (Rocchio): towards the ones
+    /// liked, away from the ones unliked, which are left out of its results.
+    pub fn steer(&self, qv: &Arc<QueryVector>, feedback: &Feedback) -> Result<Arc<QueryVector>> {
+        if feedback.is_empty() {
+            return Ok(qv.clone());
+        }
+        let s = &qv.snapshot;
+        let rows = |items: &[String]| items.iter().map(|i| s.find_item(i)).collect::<Result<Vec<usize>>>();
+        let (like, unlike) = (rows(&feedback.like)?, rows(&feedback.unlike)?);
+        let mut exclude = qv.exclude.clone();
+        exclude.extend(like.iter().chain(&unlike).flat_map(|&r| s.copies.of(r)));
+        exclude.sort_unstable();
+        exclude.dedup();
+        let vector = s.steered(&qv.vector, &like, &unlike);
+        Ok(Arc::new(QueryVector { snapshot: s.clone(), query: qv.query.clone(), vector, exclude }))
+    }
+
+    /// The steered search vector of a query whose prepared input (from
+    /// [`prepare`](Self::prepare)) the caller embedded into `features`.
+    pub fn image_vector(&self, query: &Query, steering: &Steering, features: Vec<f32>) -> Result<Arc<QueryVector>> {
+        let qv = self.finish(&self.snapshot(), query, steering.crop.as_ref(), Some(features))?;
+        self.steer(&qv, &steering.feedback)
     }
 
     /// The search vector of a query, given the image's features (for image queries).
-    fn finish(&self, snapshot: &Arc<Snapshot>, query: &Query, features: Option<Vec<f32>>) -> Result<Arc<QueryVector>> {
+    fn finish(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        query: &Query,
+        crop: Option<&Crop>,
+        features: Option<Vec<f32>>,
+    ) -> Result<Arc<QueryVector>> {
         let (vector, exclude) = match (query, features) {
-            (Query::Item(item), _) => {
+            (Query::Item(item), _) if crop.is_none() => {
                 // The item is left out, and so are its byte-identical copies.
                 let row = snapshot.find_item(item)?;
                 (snapshot.space.vector(row).to_vec(), snapshot.copies.of(row))
+            }
+            // A region of an item is a new photo, but the item itself is still left out.
+            (Query::Item(item), Some(f)) => {
+                (snapshot.space.describe(&f)?, snapshot.copies.of(snapshot.find_item(item)?))
             }
             (_, Some(f)) => (snapshot.space.describe(&f)?, Vec::new()),
             (_, None) => return Err(Error::failed("searching", "an image query without its features")),
@@ -389,27 +464,38 @@ impl SearchService {
         s.rank_distinct(&query.vector, k, filters, &query.exclude)
             .into_iter()
             .enumerate()
-            .map(|(i, scored)| s.hit(i + 1, scored))
+            .map(|(i, scored)| s.hit(i + 1, scored, &query.query))
             .collect()
     }
 
     pub fn search(&self, query: &Query, k: usize, filters: &[Filter]) -> Result<Vec<Hit>> {
-        Ok(self.search_vector(&self.query_vector(query)?, k, filters))
+        self.search_steered(query, &Steering::default(), k, filters)
+    }
+
+    pub fn search_steered(&self, query: &Query, steering: &Steering, k: usize, filters: &[Filter]) -> Result<Vec<Hit>> {
+        Ok(self.search_vector(&self.query_vector(query, steering)?, k, filters))
     }
 
     /// Many searches at once: images are decoded in parallel and embedded in batches of
     /// `[model] batch_size`, so a list of photos costs about the batched embedding time. A
     /// bad query fails alone; the answers come in the order of the queries.
-    pub fn search_many(&self, queries: &[Query], k: usize, filters: &[Filter]) -> Vec<Result<Vec<Hit>>> {
-        self.query_vectors(queries).into_iter().map(|qv| Ok(self.search_vector(&qv?, k, filters))).collect()
+    pub fn search_many(
+        &self,
+        queries: &[Query],
+        steering: &Steering,
+        k: usize,
+        filters: &[Filter],
+    ) -> Vec<Result<Vec<Hit>>> {
+        self.query_vectors(queries, steering).into_iter().map(|qv| Ok(self.search_vector(&qv?, k, filters))).collect()
     }
 
     /// The search vectors of many queries against one snapshot, embedding their images
     /// together as [`search_many`](Self::search_many) does.
-    pub fn query_vectors(&self, queries: &[Query]) -> Vec<Result<Arc<QueryVector>>> {
+    pub fn query_vectors(&self, queries: &[Query], steering: &Steering) -> Vec<Result<Arc<QueryVector>>> {
         use rayon::prelude::*;
         let snapshot = self.snapshot();
-        let mut inputs: Vec<Option<Result<Vec<f32>>>> = queries.par_iter().map(|q| self.prepare(q)).collect();
+        let crop = steering.crop.as_ref();
+        let mut inputs: Vec<Option<Result<Vec<f32>>>> = queries.par_iter().map(|q| self.prepare(q, crop)).collect();
         let mut features: Vec<Option<Result<Vec<f32>>>> = (0..queries.len()).map(|_| None).collect();
         let ready: Vec<usize> = (0..queries.len()).filter(|&i| matches!(inputs[i], Some(Ok(_)))).collect();
         for chunk in ready.chunks(self.engine.config().batch_size.max(1)) {
@@ -434,16 +520,16 @@ impl SearchService {
                     (Some(Err(e)), _) | (_, Some(Err(e))) => return Err(e),
                     (_, f) => f.and_then(Result::ok),
                 };
-                self.finish(&snapshot, query, features)
+                self.steer(&self.finish(&snapshot, query, crop, features)?, &steering.feedback)
             })
             .collect()
     }
 }
 
 /// A query's descriptor expanded against the snapshot it will search.
-fn expand(snapshot: Arc<Snapshot>, vector: Vec<f32>, exclude: Vec<usize>) -> Arc<QueryVector> {
-    let vector = snapshot.expanded(vector, &exclude);
-    Arc::new(QueryVector { snapshot, vector, exclude })
+fn expand(snapshot: Arc<Snapshot>, query: Vec<f32>, exclude: Vec<usize>) -> Arc<QueryVector> {
+    let vector = snapshot.expanded(query.clone(), &exclude);
+    Arc::new(QueryVector { snapshot, query, vector, exclude })
 }
 
 // Servers share one service between their threads: checked at every build.

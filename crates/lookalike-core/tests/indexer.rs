@@ -10,7 +10,9 @@ use lookalike_core::catalog::{Filter, LocalFolder};
 use lookalike_core::config::SearchMode;
 use lookalike_core::model::fake::FakeEmbedder;
 use lookalike_core::model::{Embedder, ResizePolicy};
-use lookalike_core::{Config, Engine, ErrorKind, IndexReport, Phase, Progress, Query, SearchService};
+use lookalike_core::{
+    Config, Crop, Engine, ErrorKind, Feedback, IndexReport, Phase, Progress, Query, SearchService, Steering,
+};
 
 /// A picture that differs from its neighbours in colour and in where its bright square is.
 fn picture(i: usize) -> image::RgbImage {
@@ -219,6 +221,65 @@ fn a_reload_after_reindex_keeps_the_model_and_sees_new_items() {
     assert!(err.kind() == ErrorKind::BadImage && err.to_string().starts_with("upload: "), "{err}");
 }
 
+#[test]
+fn a_region_and_feedback_steer_a_search_and_scores_stay_honest() {
+    let dir = tempfile::tempdir().unwrap();
+    catalog(&dir.path().join("catalog"), 24);
+    let engine = Arc::new(engine(dir.path(), Arc::new(FakeEmbedder::new(ResizePolicy::Crop))));
+    index(&engine);
+    let service = SearchService::open(engine, Some(SearchMode::Exact)).unwrap();
+    let photo = Query::Image(dir.path().join("catalog/images/5.png"));
+    let plain = service.search(&photo, 5, &[]).unwrap();
+    // The photo is 100% like itself, whatever query expansion did to the ranking (which
+    // here, on 24 unwhitened fake descriptors, need not even put it first).
+    let own = plain.iter().find(|h| h.id == "5").expect("the photo finds itself");
+    assert!((own.score - 1.0).abs() < 1e-4, "{}", own.score);
+    assert!(plain.iter().all(|h| h.score <= own.score + 1e-6));
+    assert!(plain.windows(2).all(|w| w[0].rank_score >= w[1].rank_score));
+
+    // The whole photo as a region is the photo; a corner of it is another picture.
+    let steer = |crop: &str| Steering { crop: Some(crop.parse().unwrap()), ..Default::default() };
+    let whole = service.search_steered(&photo, &steer("0,0,1,1"), 5, &[]).unwrap();
+    assert_eq!(whole.iter().map(|h| &h.id).collect::<Vec<_>>(), plain.iter().map(|h| &h.id).collect::<Vec<_>>());
+    let corner = service.search_steered(&photo, &steer("0,0,0.4,0.4"), 5, &[]).unwrap();
+    assert!(corner[0].score < 0.999 || corner[0].id != "5", "a region searched the whole photo");
+    // A region of an item's photo is embedded, and the item is still left out.
+    let item = Query::Item("5".into());
+    let cropped_item = service.search_steered(&item, &steer("0,0,0.4,0.4"), 5, &[]).unwrap();
+    assert!(cropped_item.iter().all(|h| h.id != "5"));
+    // A region outside the photo (32x32 pixels) is refused with a reason.
+    let err = service.search_steered(&photo, &steer("20,20,30,30"), 5, &[]).unwrap_err();
+    assert!(err.kind() == ErrorKind::BadCrop && err.to_string().contains("outside the 32x32 photo"), "{err}");
+
+    // Feedback: liking the 4th hit brings items like it up; marked items are left out.
+    let liked = plain[3].id.clone();
+    let unliked = plain[1].id.clone();
+    let feedback = Steering {
+        feedback: Feedback { like: vec![liked.clone()], unlike: vec![unliked.clone()] },
+        ..Default::default()
+    };
+    let refined = service.search_steered(&photo, &feedback, 23, &[]).unwrap();
+    assert!(refined.iter().all(|h| h.id != liked && h.id != unliked));
+    let liked_row = service.snapshot().find_item(&liked).unwrap();
+    let near_liked = |hits: &[lookalike_core::Hit], n: usize| -> f32 {
+        let s = service.snapshot();
+        let v = s.space().vector(liked_row);
+        hits.iter()
+            .take(n)
+            .map(|h| lookalike_core::index::exact::dot(v, s.space().vector(s.find_item(&h.id).unwrap())))
+            .sum::<f32>()
+            / n as f32
+    };
+    let unmarked: Vec<_> = plain.iter().filter(|h| h.id != liked && h.id != unliked).cloned().collect();
+    assert!(near_liked(&refined, 3) > near_liked(&unmarked, 3), "feedback did not move towards the liked item");
+    // Scores stay the similarity to the photo itself.
+    let own = refined.iter().find(|h| h.id == "5").expect("the photo is still found");
+    assert!((own.score - 1.0).abs() < 1e-4);
+    let unknown = Steering { feedback: Feedback { like: vec!["nope".into()], unlike: vec![] }, ..Default::default() };
+    assert_eq!(service.search_steered(&photo, &unknown, 5, &[]).unwrap_err().kind(), ErrorKind::UnknownItem);
+    assert!(matches!("1,2".parse::<Crop>(), Err(lookalike_core::Error::BadCrop { .. })));
+}
+
 /// The fake model, held at its next call until the test lets it go.
 struct Gated {
     inner: FakeEmbedder,
@@ -283,7 +344,7 @@ fn the_batcher_gathers_concurrent_queries_into_few_model_calls_and_refuses_when_
         .unwrap(),
     );
     // Photos are decoded by their askers and only embedded by the worker.
-    let input = |i: usize| service.prepare(&upload(i)).unwrap().unwrap();
+    let input = |i: usize| service.prepare(&upload(i), None).unwrap().unwrap();
     let (tx, rx) = mpsc::channel();
     for i in 0..16 {
         let tx = tx.clone();
@@ -293,7 +354,7 @@ fn the_batcher_gathers_concurrent_queries_into_few_model_calls_and_refuses_when_
     }
     for _ in 0..16 {
         let (i, features) = rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
-        let qv = service.image_vector(&features.unwrap()).unwrap();
+        let qv = service.image_vector(&upload(i), &Steering::default(), features.unwrap()).unwrap();
         assert_eq!(ids(service.search_vector(&qv, 5, &[])), single[i], "query {i}");
     }
     let sizes = sizes_seen.lock().unwrap().clone();

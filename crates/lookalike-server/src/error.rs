@@ -58,6 +58,7 @@ impl From<lookalike_core::Error> for ApiError {
             ErrorKind::UnknownItem => (StatusCode::NOT_FOUND, "unknown_item"),
             ErrorKind::AmbiguousItem => (StatusCode::CONFLICT, "ambiguous_item"),
             ErrorKind::BadImage => (StatusCode::UNPROCESSABLE_ENTITY, "bad_image"),
+            ErrorKind::BadCrop => (StatusCode::BAD_REQUEST, "bad_crop"),
             ErrorKind::NotIndexed | ErrorKind::Outdated | ErrorKind::Locked => {
                 (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
             }

@@ -14,7 +14,7 @@ use axum::http::{header, StatusCode};
 use axum::Json;
 use lookalike_core::batcher::Reply;
 use lookalike_core::catalog::{Field, Filter, Product};
-use lookalike_core::{Hit, Query};
+use lookalike_core::{strength, Crop, Hit, Query, Steering};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -34,20 +34,29 @@ pub struct SearchParams {
     offset: Option<usize>,
     /// `field:value`, e.g. `articleType:Tshirts`; repeat for several.
     filter: Option<Vec<String>>,
+    /// Search with a region of the photo (or of the item's photo): `x,y,w,h` as fractions
+    /// of its width and height (all at most 1) or in pixels.
+    crop: Option<String>,
+    /// A catalog item to move the search towards (relevance feedback); repeat for several.
+    like: Option<Vec<String>>,
+    /// A catalog item to move the search away from; repeat for several.
+    unlike: Option<Vec<String>>,
 }
 
-/// `k`, `offset` and repeated `filter=field:value` of a search URL.
+/// `k`, `offset`, repeated `filter=field:value`, `crop`, and repeated `like` and `unlike`
+/// of a search URL.
 pub struct Params {
     k: usize,
     offset: usize,
     filters: Vec<Filter>,
+    steering: Steering,
 }
 
 fn params(query: Option<String>, default_k: usize) -> ApiResult<Params> {
     let bad = ApiError::bad_request;
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(query.as_deref().unwrap_or("")).map_err(|e| bad(format!("query string: {e}")))?;
-    let mut p = Params { k: default_k, offset: 0, filters: Vec::new() };
+    let mut p = Params { k: default_k, offset: 0, filters: Vec::new(), steering: Steering::default() };
     for (key, value) in pairs {
         let number = |v: &str| v.parse::<usize>().map_err(|_| bad(format!("{key}={v:?} is not a whole number")));
         match key.as_str() {
@@ -60,7 +69,12 @@ fn params(query: Option<String>, default_k: usize) -> ApiResult<Params> {
                     .ok_or_else(|| bad(format!("unknown filter field {field:?}: use one of {}", Field::columns())))?;
                 p.filters.push(Filter { field, value: v.trim().to_string() });
             }
-            other => return Err(bad(format!("unknown parameter {other:?}: use k, offset, filter"))),
+            "crop" => p.steering.crop = Some(value.parse().map_err(|e: lookalike_core::Error| bad(e.to_string()))?),
+            "like" => p.steering.feedback.like.push(value),
+            "unlike" => p.steering.feedback.unlike.push(value),
+            other => {
+                return Err(bad(format!("unknown parameter {other:?}: use k, offset, filter, crop, like, unlike")))
+            }
         }
     }
     if p.k == 0 || p.k > 1000 || p.offset > 10_000 {
@@ -77,8 +91,11 @@ pub struct HitOut {
     id: String,
     /// The item's path inside the catalog.
     rel: String,
-    /// Cosine similarity to the query, 1 for the same image.
+    /// Cosine similarity to the query as sent, 1 for the same image.
     score: f32,
+    /// The similarity the ranking used (to the query after expansion and feedback); hits
+    /// come in its order.
+    rank_score: f32,
     /// The item's styles.csv row, when it has one.
     #[schema(value_type = Option<Object>)]
     metadata: Option<Product>,
@@ -97,6 +114,7 @@ impl From<Hit> for HitOut {
             id: h.id,
             rel: h.rel,
             score: h.score,
+            rank_score: h.rank_score,
             metadata: h.metadata,
             copies: h.copies,
         }
@@ -106,6 +124,9 @@ impl From<Hit> for HitOut {
 #[derive(Serialize, ToSchema)]
 pub struct SearchOut {
     hits: Vec<HitOut>,
+    /// Strong matches: the hits (from rank 1) before the sharpest drop in the ranking's
+    /// scores, when one stands out; null when the scores fall evenly.
+    strong: Option<usize>,
     /// Time from the request's arrival to the answer, in ms.
     took_ms: f64,
     /// Of which waiting for and embedding the photo (0 for item queries), in ms.
@@ -162,24 +183,26 @@ async fn run(app: &Arc<App>, query: Query, p: Params) -> ApiResult<Json<SearchOu
 }
 
 async fn search(app: &Arc<App>, query: Query, p: Params, started: Instant) -> ApiResult<Json<SearchOut>> {
-    let (features, item) = match query {
-        Query::Item(item) => (None, Some(item)),
-        photo => (Some(embed(app, photo).await?), None),
+    let Params { k, offset, filters, steering } = p;
+    // An item is searched with its stored vector, unless only a region of it is wanted.
+    let features = match (&query, steering.crop) {
+        (Query::Item(_), None) => None,
+        (photo, crop) => Some(embed(app, photo.clone(), crop).await?),
     };
     let embed_ms = if features.is_some() { started.elapsed().as_secs_f64() * 1000.0 } else { 0.0 };
     let _permit = app.permits.acquire().await.map_err(|e| ApiError::internal(e.to_string()))?;
     let service = app.service.clone();
-    let Params { k, offset, filters } = p;
     let ranked = tokio::task::spawn_blocking(move || -> lookalike_core::Result<_> {
-        let qv = match (features, item) {
-            (Some(features), _) => service.image_vector(&features)?,
-            (None, item) => service.query_vector(&Query::Item(item.unwrap_or_default()))?,
+        let qv = match features {
+            Some(features) => service.image_vector(&query, &steering, features)?,
+            None => service.query_vector(&query, &steering)?,
         };
         Ok((service.search_vector(&qv, k + offset, &filters), qv.snapshot().len()))
     });
     let (hits, items) = ranked.await.map_err(|e| ApiError::internal(format!("search failed: {e}")))??;
+    let strong = strength::strong_matches(&hits.iter().map(|h| h.rank_score).collect::<Vec<_>>());
     let hits = hits.into_iter().skip(offset).map(HitOut::from).collect();
-    Ok(Json(SearchOut { hits, took_ms: started.elapsed().as_secs_f64() * 1000.0, embed_ms, items }))
+    Ok(Json(SearchOut { hits, strong, took_ms: started.elapsed().as_secs_f64() * 1000.0, embed_ms, items }))
 }
 
 /// A handler waiting for its photo's features; once the client has hung up (the handler
@@ -198,9 +221,9 @@ impl Reply for Waiting {
 
 /// A photo's features: decoded here, on a blocking thread, then embedded by the batch
 /// worker together with other requests' photos.
-async fn embed(app: &Arc<App>, photo: Query) -> ApiResult<Vec<f32>> {
+async fn embed(app: &Arc<App>, photo: Query, crop: Option<Crop>) -> ApiResult<Vec<f32>> {
     let service = app.service.clone();
-    let input = tokio::task::spawn_blocking(move || service.prepare(&photo))
+    let input = tokio::task::spawn_blocking(move || service.prepare(&photo, crop.as_ref()))
         .await
         .map_err(|e| ApiError::internal(format!("decoding failed: {e}")))?
         .ok_or_else(|| ApiError::internal("a photo query without a photo"))??;

@@ -3,13 +3,20 @@
 
 use std::path::PathBuf;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use std::time::{Duration, Instant};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 
 pub use super::keymap::Action;
-use super::state::{App, DirEntry, Facet, ModelState, Overlay, QuerySource, Reindex, Status, View, FACET_FIELDS};
+use super::state::{
+    App, DirEntry, Facet, Marks, ModelState, Overlay, QuerySource, Region, Reindex, Status, View, Zoom, FACET_FIELDS,
+};
 use super::{keymap, layout};
 use lookalike_core::catalog::{Field, Filter};
-use lookalike_core::{Hit, IndexReport, Phase, Progress, Query};
+use lookalike_core::{strength, Feedback, Hit, IndexReport, Phase, Progress, Query, Steering};
+
+/// Two clicks on one result within this time are a double-click.
+const DOUBLE_CLICK: Duration = Duration::from_millis(400);
 
 /// Results of work done off the UI thread.
 #[derive(Debug)]
@@ -49,6 +56,7 @@ pub enum Effect {
     Search {
         id: u64,
         query: Query,
+        steering: Steering,
         k: usize,
         filters: Vec<Filter>,
     },
@@ -74,6 +82,9 @@ pub fn action_for(app: &App, key: KeyEvent) -> Option<Action> {
             KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => Action::Yes,
             _ => Action::No,
         });
+    }
+    if app.cropping.is_some() && app.overlay.is_none() {
+        return keymap::lookup_in(keymap::CROP_KEYMAP, key.code);
     }
     if app.view == View::Files && app.files.typing && app.overlay.is_none() {
         return match key.code {
@@ -145,6 +156,9 @@ impl App {
             (_, Some(Overlay::FilterFields { selected })) => return self.filter_fields(action, selected),
             (_, Some(Overlay::FilterValues { field, selected })) => return self.filter_values(action, field, selected),
             _ => {}
+        }
+        if let Some(region) = self.cropping {
+            return self.crop_action(action, region);
         }
         match action {
             Action::SwitchView => {
@@ -265,6 +279,7 @@ impl App {
             Action::Back => {
                 if let Some(previous) = self.history.pop() {
                     self.query = Some(previous);
+                    self.forget_steering();
                     self.reset_results();
                     return self.search();
                 }
@@ -277,8 +292,53 @@ impl App {
                     self.overlay = Some(Overlay::FilterFields { selected: 0 });
                 }
             }
+            Action::Escape if self.zoom.is_some() => self.zoom = None,
             Action::Escape if !self.filters.is_empty() => {
                 self.filters.clear();
+                self.reset_results();
+                return self.search();
+            }
+            Action::ZoomResult | Action::ZoomQuery | Action::SideBySide => {
+                let zoom = match action {
+                    Action::ZoomResult => Zoom::Result,
+                    Action::ZoomQuery => Zoom::Query,
+                    _ => Zoom::SideBySide,
+                };
+                self.zoom = if self.zoom == Some(zoom) { None } else { Some(zoom) };
+            }
+            Action::Like | Action::Unlike => {
+                if let Some(hit) = self.selected_hit() {
+                    let rel = hit.rel.clone();
+                    self.marks.toggle(&rel, action == Action::Like);
+                    let (up, down) = (self.marks.like.len(), self.marks.unlike.len());
+                    self.say(format!("marked {up} up, {down} down: s searches again with them, x clears them"));
+                }
+            }
+            Action::Refine => {
+                if self.marks.is_empty() {
+                    self.complain("no marks yet: + and - mark the selected result first");
+                } else if self.marks.feedback() == self.applied {
+                    self.say("these results already use every mark");
+                } else {
+                    self.applied = self.marks.feedback();
+                    self.reset_results();
+                    return self.search();
+                }
+            }
+            Action::ClearMarks => {
+                self.marks = Marks::default();
+                if !self.applied.is_empty() {
+                    self.applied = Feedback::default();
+                    self.reset_results();
+                    return self.search();
+                }
+            }
+            Action::Crop => match &self.query {
+                Some(_) => self.cropping = Some(self.region.unwrap_or(Region::WHOLE)),
+                None => self.complain("no query photo yet: pick one in the file picker (Tab)"),
+            },
+            Action::ClearRegion if self.region.is_some() => {
+                self.region = None;
                 self.reset_results();
                 return self.search();
             }
@@ -296,6 +356,70 @@ impl App {
             }
             _ => {}
         }
+        Vec::new()
+    }
+
+    /// Keys while choosing a region of the query photo.
+    fn crop_action(&mut self, action: Action, region: Region) -> Vec<Effect> {
+        let step = Region::STEP;
+        let next = match action {
+            Action::Up => region.moved(0.0, -step),
+            Action::Down => region.moved(0.0, step),
+            Action::Left => region.moved(-step, 0.0),
+            Action::Right => region.moved(step, 0.0),
+            Action::Narrower => region.resized(-step, 0.0),
+            Action::Wider => region.resized(step, 0.0),
+            Action::Shorter => region.resized(0.0, -step),
+            Action::Taller => region.resized(0.0, step),
+            Action::Crop => Region::WHOLE,
+            Action::Enter => {
+                self.cropping = None;
+                // The whole photo is no region at all.
+                self.region = (region != Region::WHOLE).then_some(region);
+                self.reset_results();
+                return self.search();
+            }
+            Action::Escape => {
+                self.cropping = None;
+                return Vec::new();
+            }
+            _ => region,
+        };
+        self.cropping = Some(next);
+        Vec::new()
+    }
+
+    /// A mouse event: a click selects a result, a double-click searches for more like it,
+    /// the wheel moves through the results or the file list.
+    pub fn on_mouse(&mut self, event: MouseEvent, now: Instant) -> Vec<Effect> {
+        if self.overlay.is_some() || self.cropping.is_some() {
+            return Vec::new();
+        }
+        match event.kind {
+            MouseEventKind::ScrollDown => return self.update(Action::Down),
+            MouseEventKind::ScrollUp => return self.update(Action::Up),
+            MouseEventKind::Down(MouseButton::Left) if self.view == View::Results && self.zoom.is_none() => {}
+            _ => return Vec::new(),
+        }
+        let area = ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1);
+        if layout::too_small(area) {
+            return Vec::new();
+        }
+        let grid = layout::grid(layout::screen(area).grid);
+        let at = ratatui::layout::Position::new(event.column, event.row);
+        let Some(i) = grid.tiles.iter().position(|t| t.contains(at)) else { return Vec::new() };
+        let index = self.page * self.per_page + i;
+        if index >= self.results.hits.len() {
+            return Vec::new();
+        }
+        let double = self.last_click.is_some_and(|(j, t)| j == index && now.duration_since(t) <= DOUBLE_CLICK);
+        self.status = None;
+        self.results.selected = index;
+        if double {
+            self.last_click = None;
+            return self.update(Action::Enter);
+        }
+        self.last_click = Some((index, now));
         Vec::new()
     }
 
@@ -347,8 +471,18 @@ impl App {
             self.history.push(old);
         }
         self.view = View::Results;
+        self.forget_steering();
         self.reset_results();
         self.search()
+    }
+
+    /// A new query starts without the old one's marks, region and zoom.
+    fn forget_steering(&mut self) {
+        self.marks = Marks::default();
+        self.applied = Feedback::default();
+        self.region = None;
+        self.cropping = None;
+        self.zoom = None;
     }
 
     /// Asks for the current query's results up to the end of the current page.
@@ -363,7 +497,8 @@ impl App {
         self.next_search += 1;
         self.searching = Some(id);
         let k = self.k.max((self.page + 1) * self.per_page);
-        vec![Effect::Search { id, query: query.engine_query(), k, filters: self.filters.clone() }]
+        let steering = Steering { crop: self.region.map(Region::crop), feedback: self.applied.clone() };
+        vec![Effect::Search { id, query: query.engine_query(), steering, k, filters: self.filters.clone() }]
     }
 
     fn start_reindex(&mut self, full: bool) -> Vec<Effect> {
@@ -480,6 +615,10 @@ impl App {
                 match outcome {
                     Ok((hits, seconds)) => {
                         self.results.exhausted = hits.len() < k;
+                        let scores: Vec<f32> = hits.iter().map(|h| h.score).collect();
+                        self.results.standing = strength::standing(&scores);
+                        let ranked: Vec<f32> = hits.iter().map(|h| h.rank_score).collect();
+                        self.results.strong = strength::strong_matches(&ranked);
                         self.results.hits = hits;
                         self.results.seconds = seconds;
                         let n = self.results.hits.len();

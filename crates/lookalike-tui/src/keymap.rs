@@ -32,6 +32,24 @@ pub enum Action {
     PrevPage,
     Open,
     Copy,
+    /// Mark the selected result up or down for the next refined search (again: unmark).
+    Like,
+    Unlike,
+    ClearMarks,
+    /// Search again with the marks (relevance feedback).
+    Refine,
+    /// Choose a region of the query photo; `ClearRegion` searches the whole photo again.
+    Crop,
+    ClearRegion,
+    /// The selected result, or the query, over the whole results pane; or both side by side.
+    ZoomResult,
+    ZoomQuery,
+    SideBySide,
+    /// Resizing the region (crop mode).
+    Narrower,
+    Wider,
+    Shorter,
+    Taller,
 }
 
 /// One line of the help: the keys as shown, what they do, and the bindings behind it.
@@ -106,6 +124,21 @@ pub const KEYMAP: &[Row] = &[
         bindings: &[(c('y'), Action::Copy)],
     },
     Row {
+        keys: "+ / -",
+        help: "mark the selected result as more / less like what you want (again: unmark)",
+        bindings: &[(c('+'), Action::Like), (c('-'), Action::Unlike)],
+    },
+    Row { keys: "s", help: "search again, moved by the marked results", bindings: &[(c('s'), Action::Refine)] },
+    Row { keys: "x", help: "clear the marks (and search without them)", bindings: &[(c('x'), Action::ClearMarks)] },
+    Row { keys: "c", help: "choose a region of the query photo to search with", bindings: &[(c('c'), Action::Crop)] },
+    Row { keys: "C", help: "search with the whole query photo again", bindings: &[(c('C'), Action::ClearRegion)] },
+    Row {
+        keys: "z / Z",
+        help: "zoom the selected result / the query over the results (again: back)",
+        bindings: &[(c('z'), Action::ZoomResult), (c('Z'), Action::ZoomQuery)],
+    },
+    Row { keys: "v", help: "query and selected result side by side", bindings: &[(c('v'), Action::SideBySide)] },
+    Row {
         keys: "r",
         help: "reindex: embed new and changed images, drop removed ones",
         bindings: &[(c('r'), Action::Reindex)],
@@ -121,9 +154,45 @@ pub const KEYMAP: &[Row] = &[
     Row { keys: "q / Ctrl-C", help: "quit", bindings: &[(c('q'), Action::Quit)] },
 ];
 
+/// The keys while a region of the query photo is being chosen (after `c`).
+pub const CROP_KEYMAP: &[Row] = &[
+    Row {
+        keys: "↑↓←→ / hjkl",
+        help: "move the region",
+        bindings: &[
+            (KeyCode::Up, Action::Up),
+            (KeyCode::Down, Action::Down),
+            (KeyCode::Left, Action::Left),
+            (KeyCode::Right, Action::Right),
+            (c('k'), Action::Up),
+            (c('j'), Action::Down),
+            (c('h'), Action::Left),
+            (c('l'), Action::Right),
+        ],
+    },
+    Row {
+        keys: "H / L",
+        help: "make the region narrower / wider",
+        bindings: &[(c('H'), Action::Narrower), (c('L'), Action::Wider)],
+    },
+    Row {
+        keys: "K / J",
+        help: "make the region shorter / taller",
+        bindings: &[(c('K'), Action::Shorter), (c('J'), Action::Taller)],
+    },
+    Row { keys: "c", help: "start again from the whole photo", bindings: &[(c('c'), Action::Crop)] },
+    Row { keys: "Enter", help: "search with the region", bindings: &[(KeyCode::Enter, Action::Enter)] },
+    Row { keys: "Esc", help: "leave the region as it was", bindings: &[(KeyCode::Esc, Action::Escape)] },
+];
+
+/// The action bound to a key in a table, if any.
+pub fn lookup_in(table: &[Row], code: KeyCode) -> Option<Action> {
+    table.iter().flat_map(|row| row.bindings).find(|(k, _)| *k == code).map(|&(_, a)| a)
+}
+
 /// The action bound to a key, if any.
 pub fn lookup(code: KeyCode) -> Option<Action> {
-    KEYMAP.iter().flat_map(|row| row.bindings).find(|(k, _)| *k == code).map(|&(_, a)| a)
+    lookup_in(KEYMAP, code)
 }
 
 /// In the file picker `h` goes to the parent folder and `l` opens, like Backspace and Enter.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use ratatui::layout::{Constraint, Layout, Rect};
 
-use super::state::{App, View};
+use super::state::{App, View, Zoom};
 
 /// Below this the layout does not fit; the screen says so instead.
 pub const MIN_WIDTH: u16 = 60;
@@ -71,6 +71,24 @@ pub fn picture(area: Rect) -> (Rect, Rect) {
     (image, Rect::new(inner.x, inner.y + image.height, inner.width, caption))
 }
 
+/// The bordered panes covering the results grid when zoomed, each with its image: the
+/// selected result or the query alone, or the two side by side.
+pub fn zoomed(app: &App, grid: Rect) -> Vec<(PathBuf, Rect)> {
+    let query = app.query.as_ref().map(|q| q.image_path().to_path_buf());
+    let result = app.selected_hit().map(|h| h.path.clone());
+    let inner = inner(grid);
+    match app.zoom {
+        None => Vec::new(),
+        Some(Zoom::Result) => result.map(|p| (p, inner)).into_iter().collect(),
+        Some(Zoom::Query) => query.map(|p| (p, inner)).into_iter().collect(),
+        Some(Zoom::SideBySide) => {
+            let [left, right] =
+                Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(inner);
+            [query.map(|p| (p, left)), result.map(|p| (p, right))].into_iter().flatten().collect()
+        }
+    }
+}
+
 /// The images on screen now and where they go.
 pub fn images(app: &App, area: Rect) -> Vec<(PathBuf, Rect)> {
     if too_small(area) {
@@ -88,8 +106,12 @@ pub fn images(app: &App, area: Rect) -> Vec<(PathBuf, Rect)> {
             if let Some(q) = &app.query {
                 out.push((q.image_path().to_path_buf(), picture(s.query).0));
             }
-            for (hit, tile) in app.page_hits().iter().zip(grid(s.grid).tiles) {
-                out.push((hit.path.clone(), picture(tile).0));
+            if app.zoom.is_some() {
+                out.extend(zoomed(app, s.grid).into_iter().map(|(path, pane)| (path, picture(pane).0)));
+            } else {
+                for (hit, tile) in app.page_hits().iter().zip(grid(s.grid).tiles) {
+                    out.push((hit.path.clone(), picture(tile).0));
+                }
             }
         }
     }

@@ -17,6 +17,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use crossterm::event::MouseEventKind;
 use ratatui::layout::Rect;
 use ratatui_image::picker::cap_parser::QueryStdioOptions;
 use ratatui_image::picker::{Picker, ProtocolType};
@@ -73,6 +74,8 @@ struct UiSettings {
     graphics: Option<Graphics>,
     /// Bound of the on-disk cache of a remote catalog's photos, MiB; 0 = no cache.
     photo_cache_mib: Option<u64>,
+    /// Clicks and the wheel (default on); off leaves the mouse to the terminal (selecting text).
+    mouse: Option<bool>,
 }
 
 impl UiSettings {
@@ -109,7 +112,15 @@ pub fn run(config: Config, start: Option<PathBuf>, graphics: Option<Graphics>) -
         None => Graphics::from_config(&config)?,
     };
     let picker = picker(graphics);
+    let mouse = UiSettings::from_config(&config)?.mouse.unwrap_or(true);
+    if mouse {
+        crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture)
+            .context("cannot turn on mouse reporting")?;
+    }
     let result = event_loop(&mut terminal, config, picker, dir, query);
+    if mouse {
+        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+    }
     ratatui::restore();
     result
 }
@@ -194,6 +205,12 @@ fn event_loop(
     std::thread::Builder::new().name("input".into()).spawn(move || loop {
         let event = match crossterm::event::read() {
             Ok(crossterm::event::Event::Key(key)) => Event::Key(key),
+            // Motion would redraw the screen for nothing: only clicks and the wheel matter.
+            Ok(crossterm::event::Event::Mouse(m))
+                if !matches!(m.kind, MouseEventKind::Moved | MouseEventKind::Drag(_)) =>
+            {
+                Event::Mouse(m)
+            }
             Ok(crossterm::event::Event::Resize(w, h)) => Event::Resize(w, h),
             Ok(_) => continue,
             Err(_) => return,
@@ -246,6 +263,7 @@ fn event_loop(
             };
             effects = match event {
                 Event::Key(key) => app.on_key(key),
+                Event::Mouse(m) => app.on_mouse(m, std::time::Instant::now()),
                 Event::Resize(w, h) => {
                     app.resize(w, h);
                     Vec::new()

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use lookalike_core::catalog::{self, Field, Filter};
 pub use lookalike_core::service::Facet;
-use lookalike_core::{Hit, Phase, Progress, Query};
+use lookalike_core::{Crop, Feedback, Hit, Phase, Progress, Query};
 
 /// Metadata fields offered by the `f` filter menu.
 pub const FACET_FIELDS: [Field; 3] = [Field::ArticleType, Field::Gender, Field::BaseColour];
@@ -118,6 +118,92 @@ impl QuerySource {
     }
 }
 
+/// Results marked up or down, by catalog path, for the next refined search. Marks add up
+/// over refinements of one query; a new query starts without them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Marks {
+    pub like: Vec<String>,
+    pub unlike: Vec<String>,
+}
+
+impl Marks {
+    /// `Some(true)` for marked up, `Some(false)` for down.
+    pub fn of(&self, rel: &str) -> Option<bool> {
+        if self.like.iter().any(|r| r == rel) {
+            Some(true)
+        } else if self.unlike.iter().any(|r| r == rel) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    /// Marks `rel` up (or down); the same mark again removes it.
+    pub fn toggle(&mut self, rel: &str, up: bool) {
+        let was = self.of(rel);
+        self.like.retain(|r| r != rel);
+        self.unlike.retain(|r| r != rel);
+        if was != Some(up) {
+            if up { &mut self.like } else { &mut self.unlike }.push(rel.to_string());
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.like.is_empty() && self.unlike.is_empty()
+    }
+
+    pub fn feedback(&self) -> Feedback {
+        Feedback { like: self.like.clone(), unlike: self.unlike.clone() }
+    }
+}
+
+/// A region of the query photo in fractions of its width and height.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Region {
+    pub x: f32,
+    pub y: f32,
+    pub w: f32,
+    pub h: f32,
+}
+
+impl Region {
+    pub const WHOLE: Region = Region { x: 0.0, y: 0.0, w: 1.0, h: 1.0 };
+    /// What one key press moves or resizes by.
+    pub const STEP: f32 = 0.05;
+    /// The smallest side a region may shrink to.
+    const MIN: f32 = 0.1;
+
+    /// Moved by (dx, dy), kept inside the photo.
+    pub fn moved(self, dx: f32, dy: f32) -> Region {
+        Region { x: (self.x + dx).clamp(0.0, 1.0 - self.w), y: (self.y + dy).clamp(0.0, 1.0 - self.h), ..self }
+    }
+
+    /// Resized by (dw, dh) around its top-left corner, kept inside the photo.
+    pub fn resized(self, dw: f32, dh: f32) -> Region {
+        let w = (self.w + dw).clamp(Self::MIN, 1.0 - self.x);
+        let h = (self.h + dh).clamp(Self::MIN, 1.0 - self.y);
+        Region { w, h, ..self }
+    }
+
+    pub fn crop(self) -> Crop {
+        Crop::Fraction { x: self.x, y: self.y, w: self.w, h: self.h }
+    }
+
+    /// "region 10% 20%, 50%x60%" for captions.
+    pub fn label(self) -> String {
+        let p = |v: f32| (v * 100.0).round();
+        format!("region {}% {}%, {}%x{}%", p(self.x), p(self.y), p(self.w), p(self.h))
+    }
+}
+
+/// What covers the results grid instead of the tiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Zoom {
+    Result,
+    Query,
+    SideBySide,
+}
+
 #[derive(Debug, Default)]
 pub struct Results {
     pub hits: Vec<Hit>,
@@ -126,6 +212,10 @@ pub struct Results {
     pub seconds: f64,
     /// The last search returned fewer hits than asked for: there are no more pages.
     pub exhausted: bool,
+    /// Strong matches: the hits before the sharpest drop in the ranking's scores.
+    pub strong: Option<usize>,
+    /// Each hit's place between the lowest (0) and highest (1) score of these results.
+    pub standing: Vec<f32>,
 }
 
 /// The open catalog, as the search worker reported it.
@@ -196,6 +286,16 @@ pub struct App {
     pub history: Vec<QuerySource>,
     pub results: Results,
     pub filters: Vec<Filter>,
+    /// Marks on results for the next refined search, and the feedback the current
+    /// results were searched with.
+    pub marks: Marks,
+    pub applied: Feedback,
+    /// The region of the query photo searched with, and the one being chosen (crop mode).
+    pub region: Option<Region>,
+    pub cropping: Option<Region>,
+    pub zoom: Option<Zoom>,
+    /// The last click on a result (its index and when), to tell a double-click.
+    pub last_click: Option<(usize, std::time::Instant)>,
     /// Id of the search in flight; older answers are dropped.
     pub searching: Option<u64>,
     pub next_search: u64,
@@ -227,6 +327,12 @@ impl App {
             history: Vec::new(),
             results: Results::default(),
             filters: Vec::new(),
+            marks: Marks::default(),
+            applied: Feedback::default(),
+            region: None,
+            cropping: None,
+            zoom: None,
+            last_click: None,
             searching: None,
             next_search: 1,
             page: 0,

@@ -6,10 +6,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Gauge, List, ListItem, ListState, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::keymap::KEYMAP;
+use super::keymap::{Row, CROP_KEYMAP, KEYMAP};
 use super::layout::{self, Screen};
-use super::state::{App, Overlay, View, FACET_FIELDS};
-use super::widgets::{human_size, render_thumb, Thumbs};
+use super::state::{App, Overlay, Region, View, FACET_FIELDS};
+use super::widgets::{drawn_area, human_size, render_thumb, Thumbs};
 use lookalike_core::{Hit, Phase};
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
@@ -117,13 +117,27 @@ fn draw_files(frame: &mut Frame, app: &App, thumbs: &Thumbs, s: &Screen) {
 }
 
 fn draw_results(frame: &mut Frame, app: &App, thumbs: &Thumbs, s: &Screen) {
-    frame.render_widget(pane(" Query ", false), s.query);
+    let title = match app.cropping {
+        Some(_) => Line::from(" Query: choose a region ").yellow().bold(),
+        None => Line::from(" Query "),
+    };
+    frame.render_widget(pane(title, app.cropping.is_some()), s.query);
     let (image, caption) = layout::picture(s.query);
     match &app.query {
         Some(q) => {
             render_thumb(thumbs, q.image_path(), image, frame.buffer_mut());
+            if let Some(region) = app.cropping.or(app.region) {
+                if let Some(drawn) = drawn_area(thumbs, q.image_path(), image) {
+                    draw_region(frame, region, drawn, app.cropping.is_some());
+                }
+            }
             let mut lines = vec![Line::from(truncate_left(&q.label(), caption.width as usize))];
-            if let Some(facts) = thumbs.facts(q.image_path(), image) {
+            let steering = steering_label(app);
+            if app.cropping.is_some() {
+                lines.push(Line::from(truncate("HJKL size · Enter searches · Esc", caption.width as usize)).yellow());
+            } else if !steering.is_empty() {
+                lines.push(Line::from(truncate(&steering, caption.width as usize)).yellow());
+            } else if let Some(facts) = thumbs.facts(q.image_path(), image) {
                 lines.push(Line::from(facts));
             }
             frame.render_widget(Paragraph::new(lines).dark_gray(), caption);
@@ -138,7 +152,7 @@ fn draw_results(frame: &mut Frame, app: &App, thumbs: &Thumbs, s: &Screen) {
 
     let details = pane(" Details ", false);
     frame.render_widget(
-        Paragraph::new(detail_lines(app.selected_hit())).wrap(Wrap { trim: true }).block(details),
+        Paragraph::new(detail_lines(app.selected_hit(), app.results.strong)).wrap(Wrap { trim: true }).block(details),
         s.details,
     );
 
@@ -158,10 +172,76 @@ fn draw_results(frame: &mut Frame, app: &App, thumbs: &Thumbs, s: &Screen) {
         frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), inner);
         return;
     }
+    if app.zoom.is_some() {
+        draw_zoom(frame, app, thumbs, s.grid);
+        return;
+    }
     let grid = layout::grid(s.grid);
     let first = app.page * app.per_page;
     for (i, (hit, tile)) in app.page_hits().iter().zip(grid.tiles).enumerate() {
-        draw_tile(frame, thumbs, hit, tile, first + i == app.results.selected);
+        let index = first + i;
+        let look = Look {
+            selected: index == app.results.selected,
+            mark: app.marks.of(&hit.rel),
+            standing: app.results.standing.get(index).copied().unwrap_or(0.0),
+            strong: app.results.strong.is_none_or(|n| index < n),
+        };
+        draw_tile(frame, thumbs, hit, tile, look);
+    }
+}
+
+/// "region 10% 20%, 50%x60% · feedback 2 up, 1 down" for the query pane.
+fn steering_label(app: &App) -> String {
+    let mut parts = Vec::new();
+    if let Some(r) = app.region {
+        parts.push(r.label());
+    }
+    let f = &app.applied;
+    if !f.is_empty() {
+        parts.push(format!("feedback {} up, {} down", f.like.len(), f.unlike.len()));
+    }
+    let pending = app.marks.feedback() != app.applied && !app.marks.is_empty();
+    if pending {
+        parts.push("s searches the marks".to_string());
+    }
+    parts.join(" · ")
+}
+
+/// The region's outline over the drawn query photo.
+fn draw_region(frame: &mut Frame, region: Region, drawn: Rect, editing: bool) {
+    let at = |start: u16, len: u16, v: f32| start + ((v * len as f32).round() as u16).min(len);
+    let (x0, y0) = (at(drawn.x, drawn.width, region.x), at(drawn.y, drawn.height, region.y));
+    let (x1, y1) = (at(drawn.x, drawn.width, region.x + region.w), at(drawn.y, drawn.height, region.y + region.h));
+    let rect = Rect::new(x0, y0, x1.saturating_sub(x0).max(2), y1.saturating_sub(y0).max(2)).intersection(drawn);
+    let style = if editing { Style::new().yellow().bold() } else { Style::new().yellow() };
+    frame.render_widget(Block::bordered().border_type(BorderType::Thick).border_style(style), rect);
+}
+
+/// The zoomed view: the selected result or the query over the whole results pane, or the
+/// two side by side, each with what it is.
+fn draw_zoom(frame: &mut Frame, app: &App, thumbs: &Thumbs, grid: Rect) {
+    for (path, pane_area) in layout::zoomed(app, grid) {
+        let hit = app.selected_hit().filter(|h| h.path == path);
+        let title = match hit {
+            Some(h) => format!(" {} · {:.1}% similar ", h.rank, h.score * 100.0),
+            None => " Query ".to_string(),
+        };
+        frame.render_widget(Block::bordered().title(title).border_style(Style::new().cyan()), pane_area);
+        let (image, caption) = layout::picture(pane_area);
+        render_thumb(thumbs, &path, image, frame.buffer_mut());
+        let w = caption.width as usize;
+        let lines = match hit {
+            Some(h) => {
+                let (name, kind) = tile_text(h);
+                vec![Line::from(truncate(&name, w)), Line::from(truncate(&kind, w)).dark_gray()]
+            }
+            None => {
+                let label = app.query.as_ref().map(|q| q.label()).unwrap_or_default();
+                let facts = thumbs.facts(&path, image).unwrap_or_default();
+                vec![Line::from(truncate_left(&label, w)), Line::from(facts).dark_gray()]
+            }
+        };
+        frame.render_widget(Paragraph::new(lines), caption);
     }
 }
 
@@ -174,6 +254,12 @@ fn results_title(app: &App) -> Line<'static> {
         let more = if app.results.exhausted { "" } else { "+" };
         spans.push(Span::raw(format!("{first}–{last} of {n}{more} · {:.0} ms ", app.results.seconds * 1000.0)));
     }
+    if let Some(strong) = app.results.strong {
+        spans.push(Span::styled(format!("{strong} strong matches "), Style::new().green()));
+    }
+    if app.zoom.is_some() {
+        spans.push(Span::styled("zoomed (Esc: back) ", Style::new().cyan()));
+    }
     if app.searching.is_some() && n > 0 {
         spans.push(Span::raw(format!("{} ", SPINNER[app.tick % SPINNER.len()])));
     }
@@ -183,18 +269,54 @@ fn results_title(app: &App) -> Line<'static> {
     Line::from(spans)
 }
 
-fn draw_tile(frame: &mut Frame, thumbs: &Thumbs, hit: &Hit, tile: Rect, selected: bool) {
-    let title = format!(" {} · {:.1}% ", hit.rank, hit.score * 100.0);
-    let block = if selected {
-        Block::bordered().border_type(BorderType::Thick).border_style(Style::new().yellow().bold()).title(title.bold())
+/// How a tile is drawn besides its hit.
+struct Look {
+    selected: bool,
+    /// Marked up (true) or down.
+    mark: Option<bool>,
+    /// Its place among this query's scores, 0 to 1.
+    standing: f32,
+    /// Above the adaptive cut (or no cut).
+    strong: bool,
+}
+
+/// Four cells, one to four filled by a standing of 0 to 1.
+fn standing_bar(standing: f32) -> String {
+    let filled = (standing.clamp(0.0, 1.0) * 3.0).round() as usize + 1;
+    format!("{}{}", "▰".repeat(filled), "▱".repeat(4 - filled))
+}
+
+fn draw_tile(frame: &mut Frame, thumbs: &Thumbs, hit: &Hit, tile: Rect, look: Look) {
+    let mark = match look.mark {
+        Some(true) => "+",
+        Some(false) => "−",
+        None => " ",
+    };
+    let title = format!("{mark}{} {:.1}% {} ", hit.rank, hit.score * 100.0, standing_bar(look.standing));
+    let border = match look.mark {
+        Some(true) => Style::new().green(),
+        Some(false) => Style::new().red(),
+        None if look.strong => Style::new().gray(),
+        None => Style::new().dark_gray(),
+    };
+    let block = if look.selected {
+        let style = if look.mark.is_some() { border.bold() } else { Style::new().yellow().bold() };
+        Block::bordered().border_type(BorderType::Thick).border_style(style).title(title.bold())
     } else {
-        Block::bordered().border_style(Style::new().dark_gray()).title(title)
+        Block::bordered().border_style(border).title(title)
     };
     frame.render_widget(block, tile);
     let (image, caption) = layout::picture(tile);
     render_thumb(thumbs, &hit.path, image, frame.buffer_mut());
     let w = caption.width as usize;
-    let (name, kind) = match &hit.metadata {
+    let (name, kind) = tile_text(hit);
+    let lines = vec![Line::from(truncate(&name, w)), Line::from(truncate(&kind, w)).dark_gray()];
+    frame.render_widget(Paragraph::new(lines), caption);
+}
+
+/// A hit's name (or path) and its "type · colour".
+fn tile_text(hit: &Hit) -> (String, String) {
+    match &hit.metadata {
         Some(m) => {
             let name = if m.name.is_empty() { hit.id.clone() } else { m.name.clone() };
             let kind: Vec<&str> =
@@ -202,18 +324,21 @@ fn draw_tile(frame: &mut Frame, thumbs: &Thumbs, hit: &Hit, tile: Rect, selected
             (name, kind.join(" · "))
         }
         None => (hit.rel.clone(), String::new()),
-    };
-    let lines = vec![Line::from(truncate(&name, w)), Line::from(truncate(&kind, w)).dark_gray()];
-    frame.render_widget(Paragraph::new(lines), caption);
+    }
 }
 
-fn detail_lines(hit: Option<&Hit>) -> Vec<Line<'static>> {
+fn detail_lines(hit: Option<&Hit>, strong: Option<usize>) -> Vec<Line<'static>> {
     let Some(hit) = hit else { return vec![Line::from("Select a result to see its details.").dark_gray()] };
     let field =
         |k: &str, v: String| Line::from(vec![Span::styled(format!("{k}: "), Style::new().bold()), Span::raw(v)]);
+    let standing = match strong {
+        Some(n) if hit.rank <= n => format!(" (one of {n} strong matches)"),
+        Some(n) => format!(" (below the {n} strong matches)"),
+        None => String::new(),
+    };
     let mut lines = vec![
-        field("rank", hit.rank.to_string()),
-        field("similarity", format!("{:.1}%", hit.score * 100.0)),
+        field("rank", format!("{}{standing}", hit.rank)),
+        field("similarity", format!("{:.1}% to the query", hit.score * 100.0)),
         field("id", hit.id.clone()),
     ];
     if let Some(m) = &hit.metadata {
@@ -299,14 +424,22 @@ fn overlay_area(area: Rect, width: u16, height: u16) -> Rect {
 }
 
 fn draw_help(frame: &mut Frame, area: Rect) {
-    let width = KEYMAP.iter().map(|r| r.help.chars().count()).max().unwrap_or(40) as u16 + 15 + 2;
-    let rect = overlay_area(area, width, KEYMAP.len() as u16 + 2);
-    let lines: Vec<Line> = KEYMAP
-        .iter()
-        .map(|r| {
-            Line::from(vec![Span::styled(format!("{:>14} ", r.keys), Style::new().cyan().bold()), Span::raw(r.help)])
-        })
-        .collect();
+    let rows = |table: &[Row]| -> Vec<Line<'static>> {
+        table
+            .iter()
+            .map(|r| {
+                Line::from(vec![
+                    Span::styled(format!("{:>14} ", r.keys), Style::new().cyan().bold()),
+                    Span::raw(r.help),
+                ])
+            })
+            .collect()
+    };
+    let mut lines = rows(KEYMAP);
+    lines.push(Line::from(" choosing a region (after c):").bold());
+    lines.extend(rows(CROP_KEYMAP));
+    let width = KEYMAP.iter().chain(CROP_KEYMAP).map(|r| r.help.chars().count()).max().unwrap_or(40) as u16 + 15 + 2;
+    let rect = overlay_area(area, width, lines.len() as u16 + 2);
     frame.render_widget(Clear, rect);
     let block = Block::bordered().title(" Keys (? or Esc closes) ").border_style(Style::new().cyan());
     frame.render_widget(Paragraph::new(lines).block(block), rect);

@@ -112,6 +112,16 @@ pub fn make(
     Ok(Ready { protocol, pixels, bytes })
 }
 
+/// Where the ready thumbnail of `path` is drawn inside `area`: centred when its aspect
+/// leaves room.
+pub fn drawn_area(thumbs: &Thumbs, path: &Path, area: Rect) -> Option<Rect> {
+    let Some(Thumb::Ready(ready)) = thumbs.get(&key(path, area)) else { return None };
+    let size = ready.protocol.size();
+    let x = area.x + area.width.saturating_sub(size.width) / 2;
+    let y = area.y + area.height.saturating_sub(size.height) / 2;
+    Some(Rect::new(x, y, size.width.min(area.width), size.height.min(area.height)))
+}
+
 /// Draws the thumbnail of `path` into `area`, or says why there is none.
 pub fn render_thumb(thumbs: &Thumbs, path: &Path, area: Rect, buf: &mut Buffer) {
     if area.width == 0 || area.height == 0 {
@@ -119,13 +129,8 @@ pub fn render_thumb(thumbs: &Thumbs, path: &Path, area: Rect, buf: &mut Buffer) 
     }
     let (text, style) = match thumbs.get(&key(path, area)) {
         Some(Thumb::Ready(ready)) => {
-            let protocol = &ready.protocol;
-            // Centre the image when its aspect leaves room.
-            let size = protocol.size();
-            let x = area.x + area.width.saturating_sub(size.width) / 2;
-            let y = area.y + area.height.saturating_sub(size.height) / 2;
-            let at = Rect::new(x, y, size.width.min(area.width), size.height.min(area.height));
-            Image::new(protocol).render(at, buf);
+            let at = drawn_area(thumbs, path, area).unwrap_or(area);
+            Image::new(&ready.protocol).render(at, buf);
             return;
         }
         Some(Thumb::Failed(_)) => ("no preview", Style::new().dark_gray()),

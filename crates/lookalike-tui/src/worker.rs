@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossterm::event::KeyEvent;
+use crossterm::event::{KeyEvent, MouseEvent};
 use ratatui_image::picker::Picker;
 
 use lookalike_core::catalog::{self, Filter};
 use lookalike_core::indexer::Throttle;
-use lookalike_core::{Config, Engine, Error, ErrorKind, Progress, Query, SearchService};
+use lookalike_core::{Config, Engine, Error, ErrorKind, Progress, Query, SearchService, Steering};
 
 use super::action::{Effect, Msg};
 use super::photo_cache::{self, PhotoCache};
@@ -22,6 +22,7 @@ use super::widgets::{self, Ready, ThumbKey};
 
 pub enum Event {
     Key(KeyEvent),
+    Mouse(MouseEvent),
     Resize(u16, u16),
     Msg(Msg),
     Thumb(ThumbKey, Result<Ready, String>),
@@ -33,6 +34,7 @@ enum SearchJob {
     Search {
         id: u64,
         query: Query,
+        steering: Steering,
         k: usize,
         filters: Vec<Filter>,
     },
@@ -116,8 +118,8 @@ impl Workers {
                     let _ = tx.send(Event::Msg(Msg::Listed { dir, entries }));
                 });
             }
-            Effect::Search { id, query, k, filters } => {
-                let _ = self.search.send(SearchJob::Search { id, query, k, filters });
+            Effect::Search { id, query, steering, k, filters } => {
+                let _ = self.search.send(SearchJob::Search { id, query, steering, k, filters });
             }
             Effect::Reopen => {
                 let _ = self.search.send(SearchJob::Open);
@@ -221,12 +223,12 @@ fn search_loop(engine: Shared, jobs: Receiver<SearchJob>, tx: Sender<Event>) {
                 return;
             }
         }
-        let Some(SearchJob::Search { id, query, k, filters }) = search else { continue };
+        let Some(SearchJob::Search { id, query, steering, k, filters }) = search else { continue };
         let started = Instant::now();
         let outcome = match &service {
             None => Err("the catalog is not open yet".to_string()),
             Some(s) => s
-                .search(&query, k, &filters)
+                .search_steered(&query, &steering, k, &filters)
                 .map(|hits| (hits, started.elapsed().as_secs_f64()))
                 .map_err(|e| search_problem(&e)),
         };

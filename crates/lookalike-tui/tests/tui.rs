@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use lookalike_core::catalog::{Field, Filter, Product};
-use lookalike_core::{Hit, IndexReport, Phase, Progress, Query};
+use lookalike_core::{Crop, Hit, IndexReport, Phase, Progress, Query};
 use lookalike_tui::action::{Effect, Msg};
 use lookalike_tui::keymap::{self, KEYMAP};
 use lookalike_tui::layout;
-use lookalike_tui::state::{App, DirEntry, Overlay, QuerySource, View};
+use lookalike_tui::state::{App, DirEntry, Overlay, QuerySource, Region, View, Zoom};
 use lookalike_tui::view;
 use lookalike_tui::widgets::{self, Thumb, Thumbs};
 use ratatui::backend::TestBackend;
@@ -72,6 +72,7 @@ fn hits(n: usize) -> Vec<Hit> {
             rel: format!("images/{}.jpg", 1500 + i),
             id: format!("{}", 1500 + i),
             score: 0.93 - i as f32 * 0.013,
+            rank_score: 0.93 - i as f32 * 0.013,
             metadata: Some(product(i)),
             copies: Vec::new(),
         })
@@ -398,7 +399,7 @@ fn snapshot_error_and_too_small() {
 #[test]
 fn every_key_is_in_the_readme() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
-    for row in KEYMAP {
+    for row in KEYMAP.iter().chain(keymap::CROP_KEYMAP) {
         assert!(
             readme.contains(&format!("| `{}` | {} |", row.keys, row.help)),
             "README lacks the row for {}",
@@ -409,17 +410,23 @@ fn every_key_is_in_the_readme() {
 
 #[test]
 fn the_help_names_every_bound_key_and_each_key_does_one_thing() {
-    let mut seen = std::collections::HashSet::new();
-    for row in KEYMAP {
-        for (code, _) in row.bindings {
-            let name = keymap::key_name(*code);
-            assert!(
-                row.keys.contains(&name) || row.help.contains(&name),
-                "{name} is bound but the help row says {:?}",
-                row.keys
-            );
-            assert!(seen.insert(*code), "{name} is bound twice");
+    for table in [KEYMAP, keymap::CROP_KEYMAP] {
+        let mut seen = std::collections::HashSet::new();
+        for row in table {
+            check_row(row, &mut seen);
         }
+    }
+}
+
+fn check_row(row: &keymap::Row, seen: &mut std::collections::HashSet<KeyCode>) {
+    for (code, _) in row.bindings {
+        let name = keymap::key_name(*code);
+        assert!(
+            row.keys.contains(&name) || row.help.contains(&name),
+            "{name} is bound but the help row says {:?}",
+            row.keys
+        );
+        assert!(seen.insert(*code), "{name} is bound twice");
     }
 }
 
@@ -442,4 +449,166 @@ fn the_status_bar_says_while_the_model_loads_and_why_it_did_not() {
     app.on_msg(Msg::ModelLoaded(Err("model weights not found at /w: run `lookalike fetch-weights`".into())));
     let bar = status_bar(&app);
     assert!(bar.contains("item searches only: the model is not loaded (model weights not found at /w"), "{bar}");
+}
+
+/// The search an effect list asks for.
+fn searched(effects: &[Effect]) -> (&Query, &lookalike_core::Steering) {
+    match effects {
+        [Effect::Search { query, steering, .. }] => (query, steering),
+        other => panic!("no single search in {other:?}"),
+    }
+}
+
+#[test]
+fn marks_steer_the_next_search_and_are_cleared() {
+    let mut app = results_app();
+    let (first, second) = (app.results.hits[0].rel.clone(), app.results.hits[1].rel.clone());
+    assert!(press(&mut app, "+").is_empty(), "marking does not search by itself");
+    press(&mut app, "l-");
+    assert_eq!(app.marks.of(&first), Some(true));
+    assert_eq!(app.marks.of(&second), Some(false));
+    insta::assert_snapshot!("marks", render(&app, &thumbs_for(&app)).backend());
+    // The same mark again removes it; the other mark replaces it.
+    press(&mut app, "-");
+    assert_eq!(app.marks.of(&second), None);
+    press(&mut app, "+");
+    assert_eq!(app.marks.of(&second), Some(true));
+    press(&mut app, "h-");
+    let effects = press(&mut app, "s");
+    let (query, steering) = searched(&effects);
+    assert!(matches!(query, Query::Image(_)), "feedback refines the same query");
+    assert_eq!(steering.feedback.like, std::slice::from_ref(&second));
+    assert_eq!(steering.feedback.unlike, std::slice::from_ref(&first));
+    answer(&mut app, &effects, 48);
+    // Searching again with nothing new says so; x clears and searches without feedback.
+    assert!(press(&mut app, "s").is_empty());
+    let effects = press(&mut app, "x");
+    assert!(searched(&effects).1.feedback.is_empty() && app.marks.is_empty());
+    // With no marks, s explains itself.
+    answer(&mut app, &effects, 48);
+    assert!(press(&mut app, "s").is_empty());
+    assert!(app.status.as_ref().unwrap().error);
+    // A new query starts without marks.
+    press(&mut app, "+");
+    app.on_key(key(KeyCode::Enter));
+    assert!(app.marks.is_empty() && app.applied.is_empty());
+}
+
+#[test]
+fn a_region_of_the_query_is_chosen_with_the_keyboard_and_searched() {
+    let mut app = results_app();
+    press(&mut app, "c");
+    assert_eq!(app.cropping, Some(Region::WHOLE));
+    // While choosing, letters move and resize the region; nothing else happens.
+    assert!(press(&mut app, "HHKKlj").is_empty());
+    let r = app.cropping.unwrap();
+    assert!((r.w - 0.9).abs() < 1e-4 && (r.h - 0.9).abs() < 1e-4, "{r:?}");
+    assert!((r.x - 0.05).abs() < 1e-4 && (r.y - 0.05).abs() < 1e-4, "{r:?}");
+    // Moving never leaves the photo.
+    press(&mut app, "llll");
+    assert!((app.cropping.unwrap().x - 0.1).abs() < 1e-4);
+    assert!(!app.quit && app.zoom.is_none());
+    insta::assert_snapshot!("crop_box", render(&app, &thumbs_for(&app)).backend());
+    let effects = app.on_key(key(KeyCode::Enter));
+    let (query, steering) = searched(&effects);
+    assert!(matches!(query, Query::Image(_)));
+    match steering.crop {
+        Some(Crop::Fraction { x, y, w, h }) => {
+            assert!(
+                (x - 0.1).abs() < 1e-4 && (y - 0.05).abs() < 1e-4 && (w - 0.9).abs() < 1e-4 && (h - 0.9).abs() < 1e-4
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(app.cropping.is_none() && app.region.is_some());
+    answer(&mut app, &effects, 48);
+    // Esc while choosing leaves the region as it was; C searches the whole photo again.
+    press(&mut app, "cH");
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.cropping.is_none());
+    assert!((app.region.unwrap().w - 0.9).abs() < 1e-4);
+    let effects = press(&mut app, "C");
+    assert_eq!(searched(&effects).1.crop, None);
+    // Enter on the whole photo is no region.
+    answer(&mut app, &effects, 48);
+    press(&mut app, "c");
+    let effects = app.on_key(key(KeyCode::Enter));
+    assert_eq!(searched(&effects).1.crop, None);
+}
+
+#[test]
+fn zoom_and_side_by_side_cover_the_results_and_go_back() {
+    let mut app = results_app();
+    press(&mut app, "l");
+    press(&mut app, "z");
+    assert_eq!(app.zoom, Some(Zoom::Result));
+    let area = Rect::new(0, 0, app.size.0, app.size.1);
+    let images = layout::images(&app, area);
+    assert_eq!(images.len(), 2, "the query and the zoomed result: {images:?}");
+    assert_eq!(images[1].0, app.results.hits[1].path);
+    insta::assert_snapshot!("zoom_result", render(&app, &thumbs_for(&app)).backend());
+    // Moving the selection zooms the next result.
+    press(&mut app, "l");
+    assert_eq!(layout::images(&app, area)[1].0, app.results.hits[2].path);
+    press(&mut app, "v");
+    assert_eq!(app.zoom, Some(Zoom::SideBySide));
+    insta::assert_snapshot!("side_by_side", render(&app, &thumbs_for(&app)).backend());
+    press(&mut app, "v");
+    assert_eq!(app.zoom, None);
+    press(&mut app, "Z");
+    assert_eq!(app.zoom, Some(Zoom::Query));
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.zoom, None);
+}
+
+#[test]
+fn the_mouse_selects_searches_and_scrolls() {
+    use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    let mut app = results_app();
+    let area = Rect::new(0, 0, app.size.0, app.size.1);
+    let tiles = layout::grid(layout::screen(area).grid).tiles;
+    let click = |t: Rect| MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: t.x + 2,
+        row: t.y + 2,
+        modifiers: KeyModifiers::NONE,
+    };
+    let t0 = std::time::Instant::now();
+    assert!(app.on_mouse(click(tiles[1]), t0).is_empty());
+    assert_eq!(app.results.selected, 1);
+    // A second click on another tile is a click, not a double-click.
+    assert!(app.on_mouse(click(tiles[2]), t0 + std::time::Duration::from_millis(100)).is_empty());
+    assert_eq!(app.results.selected, 2);
+    let chosen = app.results.hits[2].rel.clone();
+    let effects = app.on_mouse(click(tiles[2]), t0 + std::time::Duration::from_millis(300));
+    assert!(matches!(searched(&effects).0, Query::Item(rel) if *rel == chosen), "double-click: more like this");
+    answer(&mut app, &effects, 48);
+    let wheel = MouseEvent { kind: MouseEventKind::ScrollDown, column: 0, row: 0, modifiers: KeyModifiers::NONE };
+    app.on_mouse(wheel, t0);
+    assert_eq!(app.results.selected, app.columns);
+    // Slow clicks are two clicks.
+    app.on_mouse(click(tiles[0]), t0);
+    assert!(app.on_mouse(click(tiles[0]), t0 + std::time::Duration::from_secs(1)).is_empty());
+}
+
+#[test]
+fn scores_are_honest_and_a_sharp_drop_is_a_cut() {
+    let mut app = app(80, 24);
+    opened(&mut app, 48);
+    press(&mut app, "jj");
+    let effects = app.on_key(key(KeyCode::Enter));
+    let Effect::Search { id, k, .. } = &effects[0] else { panic!() };
+    // Three close matches, then a drop; the first is the query's own photo.
+    let mut found = hits(12);
+    for (i, h) in found.iter_mut().enumerate() {
+        h.rank_score = if i < 3 { 0.9 - 0.01 * i as f32 } else { 0.6 - 0.01 * i as f32 };
+        h.score = h.rank_score;
+    }
+    found[0].score = 1.0;
+    app.on_msg(Msg::Found { id: *id, k: *k, outcome: Ok((found, 0.01)) });
+    assert_eq!(app.results.strong, Some(3));
+    assert_eq!(app.results.standing[0], 1.0);
+    let screen = format!("{:?}", render(&app, &thumbs_for(&app)).backend());
+    assert!(screen.contains("3 strong matches"), "{screen}");
+    assert!(screen.contains("100.0%"), "{screen}");
 }

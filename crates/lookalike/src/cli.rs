@@ -13,8 +13,10 @@ use lookalike_core::config::{Overrides, SearchMode};
 use lookalike_core::descriptor::Layers;
 use lookalike_core::eval::{self, EvalOptions};
 use lookalike_core::indexer::Throttle;
-use lookalike_core::{bench, demo, published, schemes, weights};
-use lookalike_core::{Cancel, Config, Engine, IndexReport, Phase, Progress, Query, SearchService};
+use lookalike_core::{bench, demo, published, schemes, strength, weights};
+use lookalike_core::{
+    Cancel, Config, Crop, Engine, Feedback, IndexReport, Phase, Progress, Query, SearchService, Steering,
+};
 use lookalike_tui::Graphics;
 
 #[derive(Debug, Parser)]
@@ -128,6 +130,16 @@ pub enum Command {
         /// collapse into one hit that lists them; config search.collapse]
         #[arg(long)]
         no_collapse: bool,
+        /// Search with a region of the photo (or of the --item's photo): X,Y,W,H from its
+        /// top-left corner, as fractions of its width and height (all at most 1) or pixels
+        #[arg(long, value_name = "X,Y,W,H")]
+        crop: Option<Crop>,
+        /// Move the search towards this catalog item's look (relevance feedback; repeatable)
+        #[arg(long, value_name = "ID")]
+        like: Vec<String>,
+        /// Move the search away from this catalog item's look (repeatable)
+        #[arg(long, value_name = "ID")]
+        unlike: Vec<String>,
         #[command(flatten)]
         mode: ModeArgs,
     },
@@ -146,7 +158,8 @@ pub enum Command {
     },
     /// Measure retrieval quality (precision@k, mAP@k) against catalog labels
     Eval {
-        /// Label field that defines a correct match
+        /// Label field that defines a correct match; fields joined by `+` must all match
+        /// (articleType+baseColour)
         #[arg(long, default_value = "articleType")]
         field: String,
         #[arg(short, long, default_value_t = 10)]
@@ -430,7 +443,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 print_index_report(&report);
             }
         }
-        Command::Query { images, items, from, k, filters, json, no_collapse, mode } => {
+        Command::Query { images, items, from, k, filters, json, no_collapse, crop, like, unlike, mode } => {
             let k = k.unwrap_or(config.k);
             let config = Config { collapse: config.collapse && !no_collapse, ..config };
             let started = Instant::now();
@@ -442,7 +455,8 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             let many = images.len() + items.len() > 1 || from.is_some();
             let queries = queries(images, items, from.as_deref())?;
-            let answers = service.search_many(&queries, k, &filters);
+            let steering = Steering { crop, feedback: Feedback { like, unlike } };
+            let answers = service.search_many(&queries, &steering, k, &filters);
             out.verbose(&format!(
                 "{} queries in {:.2} s ({} items, {} search)",
                 queries.len(),
@@ -506,6 +520,19 @@ pub fn run(cli: Cli) -> Result<()> {
                 println!(
                     "overall: {} queries over {} items: precision@{k} {:.3}, mAP@{k} {:.3} (chance {:.3})",
                     r.queries, r.catalog_items, r.precision, r.map, r.chance
+                );
+                println!(
+                    "feedback: marking the first page's right results up and the others down gives a second page \
+                     of precision@{k} {:.3} ({:+.3}), mAP@{k} {:.3}",
+                    r.feedback.precision, r.feedback.gain, r.feedback.map
+                );
+                println!(
+                    "strong-match cut: in {:.1}% of queries, {:.1} strong matches on average; right class {:.3} above \
+                     the cut, {:.3} below",
+                    r.cut.share * 100.0,
+                    r.cut.mean_strong,
+                    r.cut.precision_above,
+                    r.cut.precision_below
                 );
                 let expansion = match result.expand {
                     0 => "no query expansion".to_string(),
@@ -750,6 +777,7 @@ fn print_hits(hits: &[lookalike_core::Hit], json: bool) -> Result<()> {
         println!("no matches");
     } else {
         println!("{:>4}  {:>6}  {:<10} {:<16} {:<12} name / path", "rank", "score", "id", "articleType", "colour");
+        let strong = strength::strong_matches(&hits.iter().map(|h| h.rank_score).collect::<Vec<_>>());
         for h in hits {
             let m = h.metadata.clone().unwrap_or_default();
             let mut name = if m.name.is_empty() { h.path.display().to_string() } else { m.name };
@@ -765,6 +793,9 @@ fn print_hits(hits: &[lookalike_core::Hit], json: bool) -> Result<()> {
                 m.base_colour,
                 name
             );
+            if strong == Some(h.rank) {
+                println!("      ---- {} strong matches above: the scores drop sharply here ----", h.rank);
+            }
         }
     }
     Ok(())

@@ -89,9 +89,10 @@ fn an_image_finds_itself_first() {
     for file in ix.files.iter().step_by(60) {
         let path = ix.catalog.join("images").join(file);
         let hits = query(&["-k", "3"], Some(&path));
-        // Query expansion moves the query towards its neighbours, so the image's own score
-        // is below 1, but it still ranks first (a byte-identical duplicate may tie).
-        let top = hits[0]["score"].as_f64().unwrap();
+        // Query expansion moves the ranking's query towards its neighbours, but the image
+        // still ranks first (a byte-identical duplicate may tie), and its score, measured
+        // against the photo itself, is 100%.
+        let top = hits[0]["rank_score"].as_f64().unwrap();
         // A byte-identical copy may stand for it (the copies collapse into the keeper's hit).
         let id = Path::new(file).file_stem().unwrap().to_str().unwrap();
         let own =
@@ -99,7 +100,8 @@ fn an_image_finds_itself_first() {
                 h["rel"] == format!("images/{file}") || h["copies"].as_array().unwrap().iter().any(|c| c == id)
             });
         let own = own.unwrap_or_else(|| panic!("{file} not in its own top 3: {hits}"));
-        assert!((own["score"].as_f64().unwrap() - top).abs() < 1e-6, "{file} not first: {hits}");
+        assert!((own["rank_score"].as_f64().unwrap() - top).abs() < 1e-6, "{file} not first: {hits}");
+        assert!(own["score"].as_f64().unwrap() > 0.9999, "{file} is not 100% like itself: {hits}");
     }
 }
 
@@ -131,8 +133,8 @@ fn item_queries_leave_the_item_out_and_filters_apply() {
     let hits = query(&["--item", id, "-k", "5"], None);
     assert_eq!(hits.as_array().unwrap().len(), 5);
     assert!(hits.as_array().unwrap().iter().all(|h| h["id"] != id));
-    let scores: Vec<f64> = hits.as_array().unwrap().iter().map(|h| h["score"].as_f64().unwrap()).collect();
-    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "not sorted: {scores:?}");
+    let scores: Vec<f64> = hits.as_array().unwrap().iter().map(|h| h["rank_score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "not in the ranking's order: {scores:?}");
     let class = hits[0]["metadata"]["articleType"].as_str().unwrap().to_string();
     let filtered = query(&["--item", id, "-k", "50", "--filter", &format!("articleType={class}")], None);
     assert!(!filtered.as_array().unwrap().is_empty());
@@ -141,6 +143,39 @@ fn item_queries_leave_the_item_out_and_filters_apply() {
     }
     let none = query(&["--item", id, "--filter", "articleType=no such type", "--filter", "gender=Men"], None);
     assert!(none.as_array().unwrap().is_empty());
+}
+
+#[test]
+fn a_region_of_the_photo_and_feedback_steer_the_search() {
+    let ix = indexed();
+    let path = ix.catalog.join("images").join(&ix.files[30]);
+    let ids = |hits: &serde_json::Value| -> Vec<String> {
+        hits.as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_string()).collect()
+    };
+    let plain = query(&["-k", "8"], Some(&path));
+    // The whole photo as a region is the photo (fractions and pixels alike).
+    assert_eq!(ids(&query(&["-k", "8", "--crop", "0,0,1,1"], Some(&path))), ids(&plain));
+    let (w, h) = image::image_dimensions(&path).unwrap();
+    assert_eq!(ids(&query(&["-k", "8", "--crop", &format!("0,0,{w},{h}")], Some(&path))), ids(&plain));
+    // A region is another picture: the photo itself is no longer a 100% match.
+    let corner = query(&["-k", "8", "--crop", "0,0,0.35,0.35"], Some(&path));
+    assert!(corner[0]["score"].as_f64().unwrap() < 0.99 && ids(&corner) != ids(&plain), "{corner}");
+    // A region outside the photo is refused, naming it and the photo's size.
+    let out = common::at(&ix.catalog, &ix.state)
+        .args(["query", "--json", "--crop", &format!("0,0,{},{h}", w + 10)])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains(&format!("outside the {w}x{h} photo")), "{stderr}");
+
+    // Feedback on an item query: the marked items are left out and the results move.
+    let id = ix.files[30].split('.').next().unwrap();
+    let first = ids(&query(&["--item", id, "-k", "10"], None));
+    let (like, unlike) = (first[5].clone(), first[0].clone());
+    let refined = ids(&query(&["--item", id, "-k", "10", "--like", &like, "--unlike", &unlike], None));
+    assert!(!refined.contains(&like) && !refined.contains(&unlike) && !refined.contains(&id.to_string()));
+    assert_ne!(refined, first.iter().filter(|i| **i != like && **i != unlike).take(10).cloned().collect::<Vec<_>>());
 }
 
 #[test]

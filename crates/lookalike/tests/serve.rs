@@ -124,6 +124,30 @@ fn the_http_api_answers_like_the_cli_and_refuses_bad_requests_with_json() {
     let (_, bags) = answer(ureq::get(&url("/v1/items/5/similar?k=3&filter=articleType:Bag")).call());
     assert!(bags["hits"].as_array().unwrap().iter().all(|h| h["metadata"]["articleType"] == "Bag"), "{bags}");
 
+    // A region and feedback answer as the CLI's --crop, --like and --unlike do.
+    let steer = ["--crop", "0.1,0.1,0.6,0.7", "--like", "7", "--unlike", "9"];
+    let cli = common::json(
+        &common::at(&catalog, &state)
+            .arg("query")
+            .arg(catalog.join("images/3.png"))
+            .args(["-k", "5", "--json"])
+            .args(steer)
+            .output()
+            .unwrap(),
+    );
+    let cli_ids: Vec<String> = cli.as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_string()).collect();
+    let (status, steered) = answer(
+        ureq::post(&url("/v1/search?k=5&crop=0.1,0.1,0.6,0.7&like=7&unlike=9"))
+            .set("Content-Type", "image/png")
+            .send_bytes(&photo),
+    );
+    assert_eq!((status, ids(&steered)), (200, cli_ids), "{steered}");
+    assert!(!ids(&steered).contains(&"7".to_string()) && !ids(&steered).contains(&"9".to_string()));
+    assert!(steered.get("strong").is_some(), "{steered}");
+    let (status, item_region) = answer(ureq::get(&url("/v1/items/5/similar?k=4&crop=0,0,0.5,0.5")).call());
+    assert_eq!(status, 200, "{item_region}");
+    assert!(!ids(&item_region).contains(&"5".to_string()) && ids(&item_region) != ids(&item), "{item_region}");
+
     // Items, photos, facets.
     let (status, one) = answer(ureq::get(&url("/v1/items/5")).call());
     assert_eq!((status, one["rel"].as_str()), (200, Some("images/5.png")));
@@ -184,10 +208,10 @@ fn the_http_api_answers_like_the_cli_and_refuses_bad_requests_with_json() {
     }
     let metrics = ureq::get(&url("/metrics")).call().unwrap().into_string().unwrap();
     for line in [
-        "lookalike_http_requests_total{route=\"/v1/search\",method=\"POST\",status=\"200\"} 4",
+        "lookalike_http_requests_total{route=\"/v1/search\",method=\"POST\",status=\"200\"} 5",
         "lookalike_http_requests_total{route=\"/v1/index\",method=\"POST\",status=\"401\"} 3",
         "lookalike_catalog_items 70",
-        "lookalike_query_batch_size_count 3",
+        "lookalike_query_batch_size_count 5",
     ] {
         assert!(metrics.lines().any(|l| l == line), "no line {line:?} in\n{metrics}");
     }
@@ -242,6 +266,9 @@ fn the_http_api_answers_like_the_cli_and_refuses_bad_requests_with_json() {
         ("malformed filter", get("/v1/items/5/similar?filter=colour"), 400, "bad_request"),
         ("unknown filter field", get("/v1/items/5/similar?filter=colour:red"), 400, "bad_request"),
         ("bad k", get("/v1/items/5/similar?k=lots"), 400, "bad_request"),
+        ("malformed crop", get("/v1/items/5/similar?crop=1,2"), 400, "bad_request"),
+        ("crop outside the photo", get("/v1/items/5/similar?crop=0,0,5000,5000"), 400, "bad_crop"),
+        ("unknown liked item", get("/v1/items/5/similar?like=nope"), 404, "unknown_item"),
         ("unknown endpoint", get("/v1/nothing"), 404, "not_found"),
     ];
     for (name, (status, body), want_status, want_kind) in cases {

@@ -80,6 +80,28 @@ fn drive(tmux: &Tmux, f: &Fixture, first_wait: Duration) {
     assert!(screen.contains('%'), "no similarity scores:\n{screen}");
     assert!(screen.contains(&photo), "the query pane does not name {photo}:\n{screen}");
 
+    // Feedback: mark the first result up and the second down, then search again.
+    tmux.keys(&["+"]);
+    tmux.keys(&["l"]);
+    tmux.keys(&["-l", "-"]);
+    tmux.wait_for("both marks", Duration::from_secs(10), |s| s.contains("marked 1 up, 1 down"));
+    tmux.keys(&["s"]);
+    tmux.wait_for("results searched with the feedback", Duration::from_secs(60), |s| {
+        s.contains("feedback 1 up, 1 down") && s.contains("Results 1–")
+    });
+    // A region: c, make it narrower and shorter twice, Enter searches with it.
+    tmux.keys(&["c"]);
+    tmux.wait_for("the region box", Duration::from_secs(10), |s| s.contains("choose a region"));
+    tmux.keys(&["H", "H", "K", "K", "Enter"]);
+    tmux.wait_for("results searched with the region", Duration::from_secs(60), |s| {
+        s.contains("region 0% 0%, 90%x90%") && s.contains("Results 1–") && !s.contains("choose a region")
+    });
+    // Zoom in on the selected result and back.
+    tmux.keys(&["z"]);
+    tmux.wait_for("the zoomed result", Duration::from_secs(10), |s| s.contains("zoomed (Esc: back)"));
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the grid again", Duration::from_secs(10), |s| !s.contains("zoomed (Esc: back)"));
+
     // A new batch arrives; r reindexes it and the item count grows.
     let images = f.catalog.join("images");
     for name in &f.spare {
