@@ -31,15 +31,16 @@ pub struct ClassScore {
 }
 
 /// The simulated shopper: on every query's first page the results of the right class are
-/// marked up and the others down, once, and the search runs again with that feedback (the
-/// marked results left out, so the second page shows new items).
+/// marked up and the others down, once, and the search runs again with that feedback.
 #[derive(Debug, Serialize)]
 pub struct FeedbackReport {
-    /// Precision@k of the second page.
+    /// Precision@k of the refined results as shown: the unliked left out, the liked kept.
     pub precision: f64,
-    pub map: f64,
-    /// Its gain over the first page's precision@k.
-    pub gain: f64,
+    /// Precision@k and mAP@k of new items only (every first-page result left out).
+    pub new_precision: f64,
+    pub new_map: f64,
+    /// The same page of new items without feedback (ranks k+1 to 2k), for comparison.
+    pub unsteered_new_precision: f64,
 }
 
 /// How the adaptive cut ("N strong matches") sorts the first page.
@@ -73,7 +74,9 @@ pub struct EvalReport {
 struct Scored1 {
     precision: f64,
     ap: f64,
-    refined: (f64, f64),
+    shown: f64,
+    new: (f64, f64),
+    unsteered_new: f64,
     /// The cut (if any) and the relevance of the first page.
     cut: Option<usize>,
     relevant: Vec<bool>,
@@ -211,11 +214,22 @@ pub fn evaluate(
             let marked = |up: bool| top.iter().zip(&relevant).filter(move |(_, &r)| r == up).map(|(s, _)| s.row);
             let (like, unlike): (Vec<usize>, Vec<usize>) = (marked(true).collect(), marked(false).collect());
             let steered = snapshot.steered(&vector, &like, &unlike);
+            let judged = |vector: &[f32], exclude: &[usize]| {
+                let found = snapshot.rank(vector, opts.k, &[], exclude);
+                precision_and_ap(&found.iter().map(|s| class_of[s.row] == class_of[q]).collect::<Vec<_>>(), opts.k)
+            };
+            let without_unliked: Vec<usize> = exclude.iter().chain(&unlike).copied().collect();
             let seen: Vec<usize> = exclude.iter().copied().chain(top.iter().map(|s| s.row)).collect();
-            let second = snapshot.rank(&steered, opts.k, &[], &seen);
-            let refined: Vec<bool> = second.iter().map(|s| class_of[s.row] == class_of[q]).collect();
             let cut = strength::strong_matches(&top.iter().map(|s| s.score).collect::<Vec<_>>());
-            Scored1 { precision, ap, refined: precision_and_ap(&refined, opts.k), cut, relevant }
+            Scored1 {
+                precision,
+                ap,
+                shown: judged(&steered, &without_unliked).0,
+                new: judged(&steered, &seen),
+                unsteered_new: judged(&vector, &seen).0,
+                cut,
+                relevant,
+            }
         })
         .collect();
     let mut per_class: BTreeMap<&str, (usize, f64, f64)> = BTreeMap::new();
@@ -234,7 +248,6 @@ pub fn evaluate(
         / n;
     let mean = |f: &dyn Fn(&Scored1) -> f64| scores.iter().map(f).sum::<f64>() / n;
     let precision = mean(&|s| s.precision);
-    let refined = mean(&|s| s.refined.0);
     let (mut above, mut below) = ((0usize, 0usize), (0usize, 0usize));
     for s in &scores {
         if let Some(cut) = s.cut {
@@ -253,7 +266,12 @@ pub fn evaluate(
         precision,
         map: mean(&|s| s.ap),
         chance,
-        feedback: FeedbackReport { precision: refined, map: mean(&|s| s.refined.1), gain: refined - precision },
+        feedback: FeedbackReport {
+            precision: mean(&|s| s.shown),
+            new_precision: mean(&|s| s.new.0),
+            new_map: mean(&|s| s.new.1),
+            unsteered_new_precision: mean(&|s| s.unsteered_new),
+        },
         cut: CutReport {
             share: with_cut as f64 / n,
             mean_strong: scores.iter().filter_map(|s| s.cut).sum::<usize>() as f64 / with_cut.max(1) as f64,

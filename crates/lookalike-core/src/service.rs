@@ -411,7 +411,7 @@ impl SearchService {
     }
 
     /// Moves a query vector by feedback on catalog items (Rocchio): towards the ones
-    /// liked, away from the ones unliked, which are left out of its results.
+    /// liked (which stay in its results) and away from the ones unliked (left out).
     pub fn steer(&self, qv: &Arc<QueryVector>, feedback: &Feedback) -> Result<Arc<QueryVector>> {
         if feedback.is_empty() {
             return Ok(qv.clone());
@@ -420,7 +420,7 @@ impl SearchService {
         let rows = |items: &[String]| items.iter().map(|i| s.find_item(i)).collect::<Result<Vec<usize>>>();
         let (like, unlike) = (rows(&feedback.like)?, rows(&feedback.unlike)?);
         let mut exclude = qv.exclude.clone();
-        exclude.extend(like.iter().chain(&unlike).flat_map(|&r| s.copies.of(r)));
+        exclude.extend(unlike.iter().flat_map(|&r| s.copies.of(r)));
         exclude.sort_unstable();
         exclude.dedup();
         let vector = s.steered(&qv.vector, &like, &unlike);

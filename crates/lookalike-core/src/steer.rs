@@ -106,7 +106,7 @@ pub struct FeedbackWeights {
 
 impl Default for FeedbackWeights {
     fn default() -> Self {
-        FeedbackWeights { like: 1.0, unlike: 0.5 }
+        FeedbackWeights { like: 2.0, unlike: 1.0 }
     }
 }
 

@@ -390,9 +390,16 @@ impl App {
     }
 
     /// A mouse event: a click selects a result, a double-click searches for more like it,
-    /// the wheel moves through the results or the file list.
-    pub fn on_mouse(&mut self, event: MouseEvent, now: Instant) -> Vec<Effect> {
-        if self.overlay.is_some() || self.cropping.is_some() {
+    /// the wheel moves through the results or the file list; while choosing a region, a
+    /// drag over the query photo (drawn at `photo`) draws the region.
+    pub fn on_mouse(&mut self, event: MouseEvent, now: Instant, photo: Option<ratatui::layout::Rect>) -> Vec<Effect> {
+        if self.overlay.is_some() {
+            return Vec::new();
+        }
+        if self.cropping.is_some() {
+            if let Some(photo) = photo {
+                self.drag_region(event, photo);
+            }
             return Vec::new();
         }
         match event.kind {
@@ -421,6 +428,28 @@ impl App {
         }
         self.last_click = Some((index, now));
         Vec::new()
+    }
+
+    /// A press on the photo anchors a corner of the region; dragging sets the other one.
+    fn drag_region(&mut self, event: MouseEvent, photo: ratatui::layout::Rect) {
+        let at = |col: u16, row: u16| {
+            let f =
+                |v: u16, start: u16, len: u16| ((v.saturating_sub(start)) as f32 / len.max(1) as f32).clamp(0.0, 1.0);
+            (f(col, photo.x, photo.width), f(row, photo.y, photo.height))
+        };
+        let (x, y) = at(event.column, event.row);
+        match event.kind {
+            MouseEventKind::Down(MouseButton::Left) if photo.contains((event.column, event.row).into()) => {
+                self.drag_from = Some((x, y));
+            }
+            MouseEventKind::Drag(MouseButton::Left) => {
+                if let Some((x0, y0)) = self.drag_from {
+                    self.cropping = Some(Region::spanning((x0, y0), (x, y)));
+                }
+            }
+            MouseEventKind::Up(_) => self.drag_from = None,
+            _ => {}
+        }
     }
 
     /// Moves the selection, fetching more results when it goes past the ones we have.

@@ -63,23 +63,22 @@ const fn c(ch: char) -> KeyCode {
     KeyCode::Char(ch)
 }
 
+/// The arrows and vi keys, which move the selection (and, after `c`, the region).
+const MOVE: &[(KeyCode, Action)] = &[
+    (KeyCode::Up, Action::Up),
+    (KeyCode::Down, Action::Down),
+    (KeyCode::Left, Action::Left),
+    (KeyCode::Right, Action::Right),
+    (c('k'), Action::Up),
+    (c('j'), Action::Down),
+    (c('h'), Action::Left),
+    (c('l'), Action::Right),
+];
+
 /// Every binding outside text entry and confirmations. In the file picker `h` and `l`
 /// mean parent folder and open (see [`action_in_picker`]).
 pub const KEYMAP: &[Row] = &[
-    Row {
-        keys: "↑↓←→ / hjkl",
-        help: "move (h: parent folder in the picker)",
-        bindings: &[
-            (KeyCode::Up, Action::Up),
-            (KeyCode::Down, Action::Down),
-            (KeyCode::Left, Action::Left),
-            (KeyCode::Right, Action::Right),
-            (c('k'), Action::Up),
-            (c('j'), Action::Down),
-            (c('h'), Action::Left),
-            (c('l'), Action::Right),
-        ],
-    },
+    Row { keys: "↑↓←→ / hjkl", help: "move (h: parent folder in the picker)", bindings: MOVE },
     Row {
         keys: "Enter / l",
         help: "open folder or query image; on a result: more like this",
@@ -156,20 +155,7 @@ pub const KEYMAP: &[Row] = &[
 
 /// The keys while a region of the query photo is being chosen (after `c`).
 pub const CROP_KEYMAP: &[Row] = &[
-    Row {
-        keys: "↑↓←→ / hjkl",
-        help: "move the region",
-        bindings: &[
-            (KeyCode::Up, Action::Up),
-            (KeyCode::Down, Action::Down),
-            (KeyCode::Left, Action::Left),
-            (KeyCode::Right, Action::Right),
-            (c('k'), Action::Up),
-            (c('j'), Action::Down),
-            (c('h'), Action::Left),
-            (c('l'), Action::Right),
-        ],
-    },
+    Row { keys: "↑↓←→ / hjkl", help: "move the region", bindings: MOVE },
     Row {
         keys: "H / L",
         help: "make the region narrower / wider",

@@ -263,7 +263,14 @@ fn event_loop(
             };
             effects = match event {
                 Event::Key(key) => app.on_key(key),
-                Event::Mouse(m) => app.on_mouse(m, std::time::Instant::now()),
+                Event::Mouse(m) => {
+                    // Where the query photo is drawn, for drawing a region over it.
+                    let photo = app.query.as_ref().and_then(|q| {
+                        let pane = layout::picture(layout::screen(Rect::new(0, 0, app.size.0, app.size.1)).query).0;
+                        widgets::drawn_area(&thumbs, q.image_path(), pane)
+                    });
+                    app.on_mouse(m, std::time::Instant::now(), photo)
+                }
                 Event::Resize(w, h) => {
                     app.resize(w, h);
                     Vec::new()

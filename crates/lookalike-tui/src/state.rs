@@ -185,6 +185,17 @@ impl Region {
         Region { w, h, ..self }
     }
 
+    /// The region between two corners (any order), at least the smallest size.
+    pub fn spanning(a: (f32, f32), b: (f32, f32)) -> Region {
+        let side = |p: f32, q: f32| {
+            let (lo, hi) = (p.min(q), p.max(q));
+            let len = (hi - lo).max(Self::MIN);
+            (lo.min(1.0 - len), len)
+        };
+        let ((x, w), (y, h)) = (side(a.0, b.0), side(a.1, b.1));
+        Region { x, y, w, h }
+    }
+
     pub fn crop(self) -> Crop {
         Crop::Fraction { x: self.x, y: self.y, w: self.w, h: self.h }
     }
@@ -296,6 +307,8 @@ pub struct App {
     pub zoom: Option<Zoom>,
     /// The last click on a result (its index and when), to tell a double-click.
     pub last_click: Option<(usize, std::time::Instant)>,
+    /// Where a drag over the query photo started (fractions), while choosing a region.
+    pub drag_from: Option<(f32, f32)>,
     /// Id of the search in flight; older answers are dropped.
     pub searching: Option<u64>,
     pub next_search: u64,
@@ -333,6 +346,7 @@ impl App {
             cropping: None,
             zoom: None,
             last_click: None,
+            drag_from: None,
             searching: None,
             next_search: 1,
             page: 0,

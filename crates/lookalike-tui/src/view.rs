@@ -255,7 +255,8 @@ fn results_title(app: &App) -> Line<'static> {
         spans.push(Span::raw(format!("{first}–{last} of {n}{more} · {:.0} ms ", app.results.seconds * 1000.0)));
     }
     if let Some(strong) = app.results.strong {
-        spans.push(Span::styled(format!("{strong} strong matches "), Style::new().green()));
+        let matches = if strong == 1 { "match" } else { "matches" };
+        spans.push(Span::styled(format!("{strong} strong {matches} "), Style::new().green()));
     }
     if app.zoom.is_some() {
         spans.push(Span::styled("zoomed (Esc: back) ", Style::new().cyan()));
@@ -332,8 +333,9 @@ fn detail_lines(hit: Option<&Hit>, strong: Option<usize>) -> Vec<Line<'static>> 
     let field =
         |k: &str, v: String| Line::from(vec![Span::styled(format!("{k}: "), Style::new().bold()), Span::raw(v)]);
     let standing = match strong {
+        Some(1) if hit.rank == 1 => " (the one strong match)".to_string(),
         Some(n) if hit.rank <= n => format!(" (one of {n} strong matches)"),
-        Some(n) => format!(" (below the {n} strong matches)"),
+        Some(n) => format!(" (below the strong {})", if n == 1 { "match" } else { "matches" }),
         None => String::new(),
     };
     let mut lines = vec![

@@ -574,21 +574,32 @@ fn the_mouse_selects_searches_and_scrolls() {
         modifiers: KeyModifiers::NONE,
     };
     let t0 = std::time::Instant::now();
-    assert!(app.on_mouse(click(tiles[1]), t0).is_empty());
+    assert!(app.on_mouse(click(tiles[1]), t0, None).is_empty());
     assert_eq!(app.results.selected, 1);
     // A second click on another tile is a click, not a double-click.
-    assert!(app.on_mouse(click(tiles[2]), t0 + std::time::Duration::from_millis(100)).is_empty());
+    assert!(app.on_mouse(click(tiles[2]), t0 + std::time::Duration::from_millis(100), None).is_empty());
     assert_eq!(app.results.selected, 2);
     let chosen = app.results.hits[2].rel.clone();
-    let effects = app.on_mouse(click(tiles[2]), t0 + std::time::Duration::from_millis(300));
+    let effects = app.on_mouse(click(tiles[2]), t0 + std::time::Duration::from_millis(300), None);
     assert!(matches!(searched(&effects).0, Query::Item(rel) if *rel == chosen), "double-click: more like this");
     answer(&mut app, &effects, 48);
     let wheel = MouseEvent { kind: MouseEventKind::ScrollDown, column: 0, row: 0, modifiers: KeyModifiers::NONE };
-    app.on_mouse(wheel, t0);
+    app.on_mouse(wheel, t0, None);
     assert_eq!(app.results.selected, app.columns);
+    // While choosing a region, a drag over the photo draws it (corners in any order).
+    press(&mut app, "c");
+    let photo = Rect::new(2, 2, 20, 10);
+    let at = |kind, column, row| MouseEvent { kind, column, row, modifiers: KeyModifiers::NONE };
+    app.on_mouse(at(MouseEventKind::Down(MouseButton::Left), 17, 7), t0, Some(photo));
+    app.on_mouse(at(MouseEventKind::Drag(MouseButton::Left), 7, 4), t0, Some(photo));
+    app.on_mouse(at(MouseEventKind::Up(MouseButton::Left), 7, 4), t0, Some(photo));
+    let r = app.cropping.unwrap();
+    assert!((r.x - 0.25).abs() < 1e-4 && (r.y - 0.2).abs() < 1e-4, "{r:?}");
+    assert!((r.w - 0.5).abs() < 1e-4 && (r.h - 0.3).abs() < 1e-4, "{r:?}");
+    app.on_key(key(KeyCode::Esc));
     // Slow clicks are two clicks.
-    app.on_mouse(click(tiles[0]), t0);
-    assert!(app.on_mouse(click(tiles[0]), t0 + std::time::Duration::from_secs(1)).is_empty());
+    app.on_mouse(click(tiles[0]), t0, None);
+    assert!(app.on_mouse(click(tiles[0]), t0 + std::time::Duration::from_secs(1), None).is_empty());
 }
 
 #[test]

@@ -521,10 +521,12 @@ pub fn run(cli: Cli) -> Result<()> {
                     "overall: {} queries over {} items: precision@{k} {:.3}, mAP@{k} {:.3} (chance {:.3})",
                     r.queries, r.catalog_items, r.precision, r.map, r.chance
                 );
+                let f = &r.feedback;
                 println!(
-                    "feedback: marking the first page's right results up and the others down gives a second page \
-                     of precision@{k} {:.3} ({:+.3}), mAP@{k} {:.3}",
-                    r.feedback.precision, r.feedback.gain, r.feedback.map
+                    "feedback (the first page's right results marked up, the others down, searched again): \
+                     precision@{k} {:.3} as shown (unliked left out), {:.3} on new items only (mAP@{k} {:.3}; \
+                     {:.3} on the same page without feedback)",
+                    f.precision, f.new_precision, f.new_map, f.unsteered_new_precision
                 );
                 println!(
                     "strong-match cut: in {:.1}% of queries, {:.1} strong matches on average; right class {:.3} above \
@@ -794,7 +796,8 @@ fn print_hits(hits: &[lookalike_core::Hit], json: bool) -> Result<()> {
                 name
             );
             if strong == Some(h.rank) {
-                println!("      ---- {} strong matches above: the scores drop sharply here ----", h.rank);
+                let matches = if h.rank == 1 { "match" } else { "matches" };
+                println!("      ---- {} strong {matches} above: the scores drop sharply here ----", h.rank);
             }
         }
     }
