@@ -256,7 +256,7 @@ fn results_title(app: &App) -> Line<'static> {
     }
     if let Some(strong) = app.results.strong {
         let matches = if strong == 1 { "match" } else { "matches" };
-        spans.push(Span::styled(format!("{strong} strong {matches} "), Style::new().green()));
+        spans.push(Span::styled(format!("· {strong} strong {matches} "), Style::new().green()));
     }
     if app.zoom.is_some() {
         spans.push(Span::styled("zoomed (Esc: back) ", Style::new().cyan()));

@@ -36,6 +36,13 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+impl Cli {
+    /// Whether the command only prints to stdout (no server, no terminal UI).
+    pub fn prints_only(&self) -> bool {
+        !matches!(self.command, None | Some(Command::Tui(_)) | Some(Command::Serve { .. }))
+    }
+}
+
 /// Options of the terminal UI (`lookalike [PATH]` or `lookalike tui [PATH]`).
 #[derive(Debug, Args)]
 pub struct TuiArgs {

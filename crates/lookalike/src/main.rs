@@ -55,6 +55,9 @@ fn main() -> std::process::ExitCode {
     tune_allocator();
     lookalike_s3::register();
     let cli = cli::Cli::parse();
+    if cli.prints_only() {
+        die_on_closed_pipe();
+    }
     match cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
@@ -100,6 +103,18 @@ fn advice(err: &anyhow::Error) -> Option<&'static str> {
         }
         _ => return None,
     })
+}
+
+/// `lookalike query ... | head` closes the pipe early: a printing command then ends at
+/// once and quietly, as Unix tools do, instead of panicking in `println!`. Rust ignores
+/// SIGPIPE by default; the server and the TUI keep that (they write to sockets and a
+/// terminal, and handle their errors).
+fn die_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called in main before any other thread exists; SIG_DFL is always valid.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// candle allocates and frees tens of MiB per layer; glibc serves those with mmap and

@@ -104,3 +104,31 @@ fn completions_man_page_and_quiet() {
     assert!(said.contains("config: ") && said.contains("1 queries in"), "{said}");
     assert_eq!(verbose.stdout, noisy.stdout, "--verbose writes to stderr only");
 }
+
+#[test]
+fn a_closed_pipe_ends_a_printing_command_quietly() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (catalog, state) = common::fixture_v1_copy(dir.path());
+    // 400 item queries print far more than a pipe holds; the reader stops after 100 bytes.
+    let items: Vec<&str> = std::iter::repeat_n(["--item", "5"], 400).flatten().collect();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lookalike"))
+        .arg("--catalog")
+        .arg(&catalog)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["query", "-k", "20", "--json"])
+        .args(&items)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 100];
+    child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let status = child.wait().unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(status.signal(), Some(libc::SIGPIPE), "ended by {status:?}: {stderr}");
+}
