@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
 
-use crate::catalog::{self, CatalogSource, Field, Filter, Product};
+use crate::catalog::{self, CatalogSource, Field, Filter, Grouping, Product};
 use crate::config::SearchMode;
 use crate::descriptor::Space;
 use crate::dupes::Copies;
@@ -249,6 +249,41 @@ impl Snapshot {
         self.copies.collapse(self.rank(vector, wanted, filters, exclude), k)
     }
 
+    /// [`Snapshot::rank_distinct`] with at most `grouping.per` hits per value of its field:
+    /// candidates are fetched in growing rounds until k hits pass or the catalog runs out.
+    pub fn rank_grouped(
+        &self,
+        vector: &[f32],
+        k: usize,
+        filters: &[Filter],
+        exclude: &[usize],
+        grouping: Option<Grouping>,
+    ) -> Vec<Scored> {
+        let Some(g) = grouping else { return self.rank_distinct(vector, k, filters, exclude) };
+        let mut wanted = (k * 4).min(self.len());
+        loop {
+            let ranked = self.rank_distinct(vector, wanted, filters, exclude);
+            let exhausted = ranked.len() < wanted || wanted >= self.len();
+            let mut seen: HashMap<&str, usize> = HashMap::new();
+            let kept: Vec<Scored> = ranked
+                .into_iter()
+                .filter(|s| match self.product(s.row).map(|p| p.get(g.field)).filter(|v| !v.is_empty()) {
+                    None => true,
+                    Some(value) => {
+                        let n = seen.entry(value).or_default();
+                        *n += 1;
+                        *n <= g.per
+                    }
+                })
+                .take(k)
+                .collect();
+            if kept.len() == k || exhausted {
+                return kept;
+            }
+            wanted = (wanted * 4).min(self.len());
+        }
+    }
+
     fn hit(&self, rank: usize, s: Scored, query: &[f32]) -> Hit {
         let entries = self.store.entries();
         let rel = entries[s.row].path.clone();
@@ -460,8 +495,20 @@ impl SearchService {
 
     /// The k best matches of a query vector that pass every filter.
     pub fn search_vector(&self, query: &Arc<QueryVector>, k: usize, filters: &[Filter]) -> Vec<Hit> {
+        self.search_grouped(query, k, filters, None)
+    }
+
+    /// [`search_vector`](Self::search_vector) with at most `grouping.per` hits per value
+    /// of a metadata field.
+    pub fn search_grouped(
+        &self,
+        query: &Arc<QueryVector>,
+        k: usize,
+        filters: &[Filter],
+        grouping: Option<Grouping>,
+    ) -> Vec<Hit> {
         let s = &query.snapshot;
-        s.rank_distinct(&query.vector, k, filters, &query.exclude)
+        s.rank_grouped(&query.vector, k, filters, &query.exclude, grouping)
             .into_iter()
             .enumerate()
             .map(|(i, scored)| s.hit(i + 1, scored, &query.query))
@@ -485,8 +532,10 @@ impl SearchService {
         steering: &Steering,
         k: usize,
         filters: &[Filter],
+        grouping: Option<Grouping>,
     ) -> Vec<Result<Vec<Hit>>> {
-        self.query_vectors(queries, steering).into_iter().map(|qv| Ok(self.search_vector(&qv?, k, filters))).collect()
+        let vectors = self.query_vectors(queries, steering);
+        vectors.into_iter().map(|qv| Ok(self.search_grouped(&qv?, k, filters, grouping))).collect()
     }
 
     /// The search vectors of many queries against one snapshot, embedding their images

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use lookalike_core::catalog::{Filter, LocalFolder};
+use lookalike_core::catalog::{Filter, Grouping, LocalFolder};
 use lookalike_core::config::SearchMode;
 use lookalike_core::model::fake::FakeEmbedder;
 use lookalike_core::model::{Embedder, ResizePolicy};
@@ -283,6 +283,43 @@ fn a_region_and_feedback_steer_a_search_and_scores_stay_honest() {
     let unknown = Steering { feedback: Feedback { like: vec!["nope".into()], unlike: vec![] }, ..Default::default() };
     assert_eq!(service.search_steered(&photo, &unknown, 5, &[]).unwrap_err().kind(), ErrorKind::UnknownItem);
     assert!(matches!("1,2".parse::<Crop>(), Err(lookalike_core::Error::BadCrop { .. })));
+}
+
+#[test]
+fn grouping_keeps_at_most_n_hits_per_value() {
+    let dir = tempfile::tempdir().unwrap();
+    catalog(&dir.path().join("catalog"), 24);
+    let engine = Arc::new(engine(dir.path(), Arc::new(FakeEmbedder::new(ResizePolicy::Crop))));
+    index(&engine);
+    let service = SearchService::open(engine, Some(SearchMode::Exact)).unwrap();
+    let qv = service.query_vector(&Query::Item("5".into()), &Steering::default()).unwrap();
+    let types = |hits: &[lookalike_core::Hit]| -> Vec<String> {
+        hits.iter().map(|h| h.metadata.as_ref().unwrap().article_type.clone()).collect()
+    };
+    // Two values (even, odd): one hit each, however many are asked for.
+    let one = Grouping::new("articleType", 1).unwrap();
+    let mut found = types(&service.search_grouped(&qv, 10, &[], Some(one)));
+    found.sort();
+    assert_eq!(found, ["even", "odd"]);
+    let three = service.search_grouped(&qv, 10, &[], Some(Grouping::new("articleType", 3).unwrap()));
+    assert_eq!(three.len(), 6);
+    let plain = service.search_vector(&qv, 23, &[]);
+    // The kept hits are the best of each value, in the ranking's order.
+    let best: Vec<&str> = {
+        let mut n = std::collections::HashMap::new();
+        plain
+            .iter()
+            .filter(|h| {
+                let c = n.entry(h.metadata.as_ref().unwrap().article_type.clone()).or_insert(0);
+                *c += 1;
+                *c <= 3
+            })
+            .map(|h| h.id.as_str())
+            .collect()
+    };
+    assert_eq!(three.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), best);
+    assert!(Grouping::new("nope", 1).unwrap_err().contains("unknown field"));
+    assert!(Grouping::new("articleType", 0).is_err());
 }
 
 /// The fake model, held at its next call until the test lets it go.

@@ -13,7 +13,7 @@ use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
 use axum::http::{header, StatusCode};
 use axum::Json;
 use lookalike_core::batcher::Reply;
-use lookalike_core::catalog::{Field, Filter, Product};
+use lookalike_core::catalog::{Field, Filter, Grouping, Product};
 use lookalike_core::{strength, Crop, Hit, Query, Steering};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -41,6 +41,11 @@ pub struct SearchParams {
     like: Option<Vec<String>>,
     /// A catalog item to move the search away from; repeat for several.
     unlike: Option<Vec<String>>,
+    /// At most `per_group` hits for each value of this metadata field (e.g. `productDisplayName`).
+    group_by: Option<String>,
+    /// Hits per value of the `group_by` field (default 1).
+    #[param(minimum = 1)]
+    per_group: Option<usize>,
 }
 
 /// `k`, `offset`, repeated `filter=field:value`, `crop`, and repeated `like` and `unlike`
@@ -50,13 +55,15 @@ pub struct Params {
     offset: usize,
     filters: Vec<Filter>,
     steering: Steering,
+    grouping: Option<Grouping>,
 }
 
 fn params(query: Option<String>, default_k: usize) -> ApiResult<Params> {
     let bad = ApiError::bad_request;
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(query.as_deref().unwrap_or("")).map_err(|e| bad(format!("query string: {e}")))?;
-    let mut p = Params { k: default_k, offset: 0, filters: Vec::new(), steering: Steering::default() };
+    let mut p = Params { k: default_k, offset: 0, filters: Vec::new(), steering: Steering::default(), grouping: None };
+    let (mut group_by, mut per_group) = (None, 1);
     for (key, value) in pairs {
         let number = |v: &str| v.parse::<usize>().map_err(|_| bad(format!("{key}={v:?} is not a whole number")));
         match key.as_str() {
@@ -70,13 +77,18 @@ fn params(query: Option<String>, default_k: usize) -> ApiResult<Params> {
                 p.filters.push(Filter { field, value: v.trim().to_string() });
             }
             "crop" => p.steering.crop = Some(value.parse().map_err(|e: lookalike_core::Error| bad(e.to_string()))?),
+            "group_by" => group_by = Some(value),
+            "per_group" => per_group = number(&value)?,
             "like" => p.steering.feedback.like.push(value),
             "unlike" => p.steering.feedback.unlike.push(value),
             other => {
-                return Err(bad(format!("unknown parameter {other:?}: use k, offset, filter, crop, like, unlike")))
+                return Err(bad(format!(
+                    "unknown parameter {other:?}: use k, offset, filter, crop, like, unlike, group_by, per_group"
+                )))
             }
         }
     }
+    p.grouping = group_by.map(|field| Grouping::new(&field, per_group)).transpose().map_err(bad)?;
     if p.k == 0 || p.k > 1000 || p.offset > 10_000 {
         return Err(ApiError::bad_request("k must be 1 to 1000 and offset at most 10000"));
     }
@@ -183,7 +195,7 @@ async fn run(app: &Arc<App>, query: Query, p: Params) -> ApiResult<Json<SearchOu
 }
 
 async fn search(app: &Arc<App>, query: Query, p: Params, started: Instant) -> ApiResult<Json<SearchOut>> {
-    let Params { k, offset, filters, steering } = p;
+    let Params { k, offset, filters, steering, grouping } = p;
     // An item is searched with its stored vector, unless only a region of it is wanted.
     let features = match (&query, steering.crop) {
         (Query::Item(_), None) => None,
@@ -197,7 +209,7 @@ async fn search(app: &Arc<App>, query: Query, p: Params, started: Instant) -> Ap
             Some(features) => service.image_vector(&query, &steering, features)?,
             None => service.query_vector(&query, &steering)?,
         };
-        Ok((service.search_vector(&qv, k + offset, &filters), qv.snapshot().len()))
+        Ok((service.search_grouped(&qv, k + offset, &filters, grouping), qv.snapshot().len()))
     });
     let (hits, items) = ranked.await.map_err(|e| ApiError::internal(format!("search failed: {e}")))??;
     let strong = strength::strong_matches(&hits.iter().map(|h| h.rank_score).collect::<Vec<_>>());

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use lookalike_core::catalog::{url_scheme, Filter};
+use lookalike_core::catalog::{url_scheme, Filter, Grouping};
 use lookalike_core::config::{Overrides, SearchMode};
 use lookalike_core::descriptor::Layers;
 use lookalike_core::eval::{self, EvalOptions};
@@ -147,6 +147,13 @@ pub enum Command {
         /// Move the search away from this catalog item's look (repeatable)
         #[arg(long, value_name = "ID")]
         unlike: Vec<String>,
+        /// At most --per-group hits for each value of this metadata field (e.g.
+        /// productDisplayName, for catalogs that list one product in many shots)
+        #[arg(long, value_name = "FIELD")]
+        group_by: Option<String>,
+        /// Hits per value of the --group-by field
+        #[arg(long, value_name = "N", default_value_t = 1, requires = "group_by")]
+        per_group: usize,
         #[command(flatten)]
         mode: ModeArgs,
     },
@@ -450,7 +457,22 @@ pub fn run(cli: Cli) -> Result<()> {
                 print_index_report(&report);
             }
         }
-        Command::Query { images, items, from, k, filters, json, no_collapse, crop, like, unlike, mode } => {
+        Command::Query {
+            images,
+            items,
+            from,
+            k,
+            filters,
+            json,
+            no_collapse,
+            crop,
+            like,
+            unlike,
+            group_by,
+            per_group,
+            mode,
+        } => {
+            let grouping = group_by.map(|f| Grouping::new(&f, per_group)).transpose().map_err(anyhow::Error::msg)?;
             let k = k.unwrap_or(config.k);
             let config = Config { collapse: config.collapse && !no_collapse, ..config };
             let started = Instant::now();
@@ -463,7 +485,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let many = images.len() + items.len() > 1 || from.is_some();
             let queries = queries(images, items, from.as_deref())?;
             let steering = Steering { crop, feedback: Feedback { like, unlike } };
-            let answers = service.search_many(&queries, &steering, k, &filters);
+            let answers = service.search_many(&queries, &steering, k, &filters, grouping);
             out.verbose(&format!(
                 "{} queries in {:.2} s ({} items, {} search)",
                 queries.len(),

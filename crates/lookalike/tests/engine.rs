@@ -180,6 +180,28 @@ fn a_region_of_the_photo_and_feedback_steer_the_search() {
 }
 
 #[test]
+fn group_by_keeps_at_most_n_hits_per_value() {
+    let ix = indexed();
+    let id = ix.files[3].split('.').next().unwrap();
+    let types = |args: &[&str]| -> Vec<String> {
+        let hits = query(&[&["--item", id, "-k", "10"], args].concat(), None);
+        hits.as_array().unwrap().iter().map(|h| h["metadata"]["articleType"].as_str().unwrap().to_string()).collect()
+    };
+    let mut one = types(&["--group-by", "articleType"]);
+    assert_eq!(one.len(), 10, "10 classes give 10 hits of one type each: {one:?}");
+    one.sort();
+    one.dedup();
+    assert_eq!(one.len(), 10, "{one:?}");
+    let three = types(&["--group-by", "articleType", "--per-group", "3"]);
+    for t in &three {
+        assert!(three.iter().filter(|x| *x == t).count() <= 3, "{three:?}");
+    }
+    let out =
+        common::at(&ix.catalog, &ix.state).args(["query", "--item", id, "--group-by", "colour"]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("unknown field \"colour\""));
+}
+
+#[test]
 fn precision_at_10_is_far_above_chance() {
     let ix = indexed();
     let ds = dataset();

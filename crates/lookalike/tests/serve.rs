@@ -144,6 +144,11 @@ fn the_http_api_answers_like_the_cli_and_refuses_bad_requests_with_json() {
     assert_eq!((status, ids(&steered)), (200, cli_ids), "{steered}");
     assert!(!ids(&steered).contains(&"9".to_string()), "the unliked item is left out: {steered}");
     assert!(steered.get("strong").is_some(), "{steered}");
+    let (status, grouped) = answer(ureq::get(&url("/v1/items/5/similar?k=3&group_by=articleType")).call());
+    let kinds: Vec<&str> =
+        grouped["hits"].as_array().unwrap().iter().map(|h| h["metadata"]["articleType"].as_str().unwrap()).collect();
+    assert_eq!(status, 200, "{grouped}");
+    assert!(kinds.iter().enumerate().all(|(i, k)| !kinds[..i].contains(k)), "one hit per type: {grouped}");
     let (status, item_region) = answer(ureq::get(&url("/v1/items/5/similar?k=4&crop=0,0,0.5,0.5")).call());
     assert_eq!(status, 200, "{item_region}");
     assert!(!ids(&item_region).contains(&"5".to_string()) && ids(&item_region) != ids(&item), "{item_region}");
@@ -267,6 +272,8 @@ fn the_http_api_answers_like_the_cli_and_refuses_bad_requests_with_json() {
         ("unknown filter field", get("/v1/items/5/similar?filter=colour:red"), 400, "bad_request"),
         ("bad k", get("/v1/items/5/similar?k=lots"), 400, "bad_request"),
         ("malformed crop", get("/v1/items/5/similar?crop=1,2"), 400, "bad_request"),
+        ("unknown group field", get("/v1/items/5/similar?group_by=colour"), 400, "bad_request"),
+        ("zero per group", get("/v1/items/5/similar?group_by=articleType&per_group=0"), 400, "bad_request"),
         ("crop outside the photo", get("/v1/items/5/similar?crop=0,0,5000,5000"), 400, "bad_crop"),
         ("unknown liked item", get("/v1/items/5/similar?like=nope"), 404, "unknown_item"),
         ("unknown endpoint", get("/v1/nothing"), 404, "not_found"),

@@ -188,6 +188,26 @@ impl Filter {
     }
 }
 
+/// At most `per` hits for each value of a metadata field (`--group-by`), for catalogs
+/// that list one product in many shots. Items without a value are never grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grouping {
+    pub field: Field,
+    pub per: usize,
+}
+
+impl Grouping {
+    /// `FIELD` (a styles.csv column) with at most `per` hits per value.
+    pub fn new(field: &str, per: usize) -> Result<Grouping, String> {
+        let field = Field::from_column(field.trim())
+            .ok_or_else(|| format!("unknown field {field:?} to group by: use one of {}", Field::columns()))?;
+        if per == 0 {
+            return Err("at least 1 hit per group".to_string());
+        }
+        Ok(Grouping { field, per })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use local::{has_image_extension, LocalFolder, IMAGE_EXTENSIONS};
-pub use metadata::{Field, Filter, Metadata, Product, RowError};
+pub use metadata::{Field, Filter, Grouping, Metadata, Product, RowError};
 
 use crate::error::DecodeError;
 use crate::error::Result;
