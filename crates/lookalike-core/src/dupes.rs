@@ -124,19 +124,25 @@ pub fn exact_report(engine: &Engine) -> Result<Vec<GroupReport>> {
     let store = engine.open_store()?;
     let labels = engine.source().labels()?;
     let entries = store.entries();
+    let product = |row: usize| labels.get(catalog::product_id(&entries[row].path)).cloned();
+    Ok(report(entries, &Copies::exact(entries), product))
+}
+
+/// The groups of `copies` as reported, each member with its metadata from `product`.
+pub fn report(entries: &[Entry], copies: &Copies, product: impl Fn(usize) -> Option<Product>) -> Vec<GroupReport> {
     let member = |row: usize, keeper: bool| {
         let e = &entries[row];
         let id = catalog::product_id(&e.path).to_string();
-        Member { metadata: labels.get(&id).cloned(), id, rel: e.path.clone(), size: e.size, keeper }
+        Member { metadata: product(row), id, rel: e.path.clone(), size: e.size, keeper }
     };
-    Ok(Copies::exact(entries)
+    copies
         .groups()
         .iter()
         .map(|g| GroupReport {
             tier: "exact",
             members: g.rows.iter().enumerate().map(|(i, &r)| member(r, i == 0)).collect(),
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]

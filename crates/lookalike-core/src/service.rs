@@ -238,6 +238,11 @@ impl Snapshot {
         &self.copies
     }
 
+    /// The groups of byte-identical photos as `lookalike dupes` reports them.
+    pub fn dupes(&self) -> Vec<crate::dupes::GroupReport> {
+        crate::dupes::report(self.store.entries(), &self.copies, |row| self.product(row).cloned())
+    }
+
     /// [`Snapshot::rank`] with byte-identical copies collapsed into one hit (unless
     /// collapsing is off), so k hits are k different photos.
     pub fn rank_distinct(&self, vector: &[f32], k: usize, filters: &[Filter], exclude: &[usize]) -> Vec<Scored> {

@@ -197,3 +197,17 @@ pub async fn facets(State(app): State<Arc<App>>) -> Json<Vec<FacetOut>> {
             .collect(),
     )
 }
+
+/// Byte-identical photos listed under several ids, as `lookalike dupes` reports them.
+#[derive(Serialize, ToSchema)]
+pub struct DupesOut {
+    /// Each group's members, the copy to keep (the largest file, then the oldest) first:
+    /// `{tier, members: [{id, rel, size, keeper, metadata}]}`.
+    #[schema(value_type = Vec<Object>)]
+    groups: Vec<lookalike_core::dupes::GroupReport>,
+}
+
+#[utoipa::path(get, path = "/v1/dupes", tag = "items", responses((status = 200, body = DupesOut)))]
+pub async fn dupes(State(app): State<Arc<App>>) -> Json<DupesOut> {
+    Json(DupesOut { groups: app.service.snapshot().dupes() })
+}

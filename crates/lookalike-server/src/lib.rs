@@ -118,6 +118,7 @@ fn router(service: Arc<SearchService>, config: &ServerConfig) -> anyhow::Result<
         .route("/v1/items/{id}/image", get(items::image))
         .route("/v1/items/{id}/thumbnail", get(items::thumbnail))
         .route("/v1/facets", get(items::facets))
+        .route("/v1/dupes", get(items::dupes))
         .route("/v1/index", post(jobs::start))
         .route("/v1/jobs/{id}", get(jobs::get))
         .fallback(not_found)

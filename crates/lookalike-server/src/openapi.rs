@@ -12,7 +12,7 @@ use crate::{error, items, jobs, metrics, search};
     info(title = "lookalike", description = "Visual similarity search over a fashion product catalog"),
     paths(
         crate::healthz, crate::readyz, metrics::metrics, search::search_handler, search::similar,
-        items::item, items::image, items::thumbnail, items::facets, jobs::start, jobs::get
+        items::item, items::image, items::thumbnail, items::facets, items::dupes, jobs::start, jobs::get
     ),
     components(schemas(error::ErrorOut, error::ErrorBody, search::Photo, search::ImageForm, search::SearchJson)),
     modifiers(&Bearer)

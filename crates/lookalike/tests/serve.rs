@@ -188,11 +188,22 @@ fn the_http_api_answers_like_the_cli_and_refuses_bad_requests_with_json() {
         let (status, body) = index(auth);
         assert_eq!((status, body["error"]["kind"].as_str()), (401, Some("unauthorized")), "{auth:?}: {body}");
     }
+    // A byte-identical copy arrives: the reindex embeds nothing, and /v1/dupes lists the
+    // pair as `lookalike dupes` does.
+    assert_eq!(answer(ureq::get(&url("/v1/dupes")).call()).1["groups"], serde_json::json!([]));
+    std::fs::copy(catalog.join("images/3.png"), catalog.join("images/3b.png")).unwrap();
     let (status, job) = index(Some(&format!("Bearer {TOKEN}")));
     assert_eq!((status, job["state"].as_str()), (202, Some("running")), "{job}");
     let done = finished(&server, job["id"].as_u64().unwrap());
     assert_eq!(done["state"], "done", "{done}");
-    assert_eq!((done["report"]["items"].as_u64(), done["report"]["embedded"].as_u64()), (Some(70), Some(0)), "{done}");
+    assert_eq!((done["report"]["items"].as_u64(), done["report"]["embedded"].as_u64()), (Some(71), Some(0)), "{done}");
+    let (status, dupes) = answer(ureq::get(&url("/v1/dupes")).call());
+    let cli = common::json(&common::at(&catalog, &state).args(["dupes", "--json"]).output().unwrap());
+    assert_eq!((status, &dupes["groups"]), (200, &cli), "{dupes}");
+    let ids: Vec<&str> =
+        dupes["groups"][0]["members"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 2, "{dupes}");
+    assert!(ids.contains(&"3") && ids.contains(&"3b"), "{dupes}");
 
     // The OpenAPI document names every endpoint; metrics count what happened.
     let (_, doc) = answer(ureq::get(&url("/v1/openapi.json")).call());
@@ -208,6 +219,7 @@ fn the_http_api_answers_like_the_cli_and_refuses_bad_requests_with_json() {
         "/healthz",
         "/readyz",
         "/metrics",
+        "/v1/dupes",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
     }
@@ -215,7 +227,7 @@ fn the_http_api_answers_like_the_cli_and_refuses_bad_requests_with_json() {
     for line in [
         "lookalike_http_requests_total{route=\"/v1/search\",method=\"POST\",status=\"200\"} 5",
         "lookalike_http_requests_total{route=\"/v1/index\",method=\"POST\",status=\"401\"} 3",
-        "lookalike_catalog_items 70",
+        "lookalike_catalog_items 71",
         "lookalike_query_batch_size_count 5",
     ] {
         assert!(metrics.lines().any(|l| l == line), "no line {line:?} in\n{metrics}");
