@@ -89,8 +89,10 @@ pub fn zoomed(app: &App, grid: Rect) -> Vec<(PathBuf, Rect)> {
     }
 }
 
-/// The images on screen now and where they go.
-pub fn images(app: &App, area: Rect) -> Vec<(PathBuf, Rect)> {
+/// The images on screen now, where they go, and whether they are drawn in cells (half
+/// blocks) whatever the terminal's protocol: the query photo while a region is chosen
+/// over it, because sixel and iTerm2 images cover any text drawn on them.
+pub fn images(app: &App, area: Rect) -> Vec<(PathBuf, Rect, bool)> {
     if too_small(area) {
         return Vec::new();
     }
@@ -99,22 +101,22 @@ pub fn images(app: &App, area: Rect) -> Vec<(PathBuf, Rect)> {
     match app.view {
         View::Files => {
             if let Some(path) = app.files.highlighted_image() {
-                out.push((path, picture(s.preview).0));
+                out.push((path, picture(s.preview).0, false));
             }
         }
         View::Results => {
             if let Some(q) = &app.query {
-                out.push((q.image_path().to_path_buf(), picture(s.query).0));
+                out.push((q.image_path().to_path_buf(), picture(s.query).0, app.cropping.is_some()));
             }
             if app.zoom.is_some() {
-                out.extend(zoomed(app, s.grid).into_iter().map(|(path, pane)| (path, picture(pane).0)));
+                out.extend(zoomed(app, s.grid).into_iter().map(|(path, pane)| (path, picture(pane).0, false)));
             } else {
                 for (hit, tile) in app.page_hits().iter().zip(grid(s.grid).tiles) {
-                    out.push((hit.path.clone(), picture(tile).0));
+                    out.push((hit.path.clone(), picture(tile).0, false));
                 }
             }
         }
     }
-    out.retain(|(_, r)| r.width > 0 && r.height > 0);
+    out.retain(|(_, r, _)| r.width > 0 && r.height > 0);
     out
 }

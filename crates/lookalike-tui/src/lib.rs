@@ -267,7 +267,7 @@ fn event_loop(
                     // Where the query photo is drawn, for drawing a region over it.
                     let photo = app.query.as_ref().and_then(|q| {
                         let pane = layout::picture(layout::screen(Rect::new(0, 0, app.size.0, app.size.1)).query).0;
-                        widgets::drawn_area(&thumbs, q.image_path(), pane)
+                        widgets::drawn_area(&thumbs, &widgets::cell_key(q.image_path(), pane), pane)
                     });
                     app.on_mouse(m, std::time::Instant::now(), photo)
                 }

@@ -9,7 +9,7 @@ use ratatui::Frame;
 use super::keymap::{Row, CROP_KEYMAP, KEYMAP};
 use super::layout::{self, Screen};
 use super::state::{App, Overlay, Region, View, FACET_FIELDS};
-use super::widgets::{drawn_area, human_size, render_thumb, Thumbs};
+use super::widgets::{self, drawn_area, human_size, render_key, render_thumb, Thumbs};
 use lookalike_core::{Hit, Phase};
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
@@ -125,9 +125,14 @@ fn draw_results(frame: &mut Frame, app: &App, thumbs: &Thumbs, s: &Screen) {
     let (image, caption) = layout::picture(s.query);
     match &app.query {
         Some(q) => {
-            render_thumb(thumbs, q.image_path(), image, frame.buffer_mut());
+            // While a region is chosen the photo is drawn in cells, so the box shows on it.
+            let key = match app.cropping {
+                Some(_) => widgets::cell_key(q.image_path(), image),
+                None => widgets::key(q.image_path(), image),
+            };
+            render_key(thumbs, &key, image, frame.buffer_mut());
             if let Some(region) = app.cropping.or(app.region) {
-                if let Some(drawn) = drawn_area(thumbs, q.image_path(), image) {
+                if let Some(drawn) = drawn_area(thumbs, &key, image) {
                     draw_region(frame, region, drawn, app.cropping.is_some());
                 }
             }

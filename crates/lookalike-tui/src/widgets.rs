@@ -17,8 +17,8 @@ use lookalike_core::catalog::CatalogSource;
 use crate::photo_cache::PhotoCache;
 use lookalike_core::model;
 
-/// A thumbnail for one image at one size; the protocol is fixed for a session.
-pub type ThumbKey = (PathBuf, u16, u16);
+/// A thumbnail for one image at one size, in the session's protocol or (true) in cells.
+pub type ThumbKey = (PathBuf, u16, u16, bool);
 
 pub enum Thumb {
     Pending,
@@ -43,7 +43,12 @@ pub struct Thumbs {
 }
 
 pub fn key(path: &Path, area: Rect) -> ThumbKey {
-    (path.to_path_buf(), area.width, area.height)
+    (path.to_path_buf(), area.width, area.height, false)
+}
+
+/// The key of a thumbnail drawn in cells (half blocks), so text can be drawn over it.
+pub fn cell_key(path: &Path, area: Rect) -> ThumbKey {
+    (path.to_path_buf(), area.width, area.height, true)
 }
 
 impl Thumbs {
@@ -65,11 +70,11 @@ impl Thumbs {
     }
 
     /// Marks what is on screen as recently used and returns the thumbnails still to make.
-    pub fn wanted(&mut self, images: &[(PathBuf, Rect)]) -> Vec<ThumbKey> {
+    pub fn wanted(&mut self, images: &[(PathBuf, Rect, bool)]) -> Vec<ThumbKey> {
         self.clock += 1;
         let mut missing = Vec::new();
-        for (path, area) in images {
-            let k = key(path, *area);
+        for (path, area, cells) in images {
+            let k = (path.clone(), area.width, area.height, *cells);
             match self.map.get_mut(&k) {
                 Some(entry) => entry.1 = self.clock,
                 None => {
@@ -96,7 +101,7 @@ pub fn make(
     catalog: Option<&dyn CatalogSource>,
     cache: Option<&PhotoCache>,
 ) -> Result<Ready, String> {
-    let (path, w, h) = key;
+    let (path, w, h, cells) = key;
     let read = match (catalog.and_then(|c| Some((c, c.key_of(path)?))), cache) {
         (Some((c, rel)), Some(cache)) => cache.read(c, &rel, path),
         (Some((c, rel)), None) => c.read(&rel),
@@ -106,16 +111,23 @@ pub fn make(
     let rgb = model::decode_bytes(&data).map_err(|e| e.to_string())?;
     let bytes = data.len() as u64;
     let pixels = rgb.dimensions();
+    let halfblocks;
+    let picker = if *cells {
+        halfblocks = Picker::halfblocks();
+        &halfblocks
+    } else {
+        picker
+    };
     let protocol = picker
         .new_protocol(image::DynamicImage::ImageRgb8(rgb), Size::new(*w, *h), Resize::Scale(Some(FilterType::Triangle)))
         .map_err(|e| format!("cannot draw {}: {e}", path.display()))?;
     Ok(Ready { protocol, pixels, bytes })
 }
 
-/// Where the ready thumbnail of `path` is drawn inside `area`: centred when its aspect
+/// Where the ready thumbnail of `key` is drawn inside `area`: centred when its aspect
 /// leaves room.
-pub fn drawn_area(thumbs: &Thumbs, path: &Path, area: Rect) -> Option<Rect> {
-    let Some(Thumb::Ready(ready)) = thumbs.get(&key(path, area)) else { return None };
+pub fn drawn_area(thumbs: &Thumbs, key: &ThumbKey, area: Rect) -> Option<Rect> {
+    let Some(Thumb::Ready(ready)) = thumbs.get(key) else { return None };
     let size = ready.protocol.size();
     let x = area.x + area.width.saturating_sub(size.width) / 2;
     let y = area.y + area.height.saturating_sub(size.height) / 2;
@@ -124,12 +136,17 @@ pub fn drawn_area(thumbs: &Thumbs, path: &Path, area: Rect) -> Option<Rect> {
 
 /// Draws the thumbnail of `path` into `area`, or says why there is none.
 pub fn render_thumb(thumbs: &Thumbs, path: &Path, area: Rect, buf: &mut Buffer) {
+    render_key(thumbs, &key(path, area), area, buf)
+}
+
+/// Draws the thumbnail `key` into `area`, or says why there is none.
+pub fn render_key(thumbs: &Thumbs, key: &ThumbKey, area: Rect, buf: &mut Buffer) {
     if area.width == 0 || area.height == 0 {
         return;
     }
-    let (text, style) = match thumbs.get(&key(path, area)) {
+    let (text, style) = match thumbs.get(key) {
         Some(Thumb::Ready(ready)) => {
-            let at = drawn_area(thumbs, path, area).unwrap_or(area);
+            let at = drawn_area(thumbs, key, area).unwrap_or(area);
             Image::new(&ready.protocol).render(at, buf);
             return;
         }

@@ -102,10 +102,10 @@ fn thumbs_for(app: &App) -> Thumbs {
     let mut thumbs = Thumbs::default();
     let picker = Picker::halfblocks();
     let area = Rect::new(0, 0, app.size.0, app.size.1);
-    for (path, rect) in layout::images(app, area) {
-        let made =
-            widgets::make(&picker, &(PathBuf::from(FIXTURE), rect.width, rect.height), None, None).expect("thumbnail");
-        thumbs.insert(widgets::key(&path, rect), Thumb::Ready(Box::new(made)));
+    for (path, rect, cells) in layout::images(app, area) {
+        let fixture = (PathBuf::from(FIXTURE), rect.width, rect.height, cells);
+        let made = widgets::make(&picker, &fixture, None, None).expect("thumbnail");
+        thumbs.insert((path, rect.width, rect.height, cells), Thumb::Ready(Box::new(made)));
     }
     thumbs
 }
@@ -328,7 +328,7 @@ fn snapshot_picker() {
     let terminal = render(&app, &thumbs);
     insta::assert_snapshot!("picker", terminal.backend());
     // The preview is a real image: halfblock cells with the photo's colours.
-    let (_, rect) = layout::images(&app, Rect::new(0, 0, 80, 24)).remove(0);
+    let (_, rect, _) = layout::images(&app, Rect::new(0, 0, 80, 24)).remove(0);
     let buf = terminal.backend().buffer();
     let coloured = (rect.y..rect.bottom())
         .flat_map(|y| (rect.x..rect.right()).map(move |x| (x, y)))
@@ -499,6 +499,9 @@ fn a_region_of_the_query_is_chosen_with_the_keyboard_and_searched() {
     let mut app = results_app();
     press(&mut app, "c");
     assert_eq!(app.cropping, Some(Region::WHOLE));
+    // While choosing, the photo is wanted in cells, so the box can be drawn over it.
+    let area = Rect::new(0, 0, app.size.0, app.size.1);
+    assert!(layout::images(&app, area)[0].2, "the query photo is not drawn in cells");
     // While choosing, letters move and resize the region; nothing else happens.
     assert!(press(&mut app, "HHKKlj").is_empty());
     let r = app.cropping.unwrap();
