@@ -2,6 +2,7 @@
 //! an immutable [`Snapshot`] (store, descriptors, vector index, metadata); `reload` swaps
 //! in a new one after an index run, without loading the model again.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -15,8 +16,7 @@ use crate::dupes::Copies;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::index::annoy::{self, Annoy, AnnoyIndex};
-use crate::index::exact::dot;
-use crate::index::exact::Exact;
+use crate::index::exact::{dot, Exact};
 use crate::index::{Request, Rows, Scored, VectorIndex};
 use crate::model;
 use crate::steer::{self, Crop, Feedback, FeedbackWeights, Steering};
@@ -435,10 +435,11 @@ impl SearchService {
                     Ok(row) => snapshot.store.entries()[row].path.clone(),
                     Err(e) => return Some(Err(e)),
                 };
-                (format!("catalog item {item}"), snapshot.source.read(&rel))
+                (format!("catalog item {item}"), snapshot.source.read(&rel).map(Cow::Owned))
             }
-            Query::Image(path) => (path.display().to_string(), crate::files::read_file(path)),
-            Query::Bytes { name, bytes } => (name.clone(), Ok(bytes.clone())),
+            Query::Image(path) => (path.display().to_string(), crate::files::read_file(path).map(Cow::Owned)),
+            // An upload is decoded where it is, not copied first.
+            Query::Bytes { name, bytes } => (name.clone(), Ok(Cow::Borrowed(bytes.as_slice()))),
         };
         let img = match bytes.and_then(|b| model::decode_bytes(&b)) {
             Ok(img) => img,

@@ -1,6 +1,8 @@
 //! How strong a query's results are, told honestly: where the scores drop sharply (an
 //! adaptive cut, "7 strong matches"), and where each hit stands among the query's results.
 
+use crate::service::Hit;
+
 /// Fewest results in which a cut is looked for.
 const MIN_RESULTS: usize = 4;
 /// A drop is sharp when it is this many times the median step between neighbours ...
@@ -22,6 +24,16 @@ pub fn strong_matches(scores: &[f32]) -> Option<usize> {
     // The cut leaves at least one result below it, so drops[i] keeps i + 1 results.
     let (at, drop) = drops.iter().copied().enumerate().max_by(|a, b| a.1.total_cmp(&b.1))?;
     (drop >= MIN_DROP && drop >= SHARP * median).then_some(at + 1)
+}
+
+/// [`strong_matches`] of a query's hits, by the ranking's scores (which are in order).
+pub fn strong_hits(hits: &[Hit]) -> Option<usize> {
+    strong_matches(&hits.iter().map(|h| h.rank_score).collect::<Vec<_>>())
+}
+
+/// "1 strong match", "7 strong matches": the cut in words.
+pub fn describe(strong: usize) -> String {
+    format!("{strong} strong {}", if strong == 1 { "match" } else { "matches" })
 }
 
 /// Each score's place between the lowest (0) and the highest (1) of the results; all 1

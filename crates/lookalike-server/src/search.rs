@@ -196,10 +196,12 @@ async fn run(app: &Arc<App>, query: Query, p: Params) -> ApiResult<Json<SearchOu
 
 async fn search(app: &Arc<App>, query: Query, p: Params, started: Instant) -> ApiResult<Json<SearchOut>> {
     let Params { k, offset, filters, steering, grouping } = p;
+    // Shared with the decoding thread, so an upload's bytes are not copied.
+    let query = Arc::new(query);
     // An item is searched with its stored vector, unless only a region of it is wanted.
-    let features = match (&query, steering.crop) {
+    let features = match (query.as_ref(), steering.crop) {
         (Query::Item(_), None) => None,
-        (photo, crop) => Some(embed(app, photo.clone(), crop).await?),
+        (_, crop) => Some(embed(app, query.clone(), crop).await?),
     };
     let embed_ms = if features.is_some() { started.elapsed().as_secs_f64() * 1000.0 } else { 0.0 };
     let _permit = app.permits.acquire().await.map_err(|e| ApiError::internal(e.to_string()))?;
@@ -212,7 +214,7 @@ async fn search(app: &Arc<App>, query: Query, p: Params, started: Instant) -> Ap
         Ok((service.search_grouped(&qv, k + offset, &filters, grouping), qv.snapshot().len()))
     });
     let (hits, items) = ranked.await.map_err(|e| ApiError::internal(format!("search failed: {e}")))??;
-    let strong = strength::strong_matches(&hits.iter().map(|h| h.rank_score).collect::<Vec<_>>());
+    let strong = strength::strong_hits(&hits);
     let hits = hits.into_iter().skip(offset).map(HitOut::from).collect();
     Ok(Json(SearchOut { hits, strong, took_ms: started.elapsed().as_secs_f64() * 1000.0, embed_ms, items }))
 }
@@ -233,7 +235,7 @@ impl Reply for Waiting {
 
 /// A photo's features: decoded here, on a blocking thread, then embedded by the batch
 /// worker together with other requests' photos.
-async fn embed(app: &Arc<App>, photo: Query, crop: Option<Crop>) -> ApiResult<Vec<f32>> {
+async fn embed(app: &Arc<App>, photo: Arc<Query>, crop: Option<Crop>) -> ApiResult<Vec<f32>> {
     let service = app.service.clone();
     let input = tokio::task::spawn_blocking(move || service.prepare(&photo, crop.as_ref()))
         .await

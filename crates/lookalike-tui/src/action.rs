@@ -646,8 +646,7 @@ impl App {
                         self.results.exhausted = hits.len() < k;
                         let scores: Vec<f32> = hits.iter().map(|h| h.score).collect();
                         self.results.standing = strength::standing(&scores);
-                        let ranked: Vec<f32> = hits.iter().map(|h| h.rank_score).collect();
-                        self.results.strong = strength::strong_matches(&ranked);
+                        self.results.strong = strength::strong_hits(&hits);
                         self.results.hits = hits;
                         self.results.seconds = seconds;
                         let n = self.results.hits.len();

@@ -205,12 +205,8 @@ fn event_loop(
     std::thread::Builder::new().name("input".into()).spawn(move || loop {
         let event = match crossterm::event::read() {
             Ok(crossterm::event::Event::Key(key)) => Event::Key(key),
-            // Motion would redraw the screen for nothing: only clicks and the wheel matter.
-            Ok(crossterm::event::Event::Mouse(m))
-                if !matches!(m.kind, MouseEventKind::Moved | MouseEventKind::Drag(_)) =>
-            {
-                Event::Mouse(m)
-            }
+            // Motion would redraw the screen for nothing: clicks, drags and the wheel matter.
+            Ok(crossterm::event::Event::Mouse(m)) if m.kind != MouseEventKind::Moved => Event::Mouse(m),
             Ok(crossterm::event::Event::Resize(w, h)) => Event::Resize(w, h),
             Ok(_) => continue,
             Err(_) => return,

@@ -10,7 +10,7 @@ use super::keymap::{Row, CROP_KEYMAP, KEYMAP};
 use super::layout::{self, Screen};
 use super::state::{App, Overlay, Region, View, FACET_FIELDS};
 use super::widgets::{self, drawn_area, human_size, render_key, render_thumb, Thumbs};
-use lookalike_core::{Hit, Phase};
+use lookalike_core::{strength, Hit, Phase};
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
@@ -260,8 +260,7 @@ fn results_title(app: &App) -> Line<'static> {
         spans.push(Span::raw(format!("{first}–{last} of {n}{more} · {:.0} ms ", app.results.seconds * 1000.0)));
     }
     if let Some(strong) = app.results.strong {
-        let matches = if strong == 1 { "match" } else { "matches" };
-        spans.push(Span::styled(format!("· {strong} strong {matches} "), Style::new().green()));
+        spans.push(Span::styled(format!("· {} ", strength::describe(strong)), Style::new().green()));
     }
     if app.zoom.is_some() {
         spans.push(Span::styled("zoomed (Esc: back) ", Style::new().cyan()));
@@ -339,8 +338,8 @@ fn detail_lines(hit: Option<&Hit>, strong: Option<usize>) -> Vec<Line<'static>> 
         |k: &str, v: String| Line::from(vec![Span::styled(format!("{k}: "), Style::new().bold()), Span::raw(v)]);
     let standing = match strong {
         Some(1) if hit.rank == 1 => " (the one strong match)".to_string(),
-        Some(n) if hit.rank <= n => format!(" (one of {n} strong matches)"),
-        Some(n) => format!(" (below the strong {})", if n == 1 { "match" } else { "matches" }),
+        Some(n) if hit.rank <= n => format!(" (one of {})", strength::describe(n)),
+        Some(n) => format!(" (below the {})", strength::describe(n)),
         None => String::new(),
     };
     let mut lines = vec![

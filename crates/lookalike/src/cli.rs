@@ -808,7 +808,7 @@ fn print_hits(hits: &[lookalike_core::Hit], json: bool) -> Result<()> {
         println!("no matches");
     } else {
         println!("{:>4}  {:>6}  {:<10} {:<16} {:<12} name / path", "rank", "score", "id", "articleType", "colour");
-        let strong = strength::strong_matches(&hits.iter().map(|h| h.rank_score).collect::<Vec<_>>());
+        let strong = strength::strong_hits(hits);
         for h in hits {
             let m = h.metadata.clone().unwrap_or_default();
             let mut name = if m.name.is_empty() { h.path.display().to_string() } else { m.name };
@@ -825,8 +825,7 @@ fn print_hits(hits: &[lookalike_core::Hit], json: bool) -> Result<()> {
                 name
             );
             if strong == Some(h.rank) {
-                let matches = if h.rank == 1 { "match" } else { "matches" };
-                println!("      ---- {} strong {matches} above: the scores drop sharply here ----", h.rank);
+                println!("      ---- {} above: the scores drop sharply here ----", strength::describe(h.rank));
             }
         }
     }
