@@ -14,10 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::model::FEATURE_DIMS;
+use crate::model::{self, Photo, FEATURE_DIMS};
 use crate::service::SearchService;
 
-/// Where an input's features go when its batch is done. Any `FnOnce` taking them is one.
+/// Where a photo's row (features, then colour: [`model::row`]) goes when its batch is
+/// done. Any `FnOnce` taking it is one.
 pub trait Reply: Send {
     fn send(self: Box<Self>, features: Result<Vec<f32>>);
 
@@ -33,11 +34,14 @@ impl<F: FnOnce(Result<Vec<f32>>) + Send> Reply for F {
     }
 }
 
+/// A photo's colour and where its row goes, while its input is in the model.
+type Waiting = (Vec<f32>, Box<dyn Reply>);
+
 /// Told the size of every batch the worker embeds (for metrics).
 pub type BatchObserver = Box<dyn Fn(usize) + Send>;
 
 struct Job {
-    input: Vec<f32>,
+    photo: Photo,
     reply: Box<dyn Reply>,
 }
 
@@ -68,10 +72,10 @@ impl Batcher {
         Ok(Batcher { jobs, queued })
     }
 
-    /// Queues a prepared input; `reply` is called once, from the worker, with its features.
-    pub fn submit(&self, input: Vec<f32>, reply: Box<dyn Reply>) -> std::result::Result<(), Full> {
+    /// Queues a prepared photo; `reply` is called once, from the worker, with its row.
+    pub fn submit(&self, photo: Photo, reply: Box<dyn Reply>) -> std::result::Result<(), Full> {
         self.queued.fetch_add(1, Ordering::SeqCst);
-        match self.jobs.try_send(Job { input, reply }) {
+        match self.jobs.try_send(Job { photo, reply }) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.queued.fetch_sub(1, Ordering::SeqCst);
@@ -119,8 +123,9 @@ fn work(
             continue;
         }
         observe(batch.len());
-        let (inputs, replies): (Vec<Vec<f32>>, Vec<Box<dyn Reply>>) =
-            batch.into_iter().map(|j| (j.input, j.reply)).unzip();
+        // The colours wait here while the model runs on the inputs.
+        let (inputs, waiting): (Vec<Vec<f32>>, Vec<Waiting>) =
+            batch.into_iter().map(|j| (j.photo.input, (j.photo.colour, j.reply))).unzip();
         // A panic in a batch fails its queries, not the worker every later query needs.
         let embedded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             service.engine().embedder().and_then(|e| e.embed(&inputs)).map_err(|e| e.to_string())
@@ -129,11 +134,11 @@ fn work(
         queued.fetch_sub(inputs.len(), Ordering::SeqCst);
         match embedded {
             Ok(features) => {
-                for (reply, f) in replies.into_iter().zip(features.chunks(FEATURE_DIMS)) {
-                    reply.send(Ok(f.to_vec()));
+                for ((colour, reply), f) in waiting.into_iter().zip(features.chunks(FEATURE_DIMS)) {
+                    reply.send(Ok(model::row(f, &colour)));
                 }
             }
-            Err(reason) => replies.into_iter().for_each(|reply| reply.send(Err(Error::Model(reason.clone())))),
+            Err(reason) => waiting.into_iter().for_each(|(_, reply)| reply.send(Err(Error::Model(reason.clone())))),
         }
     }
 }

@@ -32,7 +32,11 @@ pub struct EmbedFigure {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SearchFigure {
     pub vectors: usize,
+    /// Dimensions of the default descriptors (the shape part and the colour part).
+    pub dims: usize,
     pub query_ms: f64,
+    /// The same search over the shape part alone: what colour adds is the difference.
+    pub shape_only_query_ms: f64,
     pub store_open_ms: f64,
     pub store_mib: f64,
 }
@@ -155,14 +159,16 @@ fn random_unit_vectors(n: usize, dims: usize, seed: u64) -> Vec<f32> {
 }
 
 /// Exact top-10 latency (median of `repeats`) over `n` descriptors of the default size,
-/// and the open time and size of a store of `n` feature rows.
+/// and the open time and size of a store of `n` rows (features and colour).
 pub fn search_latency(n: usize, repeats: usize, scratch: &Path) -> Result<SearchFigure> {
-    let features = random_unit_vectors(n, model::FEATURE_DIMS, 0x9E3779B97F4A7C15 ^ n as u64);
+    let row = model::ROW_DIMS;
+    let features = random_unit_vectors(n, row, 0x9E3779B97F4A7C15 ^ n as u64);
     let entries: Vec<Entry> =
         (0..n).map(|i| Entry { path: format!("{i:09}.jpg"), size: 0, mtime_ns: 0, hash: String::new() }).collect();
-    let identity = Identity { model: "bench".into(), preprocessing: "bench".into(), dims: model::FEATURE_DIMS };
+    let colour = crate::colour::COLOUR_ID.to_string();
+    let identity = Identity { model: "bench".into(), preprocessing: "bench".into(), dims: row, colour };
     let path = scratch.join(format!("bench-{n}.lks"));
-    store::write(&path, &identity, &entries, |i| features[i * model::FEATURE_DIMS..][..model::FEATURE_DIMS].into())?;
+    store::write(&path, &identity, &entries, |i| features[i * row..][..row].into())?;
     drop(features);
     let started = Instant::now();
     let opened = Store::open(&path)?;
@@ -170,20 +176,26 @@ pub fn search_latency(n: usize, repeats: usize, scratch: &Path) -> Result<Search
     let store_mib = opened.file_size() as f64 / (1 << 20) as f64;
     drop(opened);
     std::fs::remove_file(&path).at("cannot remove", &path)?;
-    let dims = crate::descriptor::Recipe::DEFAULT.whiten;
-    let descriptors = random_unit_vectors(n, dims, 7 ^ n as u64);
-    let queries = random_unit_vectors(repeats, dims, 42);
-    let mut times: Vec<f64> = queries
-        .chunks(dims)
-        .map(|q| {
-            let started = Instant::now();
-            let top = exact_top_k(&descriptors, dims, q, 10, |_| true);
-            assert_eq!(top.len(), 10.min(n));
-            started.elapsed().as_secs_f64() * 1000.0
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    Ok(SearchFigure { vectors: n, query_ms: times[times.len() / 2], store_open_ms, store_mib })
+    let default = crate::descriptor::Recipe::DEFAULT;
+    let shape = default.whiten;
+    let dims = shape + if default.colour > 0.0 { crate::colour::COLOUR_DIMS } else { 0 };
+    let median_ms = |dims: usize| {
+        let descriptors = random_unit_vectors(n, dims, 7 ^ n as u64);
+        let queries = random_unit_vectors(repeats, dims, 42);
+        let mut times: Vec<f64> = queries
+            .chunks(dims)
+            .map(|q| {
+                let started = Instant::now();
+                let top = exact_top_k(&descriptors, dims, q, 10, |_| true);
+                assert_eq!(top.len(), 10.min(n));
+                started.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    let (query_ms, shape_only_query_ms) = (median_ms(dims), median_ms(shape));
+    Ok(SearchFigure { vectors: n, dims, query_ms, shape_only_query_ms, store_open_ms, store_mib })
 }
 
 #[derive(Debug, Serialize)]

@@ -215,6 +215,7 @@ struct SearchSection {
     whiten: Option<i64>,
     shrink: Option<f64>,
     expand: Option<i64>,
+    colour_weight: Option<f64>,
     collapse: Option<bool>,
     feedback_like: Option<f64>,
     feedback_unlike: Option<f64>,
@@ -353,7 +354,7 @@ impl Config {
             config.feedback.unlike = in_range_f("search.feedback_unlike", v, 0.0, 10.0)?;
         }
         let f = file.search;
-        config.apply_search_settings(f.descriptor, f.power, f.whiten, f.shrink, f.expand)?;
+        config.apply_search_settings(f.descriptor, f.power, f.whiten, f.shrink, f.expand, f.colour_weight)?;
         if let Some(m) = file.index.mode {
             config.index.mode = m;
         }
@@ -379,6 +380,7 @@ impl Config {
         whiten: Option<i64>,
         shrink: Option<f64>,
         expand: Option<i64>,
+        colour_weight: Option<f64>,
     ) -> Result<()> {
         if let Some(v) = layers {
             self.descriptor.layers = v;
@@ -394,6 +396,9 @@ impl Config {
         }
         if let Some(v) = expand {
             self.expand = in_range("search.expand", v, 0, 100)?;
+        }
+        if let Some(v) = colour_weight {
+            self.descriptor.colour = in_range_f("search.colour_weight", v, 0.0, 0.9)?;
         }
         Ok(())
     }
@@ -474,7 +479,13 @@ mod tests {
             Path::new(""),
         )
         .unwrap();
-        let want = crate::descriptor::Recipe { layers: Layers::Both, power: 1.0, whiten: 0, shrink: 0.5 };
+        let want = crate::descriptor::Recipe {
+            layers: Layers::Both,
+            power: 1.0,
+            whiten: 0,
+            shrink: 0.5,
+            ..crate::descriptor::Recipe::DEFAULT
+        };
         assert_eq!((c.descriptor, c.expand), (want, 0));
         for (bad, key) in
             [("power = 0", "search.power"), ("whiten = 5000", "search.whiten"), ("expand = -1", "search.expand")]

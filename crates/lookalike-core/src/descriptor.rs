@@ -17,15 +17,20 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::colour::COLOUR_DIMS;
 use crate::error::{Error, IoContext, Result};
 use crate::files::{self, Frame};
 use crate::index::Scored;
-use crate::model::{normalize, LAYER4_DIMS};
+use crate::model::{normalize, FEATURE_DIMS, LAYER4_DIMS};
 use crate::store::{self, Store};
 
 const FRAME: Frame = Frame { magic: b"LKDESCR\0", version: 1 };
 /// Changes whenever the arithmetic below changes meaning; part of every saved space.
 const TRANSFORM_VERSION: u32 = 1;
+/// Share of the colour descriptors' mass in coloured (not grey) bins below which a
+/// catalog counts as greyscale: "the same colour" then means nothing and colour stays out
+/// (the Fashion-MNIST demo is such a catalog).
+const MIN_CHROMA_SHARE: f64 = 0.02;
 /// Below this many items a covariance says little; such catalogs are not whitened.
 pub const MIN_FIT_ITEMS: usize = 64;
 /// Whitening keeps at most one dimension per this many items, so small catalogs never fit
@@ -82,13 +87,18 @@ pub struct Recipe {
     pub whiten: usize,
     /// Eigenvalue regularisation: each eigenvalue gets `shrink` x their mean added.
     pub shrink: f32,
+    /// Share of the similarity that is colour (0 = none): the descriptor is the whitened
+    /// CNN part times `sqrt(1 - colour)` followed by the colour descriptor times
+    /// `sqrt(colour)`, so a dot product is `(1 - colour) cnn + colour colour`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub colour: f32,
 }
 
 impl Recipe {
     /// The reference design: layer4 average pool, L2, cosine.
-    pub const PLAIN: Recipe = Recipe { layers: Layers::Layer4, power: 1.0, whiten: 0, shrink: 0.0 };
+    pub const PLAIN: Recipe = Recipe { layers: Layers::Layer4, power: 1.0, whiten: 0, shrink: 0.0, colour: 0.0 };
     /// lookalike's default, chosen by the measurements in the README.
-    pub const DEFAULT: Recipe = Recipe { layers: Layers::Layer3, power: 0.5, whiten: 512, shrink: 0.1 };
+    pub const DEFAULT: Recipe = Recipe { layers: Layers::Layer3, power: 0.5, whiten: 512, shrink: 0.1, colour: 0.15 };
 
     pub fn input_dims(&self) -> usize {
         match self.layers {
@@ -106,9 +116,9 @@ impl Recipe {
         self.whiten.min(items / ITEMS_PER_DIM).min(self.input_dims())
     }
 
-    /// One stored feature row (`[layer4 | layer3]`) as the unit vector that is whitened.
+    /// One stored row (`[layer4 | layer3 | colour]`) as the unit vector that is whitened.
     pub fn base(&self, features: &[f32]) -> Vec<f32> {
-        let (l4, l3) = features.split_at(LAYER4_DIMS);
+        let (l4, l3) = features[..FEATURE_DIMS].split_at(LAYER4_DIMS);
         let parts: &[&[f32]] = match self.layers {
             Layers::Layer4 => &[l4],
             Layers::Layer3 => &[l3],
@@ -131,6 +141,9 @@ impl Recipe {
         }
         if self.whiten > 0 {
             s += &format!(", PCA-whitened (at most {} dims, shrink {})", self.whiten, self.shrink);
+        }
+        if self.colour > 0.0 {
+            s += &format!(", colour {}", self.colour);
         }
         s
     }
@@ -195,6 +208,12 @@ fn centre(rows: &[f32], mean: &[f32]) -> Result<Tensor> {
     Ok(x.broadcast_sub(&Tensor::from_slice(mean, (1, d), &Device::Cpu)?)?)
 }
 
+/// Settings that are off are left out of headers, so files without colour keep the bytes
+/// of the versions before it.
+fn is_zero<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
 /// Which store a space was derived from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fingerprint {
@@ -218,6 +237,9 @@ struct Header {
     fitted_on: usize,
     changed_since_fit: usize,
     in_dims: usize,
+    /// Colour dimensions at the end of each descriptor (0 = none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    colour_dims: usize,
     sections: [(usize, u32); 3],
 }
 
@@ -230,6 +252,7 @@ pub struct Space {
     source: Fingerprint,
     fitted_on: usize,
     changed_since_fit: usize,
+    colour_dims: usize,
 }
 
 impl Space {
@@ -276,7 +299,69 @@ impl Space {
             None => (base, recipe.input_dims()),
         };
         let fitted_on = if whitening.is_some() { fitted_on } else { 0 };
-        Ok(Space { recipe, whitening, vectors, dims, source: Fingerprint::of(store), fitted_on, changed_since_fit })
+        // Colour joins when it is asked for, the store has it (stores of tests and
+        // benchmarks may hold features only) and the catalog has colours at all.
+        let has_colour = store.dims() >= FEATURE_DIMS + COLOUR_DIMS && chroma_share(store) >= MIN_CHROMA_SHARE;
+        let colour_dims = if recipe.colour > 0.0 && has_colour { COLOUR_DIMS } else { 0 };
+        let mut space = Space {
+            recipe,
+            whitening,
+            vectors,
+            dims,
+            source: Fingerprint::of(store),
+            fitted_on,
+            changed_since_fit,
+            colour_dims,
+        };
+        if colour_dims > 0 {
+            let cnn = std::mem::take(&mut space.vectors);
+            space.vectors = cnn.chunks(dims).enumerate().flat_map(|(r, v)| space.fuse(v, store.vector(r))).collect();
+            space.dims = dims + colour_dims;
+        }
+        Ok(space)
+    }
+
+    /// The CNN part of a descriptor joined by a stored row's colour part.
+    fn fuse(&self, cnn: &[f32], row: &[f32]) -> Vec<f32> {
+        let (a, b) = ((1.0 - self.recipe.colour).sqrt(), self.recipe.colour.sqrt());
+        let colour = &row[FEATURE_DIMS..FEATURE_DIMS + self.colour_dims];
+        cnn.iter().map(|x| x * a).chain(colour.iter().map(|x| x * b)).collect()
+    }
+
+    /// Dimensions of the colour part at the end of each descriptor (0 = none).
+    pub fn colour_dims(&self) -> usize {
+        self.colour_dims
+    }
+
+    /// The recipe and the dimensions, for reports: "layer3, ..., colour 0.15 (648 dims)".
+    pub fn summary(&self) -> String {
+        let unused =
+            if self.recipe.colour > 0.0 && self.colour_dims == 0 { "; colour unused: the photos are grey" } else { "" };
+        format!("{} ({} dims{unused})", self.recipe.describe(), self.dims)
+    }
+
+    /// Share of the similarity that is colour (0 when the descriptors have none).
+    pub fn colour_share(&self) -> f32 {
+        if self.colour_dims > 0 {
+            self.recipe.colour
+        } else {
+            0.0
+        }
+    }
+
+    /// A query that ignores colour ("this shape in any colour"): the colour part zeroed and
+    /// the rest scaled so that its dot product with a descriptor is their CNN similarity.
+    pub fn colourless(&self, query: &[f32]) -> Vec<f32> {
+        if self.colour_dims == 0 {
+            return query.to_vec();
+        }
+        let cnn = self.dims - self.colour_dims;
+        let mut q = query.to_vec();
+        normalize(&mut q[..cnn]);
+        let scale = 1.0 / (1.0 - self.recipe.colour).sqrt();
+        q[..cnn].iter_mut().for_each(|x| *x *= scale);
+        q[cnn..].iter_mut().for_each(|x| *x = 0.0);
+        q
     }
 
     /// True when this space was made from exactly `store` with `recipe`.
@@ -284,13 +369,19 @@ impl Space {
         self.recipe == *recipe && self.source == Fingerprint::of(store)
     }
 
-    /// A query's stored-feature row (`[layer4 | layer3]`) as a descriptor.
+    /// A query's row (`[layer4 | layer3 | colour]`) as a descriptor.
     pub fn describe(&self, features: &[f32]) -> Result<Vec<f32>> {
-        let base = self.recipe.base(features);
-        match &self.whitening {
-            Some(w) => w.apply(&base),
-            None => Ok(base),
+        if features.len() < FEATURE_DIMS + self.colour_dims {
+            let reason =
+                format!("a row of {} values, the descriptors need {}", features.len(), FEATURE_DIMS + self.colour_dims);
+            return Err(Error::failed("describing a query", reason));
         }
+        let base = self.recipe.base(features);
+        let cnn = match &self.whitening {
+            Some(w) => w.apply(&base)?,
+            None => base,
+        };
+        Ok(if self.colour_dims > 0 { self.fuse(&cnn, features) } else { cnn })
     }
 
     /// Query expansion: the query plus its nearest neighbours weighted by similarity
@@ -354,6 +445,7 @@ impl Space {
             fitted_on: self.fitted_on,
             changed_since_fit: self.changed_since_fit,
             in_dims: self.recipe.input_dims(),
+            colour_dims: self.colour_dims,
             sections: sections.map(|s| (s.len(), crc32fast::hash(bytemuck::cast_slice(s)))),
         };
         let mut bytes = FRAME.encode(&store::json(&header));
@@ -401,12 +493,16 @@ impl Space {
         let whitening = if mean.is_empty() {
             None
         } else {
-            if mean.len() != h.in_dims || proj.len() != h.in_dims * h.dims {
+            if mean.len() != h.in_dims || h.dims <= h.colour_dims || proj.len() != h.in_dims * (h.dims - h.colour_dims)
+            {
                 return Err(damaged("inconsistent whitening sizes"));
             }
-            Some(Whitening { mean, proj, in_dims: h.in_dims, out_dims: h.dims })
+            Some(Whitening { mean, proj, in_dims: h.in_dims, out_dims: h.dims - h.colour_dims })
         };
-        let expected_dims = whitening.as_ref().map_or(h.in_dims, |w| w.out_dims);
+        if h.colour_dims != 0 && h.colour_dims != COLOUR_DIMS {
+            return Err(damaged("unknown colour dimensions"));
+        }
+        let expected_dims = whitening.as_ref().map_or(h.in_dims, |w| w.out_dims) + h.colour_dims;
         if h.dims != expected_dims || vectors.len() != h.source.items * h.dims || at != bytes.len() {
             return Err(damaged("inconsistent sizes"));
         }
@@ -418,8 +514,19 @@ impl Space {
             source: h.source,
             fitted_on: h.fitted_on,
             changed_since_fit: h.changed_since_fit,
+            colour_dims: h.colour_dims,
         })
     }
+}
+
+/// Mean share of the colour descriptors' mass (squares: they are square roots of
+/// histograms) outside the grey bins.
+fn chroma_share(store: &Store) -> f64 {
+    let grey = crate::colour::NEUTRAL_BINS;
+    let coloured = |r: usize| -> f64 {
+        store.vector(r)[FEATURE_DIMS + grey..FEATURE_DIMS + COLOUR_DIMS].iter().map(|&x| (x * x) as f64).sum()
+    };
+    (0..store.len()).map(coloured).sum::<f64>() / store.len().max(1) as f64
 }
 
 fn base_rows(store: &Store, recipe: &Recipe) -> Vec<f32> {
@@ -454,7 +561,8 @@ mod tests {
         let n = rows.len() / FEATURE_DIMS;
         let entries: Vec<Entry> =
             (0..n).map(|i| Entry { path: format!("{i:05}.jpg"), size: 1, mtime_ns: 0, hash: format!("{i}") }).collect();
-        let identity = Identity { model: "test".into(), preprocessing: "test".into(), dims: FEATURE_DIMS };
+        let identity =
+            Identity { model: "test".into(), preprocessing: "test".into(), dims: FEATURE_DIMS, colour: String::new() };
         let path = dir.join(name);
         store::write(&path, &identity, &entries, |i| rows[i * FEATURE_DIMS..][..FEATURE_DIMS].into()).unwrap();
         Store::open(&path).unwrap()
@@ -497,7 +605,7 @@ mod tests {
         for row in rows.chunks(FEATURE_DIMS) {
             assert!(same(&Recipe::PLAIN.base(row), &row[..LAYER4_DIMS]));
         }
-        let layer3 = Recipe { layers: Layers::Layer3, power: 1.0, whiten: 0, shrink: 0.0 };
+        let layer3 = Recipe { layers: Layers::Layer3, power: 1.0, whiten: 0, shrink: 0.0, colour: 0.0 };
         assert!(same(&layer3.base(&rows[..FEATURE_DIMS]), &rows[LAYER4_DIMS..FEATURE_DIMS]));
         let both = Recipe { layers: Layers::Both, ..layer3 }.base(&rows[..FEATURE_DIMS]);
         assert_eq!(both.len(), FEATURE_DIMS);

@@ -74,7 +74,8 @@ impl Engine {
         Identity {
             model: self.model_id.clone(),
             preprocessing: self.config.resize.preprocessing_id(),
-            dims: model::FEATURE_DIMS,
+            dims: model::ROW_DIMS,
+            colour: crate::colour::COLOUR_ID.to_string(),
         }
     }
 

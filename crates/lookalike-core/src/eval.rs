@@ -13,6 +13,7 @@ use crate::config::{Config, SearchMode};
 use crate::engine::Engine;
 use crate::error::{Error, IoContext, Result};
 use crate::service::Snapshot;
+use crate::steer::ColourMode;
 use crate::strength;
 
 #[derive(Debug, Clone)]
@@ -20,6 +21,8 @@ pub struct EvalOptions {
     pub field: String,
     pub k: usize,
     pub min_class: usize,
+    /// Queries prefer their own colours, or ignore colour.
+    pub colour: ColourMode,
 }
 
 #[derive(Debug, Serialize)]
@@ -125,11 +128,7 @@ pub fn evaluate_catalog(
     let query_ids = queries.map(load_query_ids).transpose()?;
     let report = evaluate(&snapshot, &dups, query_ids.as_ref(), opts)?;
     let space = snapshot.space();
-    Ok(Evaluated {
-        report,
-        descriptors: format!("{} ({} dims)", space.recipe().describe(), space.dims()),
-        expand: snapshot.expand(),
-    })
+    Ok(Evaluated { report, descriptors: space.summary(), expand: snapshot.expand() })
 }
 
 /// Precision@k and average precision@k of one ranked relevance list. AP@k averages the
@@ -207,13 +206,13 @@ pub fn evaluate(
         .map(|&q| {
             // The query and its byte-identical copies.
             let exclude = row_group[q].map_or_else(|| vec![q], |g| members[g].clone());
-            let vector = snapshot.expanded(space.vector(q).to_vec(), &exclude);
+            let (_, vector) = snapshot.prepared(space.vector(q).to_vec(), &exclude, opts.colour);
             let top = snapshot.rank(&vector, opts.k, &[], &exclude);
             let relevant: Vec<bool> = top.iter().map(|s| class_of[s.row] == class_of[q]).collect();
             let (precision, ap) = precision_and_ap(&relevant, opts.k);
             let marked = |up: bool| top.iter().zip(&relevant).filter(move |(_, &r)| r == up).map(|(s, _)| s.row);
             let (like, unlike): (Vec<usize>, Vec<usize>) = (marked(true).collect(), marked(false).collect());
-            let steered = snapshot.steered(&vector, &like, &unlike);
+            let steered = snapshot.steered(&vector, &like, &unlike, opts.colour);
             let judged = |vector: &[f32], exclude: &[usize]| {
                 let found = snapshot.rank(vector, opts.k, &[], exclude);
                 precision_and_ap(&found.iter().map(|s| class_of[s.row] == class_of[q]).collect::<Vec<_>>(), opts.k)

@@ -19,7 +19,7 @@ use crate::descriptor::Space;
 use crate::error::{Error, Result};
 use crate::files::remove_if_present;
 use crate::index::annoy;
-use crate::model::{self, DecodeError, Embedder};
+use crate::model::{self, DecodeError, Embedder, Photo};
 use crate::state::StateDir;
 use crate::store::{self, Entry, Identity, Journal, Store};
 
@@ -28,6 +28,8 @@ use crate::store::{self, Entry, Identity, Journal, Store};
 pub enum Phase {
     Scanning,
     Hashing,
+    /// Computing colour descriptors for a store made before they existed (no model).
+    Colours,
     Embedding,
     Saving,
     /// Fitting the whitening and describing every item.
@@ -61,6 +63,9 @@ pub struct IndexReport {
     pub resumed: usize,
     /// Images whose vectors were copied from a byte-identical file.
     pub deduplicated: usize,
+    /// Stored images that got their colour descriptor from their photo in this run (a
+    /// store made before colours existed), keeping their features: no model run.
+    pub recoloured: usize,
     /// Why every image was embedded again, when it was.
     pub rebuilt: Option<String>,
     pub cancelled: bool,
@@ -156,11 +161,17 @@ pub fn run(parts: Parts, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progres
     report.skipped = scan.skipped;
 
     let store_path = state.store();
+    // A store without this colour descriptor keeps its features: its photos are only read
+    // again for their colours.
+    let mut recolour = false;
     let old = if full || !store_path.exists() {
         None
     } else {
         let old = Store::open(&store_path)?;
-        if old.identity() != &identity {
+        if identity.recolours(old.identity()) {
+            recolour = true;
+            Some(old)
+        } else if old.identity() != &identity {
             report.rebuilt = Some(format!(
                 "the store was made with {} / {}, the configuration asks for {} / {}",
                 old.identity().model,
@@ -272,12 +283,36 @@ pub fn run(parts: Parts, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progres
         entries[i] = Some(entry);
     }
     report.resumed = resumed;
+    // Old rows whose colours are still to be computed (a resumed pass finds its earlier
+    // work in the journal), by file: the row their features come from.
+    let mut recoloured: HashMap<usize, usize> = HashMap::new();
+    // Every file whose stored row is being given colours, done now or in a resumed run.
+    let mut recolouring: std::collections::HashSet<usize> = std::collections::HashSet::new();
+    if recolour {
+        let journaled: HashMap<&str, u64> = journaled.iter().map(|r| (r.entry.hash.as_str(), r.vector_at)).collect();
+        for (i, src) in sources.iter_mut().enumerate() {
+            if let Some(Source::Store(row)) = *src {
+                recolouring.insert(i);
+                match journaled.get(entries[i].as_ref().unwrap().hash.as_str()) {
+                    Some(&at) => {
+                        *src = Some(Source::Journal(at));
+                        report.resumed += 1;
+                    }
+                    None => {
+                        recoloured.insert(i, row);
+                        *src = None;
+                    }
+                }
+            }
+        }
+    }
+    let mut to_colour: Vec<usize> = recoloured.keys().copied().collect();
+    to_colour.sort_unstable();
     let embedding: std::collections::HashSet<usize> = to_embed.iter().copied().collect();
     fetched.retain(|i, _| embedding.contains(i));
 
     let mut failed = vec![false; scan.files.len()];
-    let todo = EmbedList { files: &scan.files, todo: &to_embed, fetched };
-    embed_files(source, embedder.as_ref(), config.batch_size, todo, cancel, progress, |batch| {
+    let mut on_batch = |batch: Vec<(usize, Result<Vec<f32>, DecodeError>)>, report: &mut IndexReport| {
         let (mut rows, mut vectors) = (Vec::new(), Vec::new());
         for (i, result) in batch {
             match result {
@@ -296,12 +331,22 @@ pub fn run(parts: Parts, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progres
                 }
             }
         }
-        report.embedded += rows.len();
         let records: Vec<(Entry, &[f32])> =
             rows.iter().zip(&vectors).map(|(&i, v)| (entries[i].clone().unwrap(), v.as_slice())).collect();
         for (&i, at) in rows.iter().zip(journal.append(&records)?) {
             sources[i] = Some(Source::Journal(at));
         }
+        Ok(rows.len())
+    };
+    let kept = old.as_ref().map(|s| Kept { store: s, rows: &recoloured });
+    let todo = EmbedList { files: &scan.files, todo: &to_colour, fetched: HashMap::new(), kept };
+    embed_files(source, embedder.as_ref(), config.batch_size, todo, cancel, progress, |batch| {
+        report.recoloured += on_batch(batch, &mut report)?;
+        Ok(())
+    })?;
+    let todo = EmbedList { files: &scan.files, todo: &to_embed, fetched, kept: None };
+    embed_files(source, embedder.as_ref(), config.batch_size, todo, cancel, progress, |batch| {
+        report.embedded += on_batch(batch, &mut report)?;
         Ok(())
     })?;
     report.cancelled = cancel.load(Ordering::Relaxed);
@@ -327,7 +372,9 @@ pub fn run(parts: Parts, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progres
                 let entry = entries[i].clone().unwrap();
                 match old_row {
                     None => report.added.push(f.rel.clone()),
-                    Some(r) if matches!(src, Source::Store(x) if x == r) => report.unchanged += 1,
+                    Some(r) if matches!(src, Source::Store(x) if x == r) || recolouring.contains(&i) => {
+                        report.unchanged += 1
+                    }
                     Some(_) => report.updated.push(f.rel.clone()),
                 }
                 final_entries.push(entry);
@@ -347,7 +394,15 @@ pub fn run(parts: Parts, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progres
     }
     report.items = final_entries.len();
 
-    let unchanged_store = old.as_ref().is_some_and(|s| s.entries() == final_entries.as_slice());
+    let unchanged_store = !recolour && old.as_ref().is_some_and(|s| s.entries() == final_entries.as_slice());
+    // A cancelled colour pass leaves rows without colours: the old store stays as it is
+    // and the next run resumes from the journal.
+    let partial = recolour && final_sources.iter().any(|s| matches!(s, Source::Store(_)));
+    if partial {
+        drop(journal);
+        report.seconds = started.elapsed().as_secs_f64();
+        return Ok(report);
+    }
     if !unchanged_store {
         progress(Progress { phase: Phase::Saving, done: 0, total: final_entries.len() });
         let journal_vectors = journal.vectors()?;
@@ -377,7 +432,7 @@ pub fn run(parts: Parts, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progres
             space.save(&state.descriptors())?;
         }
         report.whitening_refit = refit;
-        report.descriptors = format!("{} ({} dims)", config.descriptor.describe(), space.dims());
+        report.descriptors = space.summary();
         if !annoy::is_current(state, &space, config.index.n_trees) {
             progress(Progress { phase: Phase::Trees, done: 0, total: current.len() });
             annoy::build_for(state, &current, &space, config.index.n_trees)?;
@@ -397,9 +452,17 @@ struct EmbedList<'a> {
     files: &'a [CatalogFile],
     todo: &'a [usize],
     fetched: HashMap<usize, Vec<u8>>,
+    /// Files that keep the features of a stored row and only need their colours.
+    kept: Option<Kept<'a>>,
 }
 
-/// Decodes on the rayon pool while the model runs on the previous batch.
+struct Kept<'a> {
+    store: &'a Store,
+    rows: &'a HashMap<usize, usize>,
+}
+
+/// Decodes on the rayon pool while the model runs on the previous batch; gives stored
+/// rows (features, then colour).
 #[allow(clippy::type_complexity)]
 fn embed_files(
     source: &dyn CatalogSource,
@@ -410,15 +473,16 @@ fn embed_files(
     progress: &(dyn Fn(Progress) + Sync),
     mut on_batch: impl FnMut(Vec<(usize, Result<Vec<f32>, DecodeError>)>) -> Result<()>,
 ) -> Result<()> {
-    let EmbedList { files, todo, mut fetched } = list;
+    let EmbedList { files, todo, mut fetched, kept } = list;
     let total = todo.len();
-    progress(Progress { phase: Phase::Embedding, done: 0, total });
+    let phase = if kept.is_some() { Phase::Colours } else { Phase::Embedding };
+    progress(Progress { phase, done: 0, total });
     if total == 0 {
         return Ok(());
     }
     let batch = batch.max(1);
     let policy = embedder.policy();
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(usize, Result<Vec<f32>, DecodeError>)>>(1);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(usize, Result<Photo, DecodeError>)>>(1);
     std::thread::scope(|scope| -> Result<()> {
         scope.spawn(move || {
             for chunk in todo.chunks(batch) {
@@ -440,8 +504,10 @@ fn embed_files(
                         )
                     })
                     .collect();
-                let decoded =
-                    bytes.into_par_iter().map(|(i, bytes)| (i, bytes.and_then(|b| model::input(&b, policy)))).collect();
+                let decoded = bytes
+                    .into_par_iter()
+                    .map(|(i, bytes)| (i, bytes.and_then(|b| Photo::decode(&b, policy))))
+                    .collect();
                 if tx.send(decoded).is_err() {
                     break;
                 }
@@ -449,23 +515,27 @@ fn embed_files(
         });
         let mut done = 0;
         for decoded in rx {
-            let mut rows = Vec::new();
-            let mut inputs = Vec::new();
+            let (mut rows, mut inputs, mut colours) = (Vec::new(), Vec::new(), Vec::new());
             let mut results: Vec<(usize, Result<Vec<f32>, DecodeError>)> = Vec::new();
-            for (i, input) in decoded {
-                match input {
-                    Ok(x) => {
-                        rows.push(i);
-                        inputs.push(x);
+            for (i, photo) in decoded {
+                match (photo, kept.as_ref().and_then(|k| Some((k.store, *k.rows.get(&i)?)))) {
+                    (Ok(p), Some((store, row))) => {
+                        results.push((i, Ok(model::row(&store.vector(row)[..model::FEATURE_DIMS], &p.colour))))
                     }
-                    Err(e) => results.push((i, Err(e))),
+                    (Ok(p), None) => {
+                        rows.push(i);
+                        inputs.push(p.input);
+                        colours.push(p.colour);
+                    }
+                    (Err(e), _) => results.push((i, Err(e))),
                 }
             }
-            let vectors = embedder.embed(&inputs)?;
-            results.extend(rows.into_iter().zip(vectors.chunks(model::FEATURE_DIMS)).map(|(i, v)| (i, Ok(v.to_vec()))));
+            let vectors = if inputs.is_empty() { Vec::new() } else { embedder.embed(&inputs)? };
+            let stored = vectors.chunks(model::FEATURE_DIMS).zip(&colours).map(|(f, c)| Ok(model::row(f, c)));
+            results.extend(rows.into_iter().zip(stored));
             done += results.len();
             on_batch(results)?;
-            progress(Progress { phase: Phase::Embedding, done, total });
+            progress(Progress { phase, done, total });
             if cancel.load(Ordering::Relaxed) {
                 break;
             }

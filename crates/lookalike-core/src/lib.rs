@@ -11,6 +11,7 @@
 pub mod batcher;
 pub mod bench;
 pub mod catalog;
+pub mod colour;
 pub mod config;
 pub mod demo;
 pub mod descriptor;
@@ -38,4 +39,4 @@ pub use error::{Error, ErrorKind, Result};
 pub use indexer::{Cancel, IndexReport, Phase, Progress};
 pub use runtime::{peak_rss_mib, set_threads, threads};
 pub use service::{Hit, Query, SearchService, Snapshot};
-pub use steer::{Crop, Feedback, Steering};
+pub use steer::{ColourMode, Crop, Feedback, Steering};

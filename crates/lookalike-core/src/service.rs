@@ -19,7 +19,7 @@ use crate::index::annoy::{self, Annoy, AnnoyIndex};
 use crate::index::exact::{dot, Exact};
 use crate::index::{Request, Rows, Scored, VectorIndex};
 use crate::model;
-use crate::steer::{self, Crop, Feedback, FeedbackWeights, Steering};
+use crate::steer::{self, ColourMode, Crop, Feedback, FeedbackWeights, Steering};
 use crate::store::Store;
 
 /// What to search with.
@@ -213,19 +213,42 @@ impl Snapshot {
         }
     }
 
-    /// Query expansion: `vector` plus its `expand` nearest items (never the excluded ones).
-    pub fn expanded(&self, vector: Vec<f32>, exclude: &[usize]) -> Vec<f32> {
-        if self.expand == 0 || self.space.is_empty() {
-            return vector;
+    /// A query vector for a colour mode: as it is for `same`, without its colour for `any`.
+    fn coloured(&self, vector: Vec<f32>, colour: ColourMode) -> Vec<f32> {
+        match colour {
+            ColourMode::Same => vector,
+            ColourMode::Any => self.space.colourless(&vector),
         }
-        let neighbours = self.index.search(&Request { vector: &vector, k: self.expand, filters: &[], exclude });
-        self.space.expand(&vector, &neighbours)
+    }
+
+    /// A colourless query at the weight a unit query's shape part has against the
+    /// descriptors (whose shape parts carry `sqrt(1 - colour)`), so that adding
+    /// descriptors to it (expansion, feedback) weighs them as a space without colour would.
+    fn at_unit_weight(&self, vector: &[f32], colour: ColourMode) -> Vec<f32> {
+        let share = if colour == ColourMode::Any { self.space.colour_share() } else { 0.0 };
+        vector.iter().map(|x| x * (1.0 - share)).collect()
+    }
+
+    /// A query descriptor made ready to search: its colour dropped when the mode says
+    /// so, then expanded by its `expand` nearest items (never the excluded ones; their
+    /// colour dropped again). Gives the query as given (what hits' scores measure) and the
+    /// vector the ranking uses.
+    pub fn prepared(&self, query: Vec<f32>, exclude: &[usize], colour: ColourMode) -> (Vec<f32>, Vec<f32>) {
+        let query = self.coloured(query, colour);
+        if self.expand == 0 || self.space.is_empty() {
+            return (query.clone(), query);
+        }
+        let neighbours = self.index.search(&Request { vector: &query, k: self.expand, filters: &[], exclude });
+        let vector = self.coloured(self.space.expand(&self.at_unit_weight(&query, colour), &neighbours), colour);
+        (query, vector)
     }
 
     /// A query vector moved by feedback on the given rows (Rocchio, `[search] feedback_*`).
-    pub fn steered(&self, vector: &[f32], like: &[usize], unlike: &[usize]) -> Vec<f32> {
+    pub fn steered(&self, vector: &[f32], like: &[usize], unlike: &[usize], colour: ColourMode) -> Vec<f32> {
         let vectors = |rows: &[usize]| rows.iter().map(|&r| self.space.vector(r)).collect::<Vec<_>>();
-        steer::rocchio(vector, &vectors(like), &vectors(unlike), self.feedback)
+        let moved =
+            steer::rocchio(&self.at_unit_weight(vector, colour), &vectors(like), &vectors(unlike), self.feedback);
+        self.coloured(moved, colour)
     }
 
     /// The k best rows for an (expanded) query vector.
@@ -325,6 +348,7 @@ pub struct QueryVector {
     /// What the ranking searches with: expanded, and steered by feedback.
     vector: Vec<f32>,
     exclude: Vec<usize>,
+    colour: ColourMode,
 }
 
 impl QueryVector {
@@ -347,6 +371,7 @@ pub struct SearchService {
 struct LastQuery {
     key: CacheKey,
     crop: Option<Crop>,
+    colour: ColourMode,
     vector: Arc<QueryVector>,
 }
 
@@ -397,9 +422,9 @@ impl SearchService {
     pub fn query_vector(&self, query: &Query, steering: &Steering) -> Result<Arc<QueryVector>> {
         let snapshot = self.snapshot();
         let key = CacheKey::of(query);
-        let crop = steering.crop;
+        let (crop, colour) = (steering.crop, steering.colour);
         let cached = self.last.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|last| {
-            let same = Some(&last.key) == key.as_ref() && last.crop == crop;
+            let same = Some(&last.key) == key.as_ref() && last.crop == crop && last.colour == colour;
             (same && Arc::ptr_eq(&last.vector.snapshot, &snapshot)).then(|| last.vector.clone())
         });
         let qv = match cached {
@@ -408,12 +433,16 @@ impl SearchService {
                 // Embedding can take a while: other threads' searches go on meanwhile.
                 let features = match self.prepare(query, crop.as_ref()) {
                     None => None,
-                    Some(input) => Some(self.engine.embedder()?.embed(&[input?])?),
+                    Some(photo) => {
+                        let photo = photo?;
+                        let features = self.engine.embedder()?.embed(std::slice::from_ref(&photo.input))?;
+                        Some(model::row(&features, &photo.colour))
+                    }
                 };
-                let qv = self.finish(&snapshot, query, crop.as_ref(), features)?;
+                let qv = self.finish(&snapshot, query, steering, features)?;
                 if let Some(key) = key {
                     *self.last.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some(LastQuery { key, crop, vector: qv.clone() });
+                        Some(LastQuery { key, crop, colour, vector: qv.clone() });
                 }
                 qv
             }
@@ -421,11 +450,11 @@ impl SearchService {
         self.steer(&qv, &steering.feedback)
     }
 
-    /// An image query's network input (decoded, cropped to the region, preprocessed);
+    /// An image query's network input and colour (decoded, cropped to the region);
     /// `None` for an item without a region, whose stored vector is used. With
     /// [`image_vector`](Self::image_vector) it lets a caller run the model itself (a
     /// server's batch worker) and do the rest on its own threads.
-    pub fn prepare(&self, query: &Query, crop: Option<&Crop>) -> Option<Result<Vec<f32>>> {
+    pub fn prepare(&self, query: &Query, crop: Option<&Crop>) -> Option<Result<model::Photo>> {
         let policy = self.engine.config().resize;
         let (what, bytes) = match query {
             Query::Item(_) if crop.is_none() => return None,
@@ -446,8 +475,8 @@ impl SearchService {
             Err(reason) => return Some(Err(Error::BadImage { what, reason })),
         };
         Some(match crop {
-            None => Ok(model::preprocess(&img, policy)),
-            Some(c) => c.apply(&img).map(|region| model::preprocess(&region, policy)),
+            None => Ok(model::Photo::of(&img, policy)),
+            Some(c) => c.apply(&img).map(|region| model::Photo::of(&region, policy)),
         })
     }
 
@@ -464,25 +493,28 @@ impl SearchService {
         exclude.extend(unlike.iter().flat_map(|&r| s.copies.of(r)));
         exclude.sort_unstable();
         exclude.dedup();
-        let vector = s.steered(&qv.vector, &like, &unlike);
-        Ok(Arc::new(QueryVector { snapshot: s.clone(), query: qv.query.clone(), vector, exclude }))
+        let vector = s.steered(&qv.vector, &like, &unlike, qv.colour);
+        let query = qv.query.clone();
+        Ok(Arc::new(QueryVector { snapshot: s.clone(), query, vector, exclude, colour: qv.colour }))
     }
 
-    /// The steered search vector of a query whose prepared input (from
-    /// [`prepare`](Self::prepare)) the caller embedded into `features`.
-    pub fn image_vector(&self, query: &Query, steering: &Steering, features: Vec<f32>) -> Result<Arc<QueryVector>> {
-        let qv = self.finish(&self.snapshot(), query, steering.crop.as_ref(), Some(features))?;
+    /// The steered search vector of a query whose prepared photo (from
+    /// [`prepare`](Self::prepare)) the caller embedded: `row` is its features followed by
+    /// its colour ([`model::row`]).
+    pub fn image_vector(&self, query: &Query, steering: &Steering, row: Vec<f32>) -> Result<Arc<QueryVector>> {
+        let qv = self.finish(&self.snapshot(), query, steering, Some(row))?;
         self.steer(&qv, &steering.feedback)
     }
 
-    /// The search vector of a query, given the image's features (for image queries).
+    /// The search vector of a query, given the image's row (for image queries).
     fn finish(
         &self,
         snapshot: &Arc<Snapshot>,
         query: &Query,
-        crop: Option<&Crop>,
+        steering: &Steering,
         features: Option<Vec<f32>>,
     ) -> Result<Arc<QueryVector>> {
+        let crop = steering.crop.as_ref();
         let (vector, exclude) = match (query, features) {
             (Query::Item(item), _) if crop.is_none() => {
                 // The item is left out, and so are its byte-identical copies.
@@ -496,7 +528,8 @@ impl SearchService {
             (_, Some(f)) => (snapshot.space.describe(&f)?, Vec::new()),
             (_, None) => return Err(Error::failed("searching", "an image query without its features")),
         };
-        Ok(expand(snapshot.clone(), vector, exclude))
+        let (query, vector) = snapshot.prepared(vector, &exclude, steering.colour);
+        Ok(Arc::new(QueryVector { snapshot: snapshot.clone(), query, vector, exclude, colour: steering.colour }))
     }
 
     /// The k best matches of a query vector that pass every filter.
@@ -550,16 +583,19 @@ impl SearchService {
         use rayon::prelude::*;
         let snapshot = self.snapshot();
         let crop = steering.crop.as_ref();
-        let mut inputs: Vec<Option<Result<Vec<f32>>>> = queries.par_iter().map(|q| self.prepare(q, crop)).collect();
+        let mut inputs: Vec<Option<Result<model::Photo>>> = queries.par_iter().map(|q| self.prepare(q, crop)).collect();
         let mut features: Vec<Option<Result<Vec<f32>>>> = (0..queries.len()).map(|_| None).collect();
         let ready: Vec<usize> = (0..queries.len()).filter(|&i| matches!(inputs[i], Some(Ok(_)))).collect();
         for chunk in ready.chunks(self.engine.config().batch_size.max(1)) {
-            let batch: Vec<Vec<f32>> = chunk.iter().filter_map(|&i| inputs[i].take().and_then(Result::ok)).collect();
+            let photos: Vec<model::Photo> =
+                chunk.iter().filter_map(|&i| inputs[i].take().and_then(Result::ok)).collect();
+            let (batch, colours): (Vec<Vec<f32>>, Vec<Vec<f32>>) =
+                photos.into_iter().map(|p| (p.input, p.colour)).unzip();
             match self.engine.embedder().and_then(|e| e.embed(&batch)) {
                 Ok(out) => chunk
                     .iter()
-                    .zip(out.chunks(model::FEATURE_DIMS))
-                    .for_each(|(&i, f)| features[i] = Some(Ok(f.to_vec()))),
+                    .zip(out.chunks(model::FEATURE_DIMS).zip(&colours))
+                    .for_each(|(&i, (f, c))| features[i] = Some(Ok(model::row(f, c)))),
                 Err(e) => chunk.iter().for_each(|&i| features[i] = Some(Err(Error::Model(e.to_string())))),
             }
         }
@@ -575,16 +611,10 @@ impl SearchService {
                     (Some(Err(e)), _) | (_, Some(Err(e))) => return Err(e),
                     (_, f) => f.and_then(Result::ok),
                 };
-                self.steer(&self.finish(&snapshot, query, crop, features)?, &steering.feedback)
+                self.steer(&self.finish(&snapshot, query, steering, features)?, &steering.feedback)
             })
             .collect()
     }
-}
-
-/// A query's descriptor expanded against the snapshot it will search.
-fn expand(snapshot: Arc<Snapshot>, query: Vec<f32>, exclude: Vec<usize>) -> Arc<QueryVector> {
-    let vector = snapshot.expanded(query.clone(), &exclude);
-    Arc::new(QueryVector { snapshot, query, vector, exclude })
 }
 
 // Servers share one service between their threads: checked at every build.

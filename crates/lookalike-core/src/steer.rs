@@ -123,11 +123,43 @@ impl Feedback {
     }
 }
 
-/// How one search is steered: a region of the query photo, and feedback.
+/// Whether results should share the query's colours (`[search] colour_weight` of the
+/// similarity) or ignore them ("this shape in other colours").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColourMode {
+    #[default]
+    Same,
+    Any,
+}
+
+impl ColourMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            ColourMode::Same => "same",
+            ColourMode::Any => "any",
+        }
+    }
+}
+
+impl FromStr for ColourMode {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<ColourMode> {
+        match text {
+            "same" => Ok(ColourMode::Same),
+            "any" => Ok(ColourMode::Any),
+            other => Err(Error::config(format!("colour {other:?}: use same or any"))),
+        }
+    }
+}
+
+/// How one search is steered: a region of the query photo, feedback, and colour.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Steering {
     pub crop: Option<Crop>,
     pub feedback: Feedback,
+    pub colour: ColourMode,
 }
 
 /// Rocchio's update of a unit query vector: towards the mean of `like`, away from the

@@ -63,6 +63,22 @@ pub struct Identity {
     pub model: String,
     pub preprocessing: String,
     pub dims: usize,
+    /// The colour descriptor after the features ([`crate::colour::COLOUR_ID`]); empty in
+    /// stores made before it existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub colour: String,
+}
+
+impl Identity {
+    /// Whether a store of `old` becomes one of `self` by computing colours from the photos
+    /// (same model and preprocessing, so the features are kept and nothing is embedded).
+    pub fn recolours(&self, old: &Identity) -> bool {
+        self.model == old.model
+            && self.preprocessing == old.preprocessing
+            && self.colour != old.colour
+            && !self.colour.is_empty()
+            && old.dims >= crate::model::FEATURE_DIMS
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -404,7 +420,7 @@ mod tests {
     use super::*;
 
     fn identity() -> Identity {
-        Identity { model: "m".into(), preprocessing: "p".into(), dims: 4 }
+        Identity { model: "m".into(), preprocessing: "p".into(), dims: 4, colour: String::new() }
     }
 
     fn entry(path: &str) -> Entry {

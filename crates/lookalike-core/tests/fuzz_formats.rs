@@ -15,7 +15,7 @@ use proptest::prelude::*;
 const ITEMS: usize = 70;
 
 fn identity() -> Identity {
-    Identity { model: "fuzz".into(), preprocessing: "fuzz".into(), dims: FEATURE_DIMS }
+    Identity { model: "fuzz".into(), preprocessing: "fuzz".into(), dims: FEATURE_DIMS, colour: String::new() }
 }
 
 fn entries() -> Vec<Entry> {

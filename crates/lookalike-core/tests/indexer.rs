@@ -407,9 +407,8 @@ fn the_batcher_gathers_concurrent_queries_into_few_model_calls_and_refuses_when_
     // An input the model refuses (the wrong size) fails its batch with a model error, and
     // the worker goes on.
     let (tx2, rx2) = mpsc::channel();
-    batcher
-        .submit(vec![0.0; 7], Box::new(move |f: lookalike_core::Result<Vec<f32>>| tx2.send(f.is_err()).unwrap()))
-        .unwrap();
+    let wrong = lookalike_core::model::Photo { input: vec![0.0; 7], colour: Vec::new() };
+    batcher.submit(wrong, Box::new(move |f: lookalike_core::Result<Vec<f32>>| tx2.send(f.is_err()).unwrap())).unwrap();
     assert!(rx2.recv_timeout(std::time::Duration::from_secs(30)).unwrap());
 
     // A query no one waits for any more (its client hung up) is dropped, not embedded.
@@ -493,4 +492,100 @@ fn byte_identical_copies_collapse_into_their_keepers_hit_and_dupes_groups_them()
     let mut top: Vec<&str> = hits[..3].iter().map(|h| h.id.as_str()).collect();
     top.sort();
     assert_eq!(top, ["3", "30", "31"]);
+}
+
+/// Rewrites the state's store as one made before colours existed: features only.
+fn strip_colours(dir: &Path) {
+    use lookalike_core::model::FEATURE_DIMS;
+    use lookalike_core::store::{self, Identity, Store};
+    let path = dir.join("state/store.lks");
+    let store = Store::open(&path).unwrap();
+    let old = Identity { dims: FEATURE_DIMS, colour: String::new(), ..store.identity().clone() };
+    store::write(&path, &old, store.entries(), |i| store.vector(i)[..FEATURE_DIMS].to_vec().into()).unwrap();
+}
+
+#[test]
+fn a_store_made_before_colours_gets_them_from_its_photos_without_the_model() {
+    use lookalike_core::model::FEATURE_DIMS;
+    use lookalike_core::store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    catalog(&dir.path().join("catalog"), 10);
+    let fake = Arc::new(FakeEmbedder::new(ResizePolicy::Crop));
+    let engine = engine(dir.path(), fake.clone());
+    index(&engine);
+    let path = dir.path().join("state/store.lks");
+    let made = Store::open(&path).unwrap();
+    let rows: Vec<Vec<f32>> = (0..made.len()).map(|r| made.vector(r).to_vec()).collect();
+    drop(made);
+    strip_colours(dir.path());
+
+    // Cancelled after the first batch: the old store stays whole, the batch is journaled.
+    let cancel = AtomicBool::new(false);
+    let progress = |p: Progress| {
+        if p.phase == Phase::Colours && p.done > 0 {
+            cancel.store(true, Ordering::SeqCst);
+        }
+    };
+    let cancelled = engine.index(false, &cancel, &progress).unwrap();
+    assert!(cancelled.cancelled);
+    assert_eq!((cancelled.recoloured, cancelled.embedded), (4, 0), "{cancelled:?}");
+    assert_eq!(Store::open(&path).unwrap().dims(), FEATURE_DIMS, "a half-coloured store was written");
+
+    let done = index(&engine);
+    assert_eq!((done.recoloured, done.resumed, done.embedded), (6, 4, 0), "{done:?}");
+    assert_eq!((done.unchanged, done.updated.len(), done.rebuilt.as_deref()), (10, 0, None), "{done:?}");
+    assert_eq!(fake.embedded(), 10, "the model ran again");
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.identity(), &engine.identity());
+    for (r, row) in rows.iter().enumerate() {
+        // Features kept, colours computed from the photo as at first indexing.
+        assert_eq!(store.vector(r), row.as_slice(), "row {r}");
+    }
+    assert!(!dir.path().join("state/journal.lkj").exists());
+}
+
+#[test]
+fn colour_any_ranks_by_shape_alone_and_same_adds_the_colour_share() {
+    use lookalike_core::colour::COLOUR_DIMS;
+    use lookalike_core::model::FEATURE_DIMS;
+    use lookalike_core::ColourMode;
+    let dir = tempfile::tempdir().unwrap();
+    catalog(&dir.path().join("catalog"), 16);
+    let fake: Arc<dyn Embedder> = Arc::new(FakeEmbedder::new(ResizePolicy::Crop));
+    let weighted = |w: f32| {
+        let mut config = Config::default();
+        config.descriptor.colour = w;
+        engine_with(dir.path(), fake.clone(), config)
+    };
+    index(&weighted(0.5));
+    let coloured = SearchService::open(Arc::new(weighted(0.5)), Some(SearchMode::Exact)).unwrap();
+    let plain = SearchService::open(Arc::new(weighted(0.0)), Some(SearchMode::Exact)).unwrap();
+    let query = Query::Item("3".into());
+    let any = Steering { colour: ColourMode::Any, ..Default::default() };
+    let (by_shape, without) =
+        (coloured.search_steered(&query, &any, 15, &[]).unwrap(), plain.search(&query, 15, &[]).unwrap());
+    let ids = |hits: &[lookalike_core::Hit]| hits.iter().map(|h| h.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&by_shape), ids(&without));
+    for (a, b) in by_shape.iter().zip(&without) {
+        assert!((a.score - b.score).abs() < 1e-4, "{} vs {}", a.score, b.score);
+    }
+    // Feedback weighs shape as a space without colour would.
+    let like = Feedback { like: vec!["5".into()], unlike: vec!["6".into()] };
+    let steered = coloured.search_steered(&query, &Steering { feedback: like.clone(), ..any }, 15, &[]).unwrap();
+    let plain_steered = plain.search_steered(&query, &Steering { feedback: like, ..Default::default() }, 15, &[]);
+    assert_eq!(ids(&steered), ids(&plain_steered.unwrap()));
+    // Same colour: each score is half shape, half colour.
+    let snapshot = coloured.snapshot();
+    let colour_of = |item: &str| {
+        let row = snapshot.find_item(item).unwrap();
+        snapshot.store().vector(row)[FEATURE_DIMS..FEATURE_DIMS + COLOUR_DIMS].to_vec()
+    };
+    let q = colour_of("3");
+    let same = coloured.search(&query, 15, &[]).unwrap();
+    assert_ne!(ids(&same), ids(&without), "colour changed nothing");
+    for hit in &same {
+        let shape = without.iter().find(|h| h.id == hit.id).unwrap().score;
+        let colour: f32 = q.iter().zip(colour_of(&hit.id)).map(|(a, b)| a * b).sum();
+        assert!((hit.score - (0.5 * shape + 0.5 * colour)).abs() < 1e-4, "{}: {}", hit.id, hit.score);
+    }
 }

@@ -46,10 +46,22 @@ pub struct SearchParams {
     /// Hits per value of the `group_by` field (default 1).
     #[param(minimum = 1)]
     per_group: Option<usize>,
+    /// `same` (default): prefer the query's colours; `any`: this shape in any colour.
+    #[param(inline)]
+    colour: Option<ColourParam>,
 }
 
-/// `k`, `offset`, repeated `filter=field:value`, `crop`, and repeated `like` and `unlike`
-/// of a search URL.
+/// The `colour` parameter as the OpenAPI document shows it (parsed by `params`).
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ColourParam {
+    Same,
+    Any,
+}
+
+/// `k`, `offset`, repeated `filter=field:value`, `crop`, `colour`, and repeated `like`
+/// and `unlike` of a search URL.
 pub struct Params {
     k: usize,
     offset: usize,
@@ -77,14 +89,15 @@ fn params(query: Option<String>, default_k: usize) -> ApiResult<Params> {
                 p.filters.push(Filter { field, value: v.trim().to_string() });
             }
             "crop" => p.steering.crop = Some(value.parse().map_err(|e: lookalike_core::Error| bad(e.to_string()))?),
+            "colour" => p.steering.colour = value.parse().map_err(|e: lookalike_core::Error| bad(e.to_string()))?,
             "group_by" => group_by = Some(value),
             "per_group" => per_group = number(&value)?,
             "like" => p.steering.feedback.like.push(value),
             "unlike" => p.steering.feedback.unlike.push(value),
             other => {
                 return Err(bad(format!(
-                    "unknown parameter {other:?}: use k, offset, filter, crop, like, unlike, group_by, per_group"
-                )))
+                "unknown parameter {other:?}: use k, offset, filter, crop, colour, like, unlike, group_by, per_group"
+            )))
             }
         }
     }

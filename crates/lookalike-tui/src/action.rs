@@ -13,7 +13,7 @@ use super::state::{
 };
 use super::{keymap, layout};
 use lookalike_core::catalog::{Field, Filter};
-use lookalike_core::{strength, Feedback, Hit, IndexReport, Phase, Progress, Query, Steering};
+use lookalike_core::{strength, ColourMode, Feedback, Hit, IndexReport, Phase, Progress, Query, Steering};
 
 /// Two clicks on one result within this time are a double-click.
 const DOUBLE_CLICK: Duration = Duration::from_millis(400);
@@ -337,6 +337,20 @@ impl App {
                 Some(_) => self.cropping = Some(self.region.unwrap_or(Region::WHOLE)),
                 None => self.complain("no query photo yet: pick one in the file picker (Tab)"),
             },
+            Action::ToggleColour => {
+                self.colour = match self.colour {
+                    ColourMode::Same => ColourMode::Any,
+                    ColourMode::Any => ColourMode::Same,
+                };
+                self.say(match self.colour {
+                    ColourMode::Any => "this look in any colour (a: the query's colours again)",
+                    ColourMode::Same => "this look in the query's colours (a: any colour)",
+                });
+                if self.query.is_some() {
+                    self.reset_results();
+                    return self.search();
+                }
+            }
             Action::ClearRegion if self.region.is_some() => {
                 self.region = None;
                 self.reset_results();
@@ -526,7 +540,8 @@ impl App {
         self.next_search += 1;
         self.searching = Some(id);
         let k = self.k.max((self.page + 1) * self.per_page);
-        let steering = Steering { crop: self.region.map(Region::crop), feedback: self.applied.clone() };
+        let steering =
+            Steering { crop: self.region.map(Region::crop), feedback: self.applied.clone(), colour: self.colour };
         vec![Effect::Search { id, query: query.engine_query(), steering, k, filters: self.filters.clone() }]
     }
 

@@ -41,6 +41,8 @@ pub enum Action {
     /// Choose a region of the query photo; `ClearRegion` searches the whole photo again.
     Crop,
     ClearRegion,
+    /// Results in the query's colours, or in any colour.
+    ToggleColour,
     /// The selected result, or the query, over the whole results pane; or both side by side.
     ZoomResult,
     ZoomQuery,
@@ -131,6 +133,11 @@ pub const KEYMAP: &[Row] = &[
     Row { keys: "x", help: "clear the marks (and search without them)", bindings: &[(c('x'), Action::ClearMarks)] },
     Row { keys: "c", help: "choose a region of the query photo to search with", bindings: &[(c('c'), Action::Crop)] },
     Row { keys: "C", help: "search with the whole query photo again", bindings: &[(c('C'), Action::ClearRegion)] },
+    Row {
+        keys: "a",
+        help: "results in any colour / in the query's colours (searches again)",
+        bindings: &[(c('a'), Action::ToggleColour)],
+    },
     Row {
         keys: "z / Z",
         help: "zoom the selected result / the query over the results (again: back)",

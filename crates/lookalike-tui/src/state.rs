@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use lookalike_core::catalog::{self, Field, Filter};
 pub use lookalike_core::service::Facet;
-use lookalike_core::{Crop, Feedback, Hit, Phase, Progress, Query};
+use lookalike_core::{ColourMode, Crop, Feedback, Hit, Phase, Progress, Query};
 
 /// Metadata fields offered by the `f` filter menu.
 pub const FACET_FIELDS: [Field; 3] = [Field::ArticleType, Field::Gender, Field::BaseColour];
@@ -304,6 +304,8 @@ pub struct App {
     /// The region of the query photo searched with, and the one being chosen (crop mode).
     pub region: Option<Region>,
     pub cropping: Option<Region>,
+    /// Whether results share the query's colours (`a` toggles; kept across queries).
+    pub colour: ColourMode,
     pub zoom: Option<Zoom>,
     /// The last click on a result (its index and when), to tell a double-click.
     pub last_click: Option<(usize, std::time::Instant)>,
@@ -343,6 +345,7 @@ impl App {
             marks: Marks::default(),
             applied: Feedback::default(),
             region: None,
+            colour: ColourMode::Same,
             cropping: None,
             zoom: None,
             last_click: None,

@@ -10,7 +10,7 @@ use super::keymap::{Row, CROP_KEYMAP, KEYMAP};
 use super::layout::{self, Screen};
 use super::state::{App, Overlay, Region, View, FACET_FIELDS};
 use super::widgets::{self, drawn_area, human_size, render_key, render_thumb, Thumbs};
-use lookalike_core::{strength, Hit, Phase};
+use lookalike_core::{strength, ColourMode, Hit, Phase};
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
@@ -262,6 +262,9 @@ fn results_title(app: &App) -> Line<'static> {
     if let Some(strong) = app.results.strong {
         spans.push(Span::styled(format!("· {} ", strength::describe(strong)), Style::new().green()));
     }
+    if app.colour == ColourMode::Any {
+        spans.push(Span::styled("· any colour ", Style::new().magenta()));
+    }
     if app.zoom.is_some() {
         spans.push(Span::styled("zoomed (Esc: back) ", Style::new().cyan()));
     }
@@ -379,6 +382,7 @@ fn draw_reindex(frame: &mut Frame, app: &App, r: &super::state::Reindex, area: R
             let phase = match p.phase {
                 Phase::Scanning => "scanning the catalog",
                 Phase::Hashing => "checking changed files",
+                Phase::Colours => "computing colours (no model)",
                 Phase::Embedding => "embedding",
                 Phase::Saving => "saving",
                 Phase::Describing => "fitting the whitening",

@@ -495,6 +495,22 @@ fn marks_steer_the_next_search_and_are_cleared() {
 }
 
 #[test]
+fn a_searches_in_any_colour_and_back_and_the_choice_stays_for_the_next_query() {
+    let mut app = results_app();
+    let effects = press(&mut app, "a");
+    assert_eq!(searched(&effects).1.colour, lookalike_core::ColourMode::Any);
+    answer(&mut app, &effects, 48);
+    let screen = format!("{:?}", render(&app, &thumbs_for(&app)).backend());
+    assert!(screen.contains("any colour"), "the title does not say so");
+    // More like a result keeps the choice; `a` again goes back to the query's colours.
+    let effects = app.on_key(key(KeyCode::Enter));
+    assert_eq!(searched(&effects).1.colour, lookalike_core::ColourMode::Any);
+    answer(&mut app, &effects, 48);
+    let effects = press(&mut app, "a");
+    assert_eq!(searched(&effects).1.colour, lookalike_core::ColourMode::Same);
+}
+
+#[test]
 fn a_region_of_the_query_is_chosen_with_the_keyboard_and_searched() {
     let mut app = results_app();
     press(&mut app, "c");

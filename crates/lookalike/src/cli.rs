@@ -15,7 +15,7 @@ use lookalike_core::eval::{self, EvalOptions};
 use lookalike_core::indexer::Throttle;
 use lookalike_core::{bench, demo, published, schemes, strength, weights};
 use lookalike_core::{
-    Cancel, Config, Crop, Engine, Feedback, IndexReport, Phase, Progress, Query, SearchService, Steering,
+    Cancel, ColourMode, Config, Crop, Engine, Feedback, IndexReport, Phase, Progress, Query, SearchService, Steering,
 };
 use lookalike_tui::Graphics;
 
@@ -154,6 +154,10 @@ pub enum Command {
         /// Hits per value of the --group-by field
         #[arg(long, value_name = "N", default_value_t = 1, requires = "group_by")]
         per_group: usize,
+        /// "same": prefer the query's colours (search.colour_weight of the similarity);
+        /// "any": this shape in any colour
+        #[arg(long, value_name = "same|any", default_value = "same")]
+        colour: ColourMode,
         #[command(flatten)]
         mode: ModeArgs,
     },
@@ -189,6 +193,9 @@ pub enum Command {
         min_class: usize,
         #[command(flatten)]
         variant: VariantArgs,
+        /// Queries prefer their own colours ("same") or ignore colour ("any")
+        #[arg(long, value_name = "same|any", default_value = "same")]
+        colour: ColourMode,
         /// Print the report as JSON
         #[arg(long)]
         json: bool,
@@ -327,6 +334,9 @@ pub struct VariantArgs {
     /// Query-expansion neighbours (0 = none)
     #[arg(long)]
     expand: Option<i64>,
+    /// Share of the similarity that is the colour descriptor (0 = none, at most 0.9)
+    #[arg(long, value_name = "W")]
+    colour_weight: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -345,7 +355,8 @@ impl VariantArgs {
             }
             None => {}
         }
-        Ok(config.apply_search_settings(self.descriptor, self.power, self.whiten, self.shrink, self.expand)?)
+        let (s, colour) = (self, self.colour_weight);
+        Ok(config.apply_search_settings(s.descriptor, s.power, s.whiten, s.shrink, s.expand, colour)?)
     }
 }
 
@@ -470,6 +481,7 @@ pub fn run(cli: Cli) -> Result<()> {
             unlike,
             group_by,
             per_group,
+            colour,
             mode,
         } => {
             let grouping = group_by.map(|f| Grouping::new(&f, per_group)).transpose().map_err(anyhow::Error::msg)?;
@@ -484,7 +496,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             let many = images.len() + items.len() > 1 || from.is_some();
             let queries = queries(images, items, from.as_deref())?;
-            let steering = Steering { crop, feedback: Feedback { like, unlike } };
+            let steering = Steering { crop, feedback: Feedback { like, unlike }, colour };
             let answers = service.search_many(&queries, &steering, k, &filters, grouping);
             out.verbose(&format!(
                 "{} queries in {:.2} s ({} items, {} search)",
@@ -527,7 +539,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let groups = lookalike_core::dupes::exact_report(&Engine::new(config)?)?;
             print_dupes(&groups, json, csv)?;
         }
-        Command::Eval { field, k, duplicates, queries, min_class, variant, json } => {
+        Command::Eval { field, k, duplicates, queries, min_class, variant, colour, json } => {
             // The variant applies to this evaluation only; the saved descriptors keep the
             // configured settings.
             let mut eval_config = config.clone();
@@ -536,7 +548,7 @@ pub fn run(cli: Cli) -> Result<()> {
             if !json {
                 print_index_report(&report);
             }
-            let opts = EvalOptions { field, k, min_class };
+            let opts = EvalOptions { field, k, min_class, colour };
             let result = eval::evaluate_catalog(&eval_config, duplicates.as_deref(), queries.as_deref(), &opts)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&result.report)?);
@@ -653,8 +665,9 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
                 for f in &figures.search {
                     println!(
-                        "search {:>7} items: exact top-10 over 512-d descriptors {:7.2} ms (median of 21); store open {:7.2} ms ({:.0} MiB)",
-                        f.vectors, f.query_ms, f.store_open_ms, f.store_mib
+                        "search {:>7} items: exact top-10 over {}-d descriptors {:7.2} ms (median of 21; {:.2} ms over the \
+                         shape part alone); store open {:7.2} ms ({:.0} MiB)",
+                        f.vectors, f.dims, f.query_ms, f.shape_only_query_ms, f.store_open_ms, f.store_mib
                     );
                 }
             }
@@ -896,6 +909,7 @@ fn run_index(engine: &Engine, full: bool, out: &Output) -> Result<IndexReport> {
         let label = match p.phase {
             Phase::Scanning => "scanning",
             Phase::Hashing => "hashing",
+            Phase::Colours => "colours",
             Phase::Embedding => "embedding",
             Phase::Saving => "saving",
             Phase::Describing => "descriptors",
@@ -905,7 +919,11 @@ fn run_index(engine: &Engine, full: bool, out: &Output) -> Result<IndexReport> {
             bar.set_message(label);
             bar.set_length(p.total as u64);
             bar.set_position(p.done as u64);
-        } else if !out.quiet && p.phase == Phase::Embedding && p.total > 0 && throttle.admit(p).is_some() {
+        } else if !out.quiet
+            && matches!(p.phase, Phase::Embedding | Phase::Colours)
+            && p.total > 0
+            && throttle.admit(p).is_some()
+        {
             let rate = p.done as f64 / started.elapsed().as_secs_f64().max(1e-9);
             eprintln!("embedding {}/{} ({rate:.1} images/s)", p.done, p.total);
         }
@@ -923,6 +941,13 @@ fn print_index_report(r: &IndexReport) {
     );
     if let Some(why) = &r.rebuilt {
         println!("full rebuild: {why}");
+    }
+    if r.recoloured > 0 {
+        println!(
+            "colour descriptors computed from the photos of {} stored images (a one-time pass for a store made \
+             before colours; their features were kept, nothing embedded again)",
+            r.recoloured
+        );
     }
     if let [Some(embedding), Some(all)] = r.peak_mib {
         println!("peak memory: {embedding:.0} MiB up to the end of embedding, {all:.0} MiB in all");

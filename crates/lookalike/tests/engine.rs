@@ -253,7 +253,7 @@ fn changed_descriptor_settings_rebuild_descriptors_without_embedding() {
         std::fs::copy(ix.state.join(f), state.join(f)).unwrap();
     }
     let config = dir.path().join("narrow.toml");
-    std::fs::write(&config, "[search]\nwhiten = 32\nexpand = 0\n").unwrap();
+    std::fs::write(&config, "[search]\nwhiten = 32\nexpand = 0\ncolour_weight = 0\n").unwrap();
     let id = ix.files[5].trim_end_matches(".jpg").trim_end_matches(".png");
     let run = |with_config: bool, args: &[&str]| {
         let mut cmd = common::at(&ix.catalog, &state);

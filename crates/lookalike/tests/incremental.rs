@@ -157,7 +157,8 @@ fn killed_runs_lose_nothing_and_resume() {
         let identity = lookalike_core::store::Identity {
             model: lookalike_core::model::MODEL_ID.into(),
             preprocessing: lookalike_core::model::ResizePolicy::Crop.preprocessing_id(),
-            dims: lookalike_core::model::FEATURE_DIMS,
+            dims: lookalike_core::model::ROW_DIMS,
+            colour: lookalike_core::colour::COLOUR_ID.into(),
         };
         let (_, journaled) = lookalike_core::store::Journal::open(&state.join("journal.lkj"), &identity).unwrap();
         committed.extend(journaled.into_iter().map(|r| r.entry.hash));

@@ -124,8 +124,9 @@ fn the_http_api_answers_like_the_cli_and_refuses_bad_requests_with_json() {
     let (_, bags) = answer(ureq::get(&url("/v1/items/5/similar?k=3&filter=articleType:Bag")).call());
     assert!(bags["hits"].as_array().unwrap().iter().all(|h| h["metadata"]["articleType"] == "Bag"), "{bags}");
 
-    // A region and feedback answer as the CLI's --crop, --like and --unlike do.
-    let steer = ["--crop", "0.1,0.1,0.6,0.7", "--like", "7", "--unlike", "9"];
+    // A region, feedback and colour answer as the CLI's --crop, --like, --unlike and
+    // --colour do.
+    let steer = ["--crop", "0.1,0.1,0.6,0.7", "--like", "7", "--unlike", "9", "--colour", "any"];
     let cli = common::json(
         &common::at(&catalog, &state)
             .arg("query")
@@ -137,7 +138,7 @@ fn the_http_api_answers_like_the_cli_and_refuses_bad_requests_with_json() {
     );
     let cli_ids: Vec<String> = cli.as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_string()).collect();
     let (status, steered) = answer(
-        ureq::post(&url("/v1/search?k=5&crop=0.1,0.1,0.6,0.7&like=7&unlike=9"))
+        ureq::post(&url("/v1/search?k=5&crop=0.1,0.1,0.6,0.7&like=7&unlike=9&colour=any"))
             .set("Content-Type", "image/png")
             .send_bytes(&photo),
     );
@@ -284,6 +285,7 @@ fn the_http_api_answers_like_the_cli_and_refuses_bad_requests_with_json() {
         ("unknown filter field", get("/v1/items/5/similar?filter=colour:red"), 400, "bad_request"),
         ("bad k", get("/v1/items/5/similar?k=lots"), 400, "bad_request"),
         ("malformed crop", get("/v1/items/5/similar?crop=1,2"), 400, "bad_request"),
+        ("unknown colour mode", get("/v1/items/5/similar?colour=red"), 400, "bad_request"),
         ("unknown group field", get("/v1/items/5/similar?group_by=colour"), 400, "bad_request"),
         ("zero per group", get("/v1/items/5/similar?group_by=articleType&per_group=0"), 400, "bad_request"),
         ("crop outside the photo", get("/v1/items/5/similar?crop=0,0,5000,5000"), 400, "bad_crop"),

@@ -24,6 +24,9 @@ pub const LAYER4_DIMS: usize = 2048;
 pub const LAYER3_DIMS: usize = 1024;
 /// What the store keeps per image: `[layer4 | layer3]`, each part unit length.
 pub const FEATURE_DIMS: usize = LAYER4_DIMS + LAYER3_DIMS;
+/// What the store keeps per image: the features, then the colour descriptor (computed
+/// from the pixels, not by the network).
+pub const ROW_DIMS: usize = FEATURE_DIMS + crate::colour::COLOUR_DIMS;
 /// Side of the square the network sees.
 pub const INPUT: u32 = 224;
 /// Names the weights and the stored features; stored in every store header.
@@ -144,6 +147,27 @@ pub fn check_inputs(inputs: &[Vec<f32>]) -> Result<()> {
         Some(x) => Err(Error::Model(format!("an input of {} values, not {want} ({INPUT}x{INPUT}x3)", x.len()))),
         None => Ok(()),
     }
+}
+
+/// What one decode of a photo gives: the network's input and the colour descriptor.
+pub struct Photo {
+    pub input: Vec<f32>,
+    pub colour: Vec<f32>,
+}
+
+impl Photo {
+    pub fn of(img: &image::RgbImage, policy: ResizePolicy) -> Photo {
+        Photo { input: preprocess(img, policy), colour: crate::colour::describe(img) }
+    }
+
+    pub fn decode(bytes: &[u8], policy: ResizePolicy) -> Result<Photo, DecodeError> {
+        Ok(Photo::of(&decode_bytes(bytes)?, policy))
+    }
+}
+
+/// The stored row of a photo: its features (from the model), then its colour.
+pub fn row(features: &[f32], colour: &[f32]) -> Vec<f32> {
+    [features, colour].concat()
 }
 
 /// Decodes, preprocesses and embeds one image's bytes; `what` names it in errors.
