@@ -100,6 +100,11 @@ impl Recipe {
     /// lookalike's default, chosen by the measurements in the README.
     pub const DEFAULT: Recipe = Recipe { layers: Layers::Layer3, power: 0.5, whiten: 512, shrink: 0.1, colour: 0.15 };
 
+    /// The settings of the shape part alone (what the whitening depends on).
+    pub fn shape(&self) -> Recipe {
+        Recipe { colour: 0.0, ..*self }
+    }
+
     pub fn input_dims(&self) -> usize {
         match self.layers {
             Layers::Layer4 => LAYER4_DIMS,
@@ -270,8 +275,9 @@ impl Space {
     /// the items it was fit on have changed or the recipe asks for other dimensions, then
     /// fit again. Never embeds. The flag says whether a whitening was fit in this call.
     pub fn update(store: &Store, recipe: Recipe, previous: Option<Space>, changed: usize) -> Result<(Space, bool)> {
-        if let Some(p) = previous.filter(|p| p.recipe == recipe) {
-            if p.source == Fingerprint::of(store) {
+        // The whitening is of the shape part only: a new colour weight keeps it.
+        if let Some(p) = previous.filter(|p| p.recipe.shape() == recipe.shape()) {
+            if p.matches(store, &recipe) {
                 return Ok((p, false));
             }
             let changed = p.changed_since_fit + changed;
@@ -301,8 +307,7 @@ impl Space {
         let fitted_on = if whitening.is_some() { fitted_on } else { 0 };
         // Colour joins when it is asked for, the store has it (stores of tests and
         // benchmarks may hold features only) and the catalog has colours at all.
-        let has_colour = store.dims() >= FEATURE_DIMS + COLOUR_DIMS && chroma_share(store) >= MIN_CHROMA_SHARE;
-        let colour_dims = if recipe.colour > 0.0 && has_colour { COLOUR_DIMS } else { 0 };
+        let colour_dims = if recipe.colour > 0.0 && takes_colour(store) { COLOUR_DIMS } else { 0 };
         let mut space = Space {
             recipe,
             whitening,
@@ -364,9 +369,12 @@ impl Space {
         q
     }
 
-    /// True when this space was made from exactly `store` with `recipe`.
+    /// True when this space was made from exactly `store` with `recipe` (or with a recipe
+    /// that differs only in a colour weight neither can use: the store has no colours).
     pub fn matches(&self, store: &Store, recipe: &Recipe) -> bool {
-        self.recipe == *recipe && self.source == Fingerprint::of(store)
+        let same = self.recipe == *recipe
+            || (self.colour_dims == 0 && !takes_colour(store) && self.recipe.shape() == recipe.shape());
+        same && self.source == Fingerprint::of(store)
     }
 
     /// A query's row (`[layer4 | layer3 | colour]`) as a descriptor.
@@ -517,6 +525,12 @@ impl Space {
             colour_dims: h.colour_dims,
         })
     }
+}
+
+/// Whether descriptors of `store` can have a colour part: it holds colour descriptors and
+/// its photos are not grey.
+fn takes_colour(store: &Store) -> bool {
+    store.dims() >= FEATURE_DIMS + COLOUR_DIMS && chroma_share(store) >= MIN_CHROMA_SHARE
 }
 
 /// Mean share of the colour descriptors' mass (squares: they are square roots of
@@ -680,8 +694,12 @@ mod tests {
         // 40 more (15% in all since the fit): fit again.
         let (third, refit) = Space::update(&store_of(row(460), dir.path(), "c.lks"), recipe, Some(second), 40).unwrap();
         assert!(refit && third.fitted_on() == 460 && third.whitening != w);
-        // Another recipe always fits again.
-        let (_, refit) = Space::update(&grown, Recipe { shrink: 0.5, ..recipe }, Some(third), 0).unwrap();
+        // Another colour weight keeps the whitening (it is of the shape part only)...
+        let w = third.whitening.clone();
+        let (fourth, refit) = Space::update(&grown, Recipe { colour: 0.3, ..recipe }, Some(third), 0).unwrap();
+        assert!(!refit && fourth.whitening == w);
+        // ...another shape recipe always fits again.
+        let (_, refit) = Space::update(&grown, Recipe { shrink: 0.5, ..recipe }, Some(fourth), 0).unwrap();
         assert!(refit);
     }
 }

@@ -137,7 +137,9 @@ impl Engine {
         }
         let store = Store::open(&path)?;
         let identity = self.identity();
-        if store.identity() != &identity {
+        // A store from before colour descriptors is searched by shape until an index run
+        // adds them (without the model).
+        if store.identity() != &identity && !identity.recolours(store.identity()) {
             return Err(Error::Outdated {
                 store: path,
                 found: describe(store.identity()),
@@ -220,7 +222,8 @@ impl Engine {
 }
 
 fn describe(identity: &Identity) -> String {
-    format!("{} / {}", identity.model, identity.preprocessing)
+    let colour = if identity.colour.is_empty() { "no colour descriptor" } else { identity.colour.as_str() };
+    format!("{} / {} / {colour}", identity.model, identity.preprocessing)
 }
 
 /// `<data dir>/lookalike/<catalog name>-<hash of the catalog>`, so a read-only catalog

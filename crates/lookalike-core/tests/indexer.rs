@@ -589,3 +589,34 @@ fn colour_any_ranks_by_shape_alone_and_same_adds_the_colour_share() {
         assert!((hit.score - (0.5 * shape + 0.5 * colour)).abs() < 1e-4, "{}: {}", hit.id, hit.score);
     }
 }
+
+#[test]
+fn a_joint_field_eval_needs_every_field_to_match() {
+    use lookalike_core::eval::{evaluate, EvalOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("catalog");
+    catalog(&cat, 16);
+    let mut csv = String::from("id,articleType,baseColour\n");
+    for i in 0..16 {
+        csv.push_str(&format!("{i},{},{}\n", ["even", "odd"][i % 2], ["Red", "Blue"][i / 2 % 2]));
+    }
+    std::fs::write(cat.join("styles.csv"), csv).unwrap();
+    let engine = engine(dir.path(), Arc::new(FakeEmbedder::new(ResizePolicy::Crop)));
+    index(&engine);
+    let snapshot = lookalike_core::Snapshot::open(&engine, Some(SearchMode::Exact)).unwrap();
+    let eval = |field: &str| {
+        let opts = EvalOptions { field: field.into(), k: 3, min_class: 2, colour: Default::default() };
+        evaluate(&snapshot, &[], None, &opts)
+    };
+    let (kind, colour, joint) =
+        (eval("articleType").unwrap(), eval("baseColour").unwrap(), eval("articleType + baseColour").unwrap());
+    let classes: Vec<&str> = joint.classes.iter().map(|c| c.class.as_str()).collect();
+    assert_eq!(classes, ["even|Blue", "even|Red", "odd|Blue", "odd|Red"]);
+    assert_eq!(joint.queries, 16);
+    // Four classes of four: a random other item shares the class 3 times in 15.
+    assert!((joint.chance - 3.0 / 15.0).abs() < 1e-9, "{}", joint.chance);
+    // A result right on both counts is right on each.
+    assert!(joint.precision <= kind.precision.min(colour.precision) + 1e-12, "{joint:?}");
+    let err = eval("articleType+colour").unwrap_err().to_string();
+    assert!(err.contains("\"colour\"") && err.contains("join with +"), "{err}");
+}

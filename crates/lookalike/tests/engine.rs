@@ -68,15 +68,17 @@ fn model_matches_an_independent_onnx_runtime_embedding() {
 }
 
 #[test]
-fn stored_features_are_finite_and_unit_norm_per_layer() {
+fn stored_rows_are_finite_and_unit_norm_per_part() {
     let ix = indexed();
     let store = lookalike_core::store::Store::open(&ix.state.join("store.lks")).unwrap();
     assert_eq!(store.len(), SUBSET);
-    assert_eq!(store.dims(), lookalike_core::model::FEATURE_DIMS);
+    use lookalike_core::model::{FEATURE_DIMS, LAYER4_DIMS, ROW_DIMS};
+    assert_eq!(store.dims(), ROW_DIMS);
     for i in 0..store.len() {
         let v = store.vector(i);
         assert!(v.iter().all(|x| x.is_finite() && *x >= 0.0), "row {i} not finite or negative");
-        for part in [&v[..lookalike_core::model::LAYER4_DIMS], &v[lookalike_core::model::LAYER4_DIMS..]] {
+        // layer4, layer3, then the colour descriptor: each unit length.
+        for part in [&v[..LAYER4_DIMS], &v[LAYER4_DIMS..FEATURE_DIMS], &v[FEATURE_DIMS..]] {
             let norm = lookalike_core::index::exact::dot(part, part).sqrt();
             assert!((norm - 1.0).abs() < 1e-4, "row {i} norm {norm}");
         }

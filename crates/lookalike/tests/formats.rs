@@ -55,8 +55,12 @@ fn a_version_1_state_folder_answers_as_before_and_is_not_embedded_again() {
     assert_eq!(report["unchanged"], 70, "{report}");
     // Fashion-MNIST is grey, so colour stays out and the answers are what they were.
     assert!(report["descriptors"].as_str().unwrap().contains("colour unused"), "{report}");
+    // (The descriptors were described again, by this build's arithmetic: the last float
+    // bit may differ.)
     let hits = json(&at(&catalog, &state).args(["query", "--item", "5", "-k", "5", "--json"]).output().unwrap());
-    assert_eq!(ranking(&hits), ranking(&recorded("item5.json")));
+    let (now, then) = (ranking(&hits), ranking(&recorded("item5.json")));
+    assert_eq!(now.iter().map(|h| &h.0).collect::<Vec<_>>(), then.iter().map(|h| &h.0).collect::<Vec<_>>());
+    assert!(now.iter().zip(&then).all(|(a, b)| (a.1 - b.1).abs() < 1e-5), "{now:?} vs {then:?}");
     // Once done, an index run leaves everything as it is.
     let before: Vec<Vec<u8>> =
         ["store.lks", "descriptors.lkd", "index.ann"].iter().map(|f| std::fs::read(state.join(f)).unwrap()).collect();
