@@ -49,10 +49,10 @@ pub fn describe(img: &RgbImage) -> Vec<f32> {
             add_soft(&mut hist, *px, wt);
         }
     }
+    // The square roots of a histogram that sums to 1 are unit length already. (Some pixel
+    // always has weight: an all-background photo is described whole.)
     let total: f32 = hist.iter().sum();
-    let mut out: Vec<f32> = hist.iter().map(|&x| (x / total.max(f32::MIN_POSITIVE)).sqrt()).collect();
-    crate::index::exact::normalize(&mut out);
-    out
+    hist.iter().map(|&x| (x / total.max(f32::MIN_POSITIVE)).sqrt()).collect()
 }
 
 /// Per pixel: foreground (flood fill), times centre weight, with skin turned down.

@@ -71,13 +71,13 @@ pub struct Identity {
 
 impl Identity {
     /// Whether a store of `old` becomes one of `self` by computing colours from the photos
-    /// (same model and preprocessing, so the features are kept and nothing is embedded).
+    /// (same model and preprocessing, so the same features, which are kept: nothing is
+    /// embedded).
     pub fn recolours(&self, old: &Identity) -> bool {
         self.model == old.model
             && self.preprocessing == old.preprocessing
             && self.colour != old.colour
             && !self.colour.is_empty()
-            && old.dims >= crate::model::FEATURE_DIMS
     }
 }
 

@@ -102,6 +102,16 @@ fn drive(tmux: &Tmux, f: &Fixture, first_wait: Duration) {
     tmux.keys(&["Escape"]);
     tmux.wait_for("the grid again", Duration::from_secs(10), |s| !s.contains("zoomed (Esc: back)"));
 
+    // Any colour and back: each searches again, the title says which.
+    tmux.keys(&["a"]);
+    tmux.wait_for("results in any colour", Duration::from_secs(60), |s| {
+        s.contains("· any colour") && s.contains("Results 1–")
+    });
+    tmux.keys(&["a"]);
+    tmux.wait_for("results in the query's colours", Duration::from_secs(60), |s| {
+        s.contains("in the query's colours") && !s.contains("· any colour")
+    });
+
     // A new batch arrives; r reindexes it and the item count grows.
     let images = f.catalog.join("images");
     for name in &f.spare {
