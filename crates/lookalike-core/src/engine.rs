@@ -165,10 +165,12 @@ impl Engine {
             items: store.as_ref().map(|s| s.len()),
             model: identity.model.clone(),
             preprocessing: identity.preprocessing.clone(),
+            colour: identity.colour.clone(),
             device: self.config.device.name(),
             weights: self.config.weights.clone(),
             weights_present: self.config.weights.is_file(),
-            stale: store.as_ref().is_some_and(|s| s.identity() != &identity),
+            stale: store.as_ref().is_some_and(|s| s.identity() != &identity && !identity.recolours(s.identity())),
+            colours_pending: store.as_ref().is_some_and(|s| identity.recolours(s.identity())),
             interrupted_run: self.state.journal().exists(),
             search: if approx { "annoy" } else { "exact" },
             annoy_index: self.state.annoy(),
@@ -248,11 +250,15 @@ pub struct Info {
     pub items: Option<usize>,
     pub model: String,
     pub preprocessing: String,
+    /// The colour descriptor stores are made with.
+    pub colour: String,
     pub device: &'static str,
     pub weights: PathBuf,
     pub weights_present: bool,
     /// The store was made with another model or preprocessing than configured.
     pub stale: bool,
+    /// The store has no (or another) colour descriptor: an index run adds it, without the model.
+    pub colours_pending: bool,
     /// A journal of an unfinished index run is waiting to be resumed.
     pub interrupted_run: bool,
     pub search: &'static str,

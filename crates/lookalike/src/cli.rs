@@ -618,6 +618,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 println!("labels:        {}", info.labels.as_ref().map_or("none".into(), |p| p.display().to_string()));
                 println!("items:         {}", info.items.map_or("not indexed yet".into(), |n| n.to_string()));
                 println!("model:         {} ({}, on {})", info.model, info.preprocessing, info.device);
+                println!("colour:        {}", info.colour);
                 println!(
                     "weights:       {}{}",
                     info.weights.display(),
@@ -635,6 +636,12 @@ pub fn run(cli: Cli) -> Result<()> {
                 println!("annoy index:   {} ({state})", info.annoy_index.display());
                 if info.stale {
                     println!("note: the store was made with another model or preprocessing; run `lookalike index`");
+                }
+                if info.colours_pending {
+                    println!(
+                        "note: the store has no colour descriptors yet (searches go by shape); `lookalike index` computes \
+                         them from the photos without the model"
+                    );
                 }
                 if info.interrupted_run {
                     println!("note: an interrupted index run will resume on the next `lookalike index`");

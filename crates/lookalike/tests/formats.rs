@@ -46,6 +46,8 @@ fn a_version_1_state_folder_answers_as_before_and_is_not_embedded_again() {
     }
     let info = json(&at(&catalog, &state).args(["info", "--json"]).output().unwrap());
     assert_eq!(info["items"].as_u64(), Some(70), "{info}");
+    // Not outdated: only its colours are missing, and `info` says so.
+    assert_eq!((info["stale"].as_bool(), info["colours_pending"].as_bool()), (Some(false), Some(true)), "{info}");
 
     // The store predates colour descriptors: one pass computes them from the photos and
     // keeps every feature; nothing is embedded. (The checkout gave the images new
