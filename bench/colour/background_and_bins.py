@@ -2,7 +2,7 @@ from common import *
 from desc2 import *
 from collections import Counter
 import sys
-n=P.shape[1]; yy,xx=np.mgrid[0:n,0:n]/(n-1)-0.5
+n=P.shape[1]
 t=np.array(labs['articleType'],dtype=object); c=np.array(labs['baseColour'],dtype=object)
 jc=Counter(labs['joint'])
 Q=[i for i in range(len(P)) if labs['joint'][i] and jc[labs['joint'][i]]>=10]
@@ -19,13 +19,7 @@ def make(p,tol,sigma,kind,skin=0.2):
     if tol: m,_=flood_bg(p,tol)
     else: m,_=fg_mask(p,10)
     if m.mean()<0.03: m=np.ones_like(m)
-    w=m.astype(float)
-    if sigma: w=w*np.exp(-(xx**2+yy**2)/(2*sigma**2))
-    if skin:
-        L,a,b=p[...,0],p[...,1],p[...,2]
-        s=(L>30)&(L<85)&(a>5)&(a<30)&(b>10)&(b<40)&(b>a*0.7)
-        w2=w*np.where(s,skin,1.0)
-        if w2.sum()>0.3*w.sum(): w=w2
+    w=weighted(p,m,sigma,skin)
     px=p.reshape(-1,3); w=w.reshape(-1)
     h=lab_hist(px,w,3,12) if kind=='lab' else (lab_hist(px,w,6,12) if kind=='lab6' else lch_hist(px,w))
     return np.sqrt(h/max(h.sum(),1e-9))

@@ -19,3 +19,16 @@ def fg_mask(lab, thr=12.0, border=2):
     m=d>thr
     if m.mean()<0.03: m=np.ones_like(m)
     return m,bg
+
+def weighted(p, m, sigma=0.3, skin=0.2):
+    """Mask m times a centre Gaussian (sigma, as a share of the side), skin tones down to
+    `skin` unless that removes most of the weight, as the binary does."""
+    n=p.shape[0]; yy,xx=np.mgrid[0:n,0:n]/(n-1)-0.5
+    w=m.astype(float)
+    if sigma: w=w*np.exp(-(xx**2+yy**2)/(2*sigma**2))
+    if skin:
+        L,a,b=p[...,0],p[...,1],p[...,2]
+        s=(L>30)&(L<85)&(a>5)&(a<30)&(b>10)&(b<40)&(b>a*0.7)
+        w2=w*np.where(s,skin,1.0)
+        if w2.sum()>0.3*w.sum(): w=w2
+    return w

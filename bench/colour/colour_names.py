@@ -1,20 +1,11 @@
 from common import *
-n=P.shape[1]
-yy,xx=np.mgrid[0:n,0:n]/(n-1)-0.5
 protos_rgb=np.array([
  (15,15,15),(250,250,250),(128,128,128),(195,195,195),(65,65,70),(200,30,40),(115,20,35),(240,150,180),
  (200,40,130),(240,120,30),(240,210,50),(235,220,185),(190,170,120),(105,65,35),(170,120,70),(110,110,50),
  (40,140,60),(20,70,40),(0,128,128),(60,190,200),(150,190,230),(40,80,180),(25,30,70),(110,50,140),(180,160,210),(200,160,60)],float)
 protos=srgb2lab(protos_rgb)
 def weights(p,thr=10,sigma=0.3,skin=0.2):
-    m,bg=fg_mask(p,thr); w=m.astype(float)
-    if sigma: w=w*np.exp(-(xx**2+yy**2)/(2*sigma**2))
-    if skin>0:
-        L,a,b=p[...,0],p[...,1],p[...,2]
-        s=(L>30)&(L<85)&(a>5)&(a<30)&(b>10)&(b<40)&(b>a*0.7)
-        w2=w*np.where(s,skin,1.0)
-        if w2.sum()>0.3*w.sum(): w=w2
-    return w.reshape(-1)
+    return weighted(p,fg_mask(p,thr)[0],sigma,skin).reshape(-1)
 def names(p,s=12.0,**kw):
     w=weights(p,**kw); px=p.reshape(-1,3)
     d2=((px[:,None,:]-protos[None])**2).sum(-1)

@@ -1,10 +1,5 @@
 from common import *
 H=np.load(CACHE+'/V_4_0.3_lch.npy')
-def excl(S):
-    np.fill_diagonal(S,-9)
-    for a,m in dg.items():
-        for b2 in m: S[a,b2]=-9
-    return S
 def knn(Q,Z,k):
     S=excl(Q@Z.T); t=np.argpartition(-S,k,axis=1)[:,:k]; v=np.take_along_axis(S,t,1); return t,v
 def aug(Z,k,p=3):

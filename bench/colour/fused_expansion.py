@@ -1,10 +1,5 @@
 from common import *
 H=np.load(CACHE+'/V_4_0.3_lch.npy')
-def excl(S):
-    np.fill_diagonal(S,-9)
-    for a,m in dg.items():
-        for b2 in m: S[a,b2]=-9
-    return S
 def qe(Z,k=5):
     S=excl(Z@Z.T); t=np.argpartition(-S,k,axis=1)[:,:k]; v=np.take_along_axis(S,t,1)
     Q=Z+np.einsum('nk,nkd->nd',np.maximum(v,0)**3,Z[t]); Q/=np.linalg.norm(Q,axis=1,keepdims=True)

@@ -1,16 +1,7 @@
 from common import *
 import itertools
-n=P.shape[1]
-yy,xx=np.mgrid[0:n,0:n]/(n-1)-0.5
 def desc(p, thr=10, sigma=None, skin=0.0, nL=3, nab=12, soft=False):
-    m,bg=fg_mask(p,thr)
-    w=m.astype(float)
-    if sigma: w=w*np.exp(-(xx**2+yy**2)/(2*sigma**2))
-    if skin>0:
-        L,a,b=p[...,0],p[...,1],p[...,2]
-        s=(L>30)&(L<85)&(a>5)&(a<30)&(b>10)&(b<40)&(b>a*0.7)
-        w2=w*np.where(s,skin,1.0)
-        if w2.sum()>0.3*w.sum(): w=w2
+    w=weighted(p,fg_mask(p,thr)[0],sigma,skin)
     px=p.reshape(-1,3); w=w.reshape(-1)
     rng=60
     L=np.clip(px[:,0]/100*nL-0.5,0,nL-1); A=np.clip((px[:,1]+rng)/(2*rng)*nab-0.5,0,nab-1); B=np.clip((px[:,2]+rng)/(2*rng)*nab-0.5,0,nab-1)

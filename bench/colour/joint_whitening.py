@@ -8,11 +8,6 @@ def whiten(X,out=512,shrink=0.1):
     mu=X.mean(0); C=np.cov((X-mu).T,bias=True); ev_,V=np.linalg.eigh(C)
     o=np.argsort(-ev_)[:out]; lam=np.maximum(ev_[o],0); fl=shrink*lam.mean()
     Y=(X-mu)@(V[:,o]/np.sqrt(lam+fl)); return Y/np.linalg.norm(Y,axis=1,keepdims=True)
-def excl(S):
-    np.fill_diagonal(S,-9)
-    for a,m in dg.items():
-        for b2 in m: S[a,b2]=-9
-    return S
 Y=whiten(l3); print('check cnn', ev(excl(Y@Y.T)),flush=True)
 H=np.load(CACHE+'/H_ctr.3+skin+soft.npy')
 for alpha in [0.5,1.0,2.0]:

@@ -1,16 +1,11 @@
 from common import *
 from desc2 import *
 exec(open('background_and_bins.py').read().split('def make')[0].split('from desc2 import *')[1])
-n=P.shape[1]; yy,xx=np.mgrid[0:n,0:n]/(n-1)-0.5
+n=P.shape[1]
 def wts(p):
     m,_=flood_bg(p,4)
     if m.mean()<0.03: m=np.ones_like(m)
-    w=m.astype(float)*np.exp(-(xx**2+yy**2)/(2*0.3**2))
-    L,a,b=p[...,0],p[...,1],p[...,2]
-    s=(L>30)&(L<85)&(a>5)&(a<30)&(b>10)&(b<40)&(b>a*0.7)
-    w2=w*np.where(s,0.2,1.0)
-    if w2.sum()>0.3*w.sum(): w=w2
-    return w
+    return weighted(p,m)
 def unit(h): h=np.sqrt(h/max(h.sum(),1e-9)); return h
 def grid(p, rows, cols, cellw, kw={}):
     w=wts(p); px=p.reshape(-1,3)

@@ -52,12 +52,31 @@ fn index(engine: &Engine) -> IndexReport {
     engine.index(false, &AtomicBool::new(false), &|_| {}).unwrap()
 }
 
-#[test]
-fn only_new_changed_and_removed_images_are_work() {
+/// A catalog of `n` pictures and an engine over it with the fake model (not indexed yet).
+fn fake_catalog(n: usize) -> (tempfile::TempDir, Arc<FakeEmbedder>, Engine) {
     let dir = tempfile::tempdir().unwrap();
-    catalog(&dir.path().join("catalog"), 12);
+    catalog(&dir.path().join("catalog"), n);
     let fake = Arc::new(FakeEmbedder::new(ResizePolicy::Crop));
     let engine = engine(dir.path(), fake.clone());
+    (dir, fake, engine)
+}
+
+/// An index run cancelled once the first batch of `phase` is done.
+fn index_cancelled_after_first_batch(engine: &Engine, phase: Phase) -> IndexReport {
+    let cancel = AtomicBool::new(false);
+    let progress = |p: Progress| {
+        if p.phase == phase && p.done > 0 {
+            cancel.store(true, Ordering::SeqCst);
+        }
+    };
+    let report = engine.index(false, &cancel, &progress).unwrap();
+    assert!(report.cancelled, "{report:?}");
+    report
+}
+
+#[test]
+fn only_new_changed_and_removed_images_are_work() {
+    let (dir, fake, engine) = fake_catalog(12);
     let first = index(&engine);
     assert_eq!((first.items, first.added.len(), first.embedded), (12, 12, 12));
     assert_eq!(fake.embedded(), 12);
@@ -126,14 +145,7 @@ fn a_failed_run_resumes_from_its_journal_and_a_cancelled_one_keeps_its_batches()
     let dir = tempfile::tempdir().unwrap();
     catalog(&dir.path().join("catalog"), 10);
     let engine = engine(dir.path(), Arc::new(FakeEmbedder::new(ResizePolicy::Crop)));
-    let cancel = AtomicBool::new(false);
-    let progress = |p: Progress| {
-        if p.phase == Phase::Embedding && p.done > 0 {
-            cancel.store(true, Ordering::SeqCst);
-        }
-    };
-    let cancelled = engine.index(false, &cancel, &progress).unwrap();
-    assert!(cancelled.cancelled);
+    let cancelled = index_cancelled_after_first_batch(&engine, Phase::Embedding);
     assert_eq!((cancelled.items, cancelled.embedded), (4, 4), "{cancelled:?}");
     let rest = index(&engine);
     assert_eq!((rest.items, rest.embedded, rest.unchanged), (10, 6, 4), "{rest:?}");
@@ -508,10 +520,7 @@ fn strip_colours(dir: &Path) {
 fn a_store_made_before_colours_gets_them_from_its_photos_without_the_model() {
     use lookalike_core::model::FEATURE_DIMS;
     use lookalike_core::store::Store;
-    let dir = tempfile::tempdir().unwrap();
-    catalog(&dir.path().join("catalog"), 10);
-    let fake = Arc::new(FakeEmbedder::new(ResizePolicy::Crop));
-    let engine = engine(dir.path(), fake.clone());
+    let (dir, fake, engine) = fake_catalog(10);
     index(&engine);
     let path = dir.path().join("state/store.lks");
     let made = Store::open(&path).unwrap();
@@ -520,14 +529,7 @@ fn a_store_made_before_colours_gets_them_from_its_photos_without_the_model() {
     strip_colours(dir.path());
 
     // Cancelled after the first batch: the old store stays whole, the batch is journaled.
-    let cancel = AtomicBool::new(false);
-    let progress = |p: Progress| {
-        if p.phase == Phase::Colours && p.done > 0 {
-            cancel.store(true, Ordering::SeqCst);
-        }
-    };
-    let cancelled = engine.index(false, &cancel, &progress).unwrap();
-    assert!(cancelled.cancelled);
+    let cancelled = index_cancelled_after_first_batch(&engine, Phase::Colours);
     assert_eq!((cancelled.recoloured, cancelled.embedded), (4, 0), "{cancelled:?}");
     assert_eq!(Store::open(&path).unwrap().dims(), FEATURE_DIMS, "a half-coloured store was written");
 
