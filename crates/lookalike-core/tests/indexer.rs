@@ -61,6 +61,13 @@ fn fake_catalog(n: usize) -> (tempfile::TempDir, Arc<FakeEmbedder>, Engine) {
     (dir, fake, engine)
 }
 
+/// [`fake_catalog`] indexed, and an exact search service over it.
+fn exact_service(n: usize) -> (tempfile::TempDir, SearchService) {
+    let (dir, _, engine) = fake_catalog(n);
+    index(&engine);
+    (dir, SearchService::open(Arc::new(engine), Some(SearchMode::Exact)).unwrap())
+}
+
 /// An index run cancelled once the first batch of `phase` is done.
 fn index_cancelled_after_first_batch(engine: &Engine, phase: Phase) -> IndexReport {
     let cancel = AtomicBool::new(false);
@@ -235,11 +242,7 @@ fn a_reload_after_reindex_keeps_the_model_and_sees_new_items() {
 
 #[test]
 fn a_region_and_feedback_steer_a_search_and_scores_stay_honest() {
-    let dir = tempfile::tempdir().unwrap();
-    catalog(&dir.path().join("catalog"), 24);
-    let engine = Arc::new(engine(dir.path(), Arc::new(FakeEmbedder::new(ResizePolicy::Crop))));
-    index(&engine);
-    let service = SearchService::open(engine, Some(SearchMode::Exact)).unwrap();
+    let (dir, service) = exact_service(24);
     let photo = Query::Image(dir.path().join("catalog/images/5.png"));
     let plain = service.search(&photo, 5, &[]).unwrap();
     // The photo is 100% like itself, whatever query expansion did to the ranking (which
@@ -299,11 +302,7 @@ fn a_region_and_feedback_steer_a_search_and_scores_stay_honest() {
 
 #[test]
 fn grouping_keeps_at_most_n_hits_per_value() {
-    let dir = tempfile::tempdir().unwrap();
-    catalog(&dir.path().join("catalog"), 24);
-    let engine = Arc::new(engine(dir.path(), Arc::new(FakeEmbedder::new(ResizePolicy::Crop))));
-    index(&engine);
-    let service = SearchService::open(engine, Some(SearchMode::Exact)).unwrap();
+    let (_dir, service) = exact_service(24);
     let qv = service.query_vector(&Query::Item("5".into()), &Steering::default()).unwrap();
     let types = |hits: &[lookalike_core::Hit]| -> Vec<String> {
         hits.iter().map(|h| h.metadata.as_ref().unwrap().article_type.clone()).collect()

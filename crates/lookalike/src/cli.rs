@@ -911,7 +911,6 @@ fn run_index(engine: &Engine, full: bool, out: &Output) -> Result<IndexReport> {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let throttle = Throttle::new(Duration::from_secs(10));
-    let started = Instant::now();
     let progress = |p: Progress| {
         let label = match p.phase {
             Phase::Scanning => "scanning",
@@ -926,13 +925,12 @@ fn run_index(engine: &Engine, full: bool, out: &Output) -> Result<IndexReport> {
             bar.set_message(label);
             bar.set_length(p.total as u64);
             bar.set_position(p.done as u64);
-        } else if !out.quiet
-            && matches!(p.phase, Phase::Embedding | Phase::Colours)
-            && p.total > 0
-            && throttle.admit(p).is_some()
-        {
-            let rate = p.done as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            eprintln!("embedding {}/{} ({rate:.1} images/s)", p.done, p.total);
+        } else if !out.quiet && matches!(p.phase, Phase::Embedding | Phase::Colours) && p.total > 0 {
+            // The rate of this phase: a colour pass and the embedding that follows differ.
+            if let Some(seconds) = throttle.admit(p) {
+                let rate = p.done as f64 / seconds.max(1e-9);
+                eprintln!("{label} {}/{} ({rate:.1} images/s)", p.done, p.total);
+            }
         }
     };
     let report = engine.index(full, &cancel, &progress);
