@@ -14,7 +14,7 @@ use crate::engine::Engine;
 use crate::error::{Error, IoContext, Result};
 use crate::index::annoy::{self, Annoy, AnnoyIndex};
 use crate::index::exact::{exact_top_k, Exact};
-use crate::index::{Request, Rows, VectorIndex};
+use crate::index::{Request, Rows};
 use crate::model::{self, Embedder, ResNetEmbedder};
 use crate::runtime::peak_rss_mib;
 use crate::service::Snapshot;
@@ -221,7 +221,7 @@ pub fn annoy_recall(space: &Arc<Space>, annoy: Annoy, search_ks: &[usize], queri
     let truth: Vec<Vec<usize>> = rows
         .iter()
         .map(|&q| {
-            let top = exact.search(&Request { exclude: &[q], ..request(q, 10) });
+            let top = exact.top(&Request { exclude: &[q], ..request(q, 10) });
             top.iter().map(|s| s.row).collect()
         })
         .collect();
@@ -248,7 +248,7 @@ pub fn annoy_recall(space: &Arc<Space>, annoy: Annoy, search_ks: &[usize], queri
             let started = Instant::now();
             let reranked: Vec<Vec<usize>> = rows
                 .iter()
-                .map(|&q| index.search(&Request { exclude: &[q], ..request(q, 10) }).iter().map(|s| s.row).collect())
+                .map(|&q| index.top(&Request { exclude: &[q], ..request(q, 10) }).iter().map(|s| s.row).collect())
                 .collect();
             let reranked_s = started.elapsed().as_secs_f64();
             AnnoyFigure {

@@ -60,6 +60,8 @@ pub struct Config {
     /// How far results marked up or down move a refined query.
     pub feedback: FeedbackWeights,
     pub index: IndexConfig,
+    /// The PostgreSQL backend (`[index] backend = "postgres"`).
+    pub postgres: PostgresConfig,
     /// How remote catalogs are fetched.
     pub fetch: FetchConfig,
     /// The `[ui]` section, read by the terminal UI.
@@ -96,11 +98,90 @@ pub struct IndexConfig {
     pub search_k: usize,
     /// Catalogs smaller than this are searched exactly in `auto` mode.
     pub exact_below: usize,
+    /// Where searches run: this machine's files, or a database shared by many machines.
+    pub backend: Backend,
 }
 
 impl Default for IndexConfig {
     fn default() -> Self {
-        IndexConfig { mode: SearchMode::Auto, n_trees: 16, search_k: 4000, exact_below: 20_000 }
+        IndexConfig {
+            mode: SearchMode::Auto,
+            n_trees: 16,
+            search_k: 4000,
+            exact_below: 20_000,
+            backend: Backend::Local,
+        }
+    }
+}
+
+/// Where the search descriptors live (`[index] backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The state folder: exact or Annoy search in this process.
+    Local,
+    /// PostgreSQL with pgvector, shared by query nodes and index runs on many machines.
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Local => "local",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Backend> {
+        match s {
+            "local" => Ok(Backend::Local),
+            "postgres" => Ok(Backend::Postgres),
+            other => Err(Error::config(format!("unknown index backend {other:?}: use local or postgres"))),
+        }
+    }
+}
+
+/// A setting that must never be printed (a URL with a password): `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// `[index] postgres_*`: the database and its HNSW index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresConfig {
+    /// A libpq URL or key=value string; several hosts and `target_session_attrs` work.
+    pub url: Option<Secret>,
+    /// Candidates the HNSW search keeps (`hnsw.ef_search`).
+    pub ef_search: usize,
+    /// Links per node and build-time candidates of the HNSW index.
+    pub m: usize,
+    pub ef_construction: usize,
+    /// Connections a process keeps open at most.
+    pub pool_size: usize,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        PostgresConfig { url: None, ef_search: 100, m: 16, ef_construction: 64, pool_size: 16 }
     }
 }
 
@@ -142,6 +223,7 @@ impl Default for Config {
             collapse: true,
             feedback: FeedbackWeights::default(),
             index: IndexConfig::default(),
+            postgres: PostgresConfig::default(),
             fetch: FetchConfig::default(),
             ui: toml::Table::new(),
             server: toml::Table::new(),
@@ -176,6 +258,12 @@ struct IndexSection {
     n_trees: Option<i64>,
     search_k: Option<i64>,
     exact_below: Option<i64>,
+    backend: Option<Backend>,
+    postgres_url: Option<String>,
+    postgres_ef_search: Option<i64>,
+    postgres_m: Option<i64>,
+    postgres_ef_construction: Option<i64>,
+    postgres_pool_size: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -230,6 +318,8 @@ pub struct Overrides {
     pub state_dir: Option<PathBuf>,
     pub weights: Option<PathBuf>,
     pub threads: Option<usize>,
+    pub backend: Option<Backend>,
+    pub postgres_url: Option<String>,
 }
 
 impl Config {
@@ -265,6 +355,19 @@ impl Config {
             config.threads = text.parse().map_err(|_| {
                 Error::config(format!("LOOKALIKE_THREADS: {text:?} is not a thread count (0 = all cores)"))
             })?;
+        }
+        if let Some(v) = env("LOOKALIKE_INDEX_BACKEND") {
+            config.index.backend =
+                v.to_string_lossy().parse().map_err(|e| Error::config(format!("LOOKALIKE_INDEX_BACKEND: {e}")))?;
+        }
+        if let Some(v) = env("LOOKALIKE_POSTGRES_URL") {
+            config.postgres.url = Some(Secret::new(v.to_string_lossy()));
+        }
+        if let Some(v) = overrides.backend {
+            config.index.backend = v;
+        }
+        if let Some(v) = &overrides.postgres_url {
+            config.postgres.url = Some(Secret::new(v.clone()));
         }
         if let Some(v) = &overrides.catalog {
             config.catalog = v.clone();
@@ -366,6 +469,22 @@ impl Config {
         }
         if let Some(v) = file.index.exact_below {
             config.index.exact_below = in_range("index.exact_below", v, 0, i64::MAX)?;
+        }
+        if let Some(v) = file.index.backend {
+            config.index.backend = v;
+        }
+        config.postgres.url = file.index.postgres_url.filter(|u| !u.is_empty()).map(Secret::new);
+        if let Some(v) = file.index.postgres_ef_search {
+            config.postgres.ef_search = in_range("index.postgres_ef_search", v, 1, 1000)?;
+        }
+        if let Some(v) = file.index.postgres_m {
+            config.postgres.m = in_range("index.postgres_m", v, 2, 100)?;
+        }
+        if let Some(v) = file.index.postgres_ef_construction {
+            config.postgres.ef_construction = in_range("index.postgres_ef_construction", v, 4, 1000)?;
+        }
+        if let Some(v) = file.index.postgres_pool_size {
+            config.postgres.pool_size = in_range("index.postgres_pool_size", v, 1, 1024)?;
         }
         config.ui = file.ui;
         config.server = file.server;

@@ -433,6 +433,21 @@ impl Space {
         crc32fast::hash(bytemuck::cast_slice(&self.vectors))
     }
 
+    /// What makes a stored row into a descriptor (settings, whitening, colour part), as a
+    /// short key: two spaces with one fit give an item the same descriptor, so a shared
+    /// backend updates only changed items within a fit and publishes a new set otherwise.
+    pub fn fit_id(&self) -> String {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(store::json(&self.recipe));
+        if let Some(w) = &self.whitening {
+            h.update(bytemuck::cast_slice::<f32, u8>(&w.mean));
+            h.update(bytemuck::cast_slice::<f32, u8>(&w.proj));
+        }
+        let digest: String = h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect();
+        format!("v{TRANSFORM_VERSION}-{}d-{}c-{digest}", self.dims, self.colour_dims)
+    }
+
     /// Items the whitening was fit on (0 = not whitened).
     pub fn fitted_on(&self) -> usize {
         self.fitted_on

@@ -6,13 +6,14 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use crate::backend::{self, Published, SharedIndex, SyncReport};
 use crate::catalog::{url_scheme, CatalogSource};
 use crate::config::{self, Config, SearchMode};
 use crate::descriptor::Space;
 use crate::error::{Error, Result};
 use crate::files::keyed_name;
 use crate::index::annoy;
-use crate::indexer::{self, Cancel, IndexReport, Progress};
+use crate::indexer::{self, Cancel, IndexReport, Phase, Progress};
 use crate::model::{self, Embedder, ResNetEmbedder};
 use crate::published::{self, PublishReport, PullReport, Remote};
 use crate::schemes;
@@ -27,6 +28,8 @@ pub struct Engine {
     embedder: Mutex<Option<Arc<dyn Embedder>>>,
     /// Set when the state folder is a pulled published state: searched, never indexed.
     pulled: Option<PullReport>,
+    /// The shared search backend (`[index] backend`), when not local.
+    backend: Option<Arc<dyn SharedIndex>>,
 }
 
 impl Engine {
@@ -54,7 +57,45 @@ impl Engine {
             None => (default_state_dir(source.as_ref())?, None),
         };
         let model_id = embedder.as_ref().map_or(model::MODEL_ID.to_string(), |e| e.model_id().to_string());
-        Ok(Engine { config, source, state: StateDir::new(state), model_id, embedder: Mutex::new(embedder), pulled })
+        let backend = backend::open(&config)?;
+        Ok(Engine {
+            config,
+            source,
+            state: StateDir::new(state),
+            model_id,
+            embedder: Mutex::new(embedder),
+            pulled,
+            backend,
+        })
+    }
+
+    /// The shared search backend, when `[index] backend` is not local.
+    pub fn backend(&self) -> Option<&Arc<dyn SharedIndex>> {
+        self.backend.as_ref()
+    }
+
+    /// The catalog's key in a shared backend: its name and a hash of where it is, as
+    /// its default state folder is named.
+    pub fn catalog_key(&self) -> Result<String> {
+        let (name, key) = self.source.state_key()?;
+        Ok(keyed_name(&name, &key))
+    }
+
+    /// Publishes the store's descriptors to the shared backend (after an index run, or
+    /// `lookalike db sync`): only what changed is written.
+    pub fn sync(&self) -> Result<Option<SyncReport>> {
+        let Some(backend) = &self.backend else { return Ok(None) };
+        let _lock = self.state.lock()?;
+        let store = self.open_store()?;
+        let space = Space::open(&self.state.descriptors())?;
+        if !space.matches(&store, &self.config.descriptor) {
+            return Err(Error::config(
+                "the descriptors are not those of the store and settings: run `lookalike index`",
+            ));
+        }
+        let labels = self.source.labels()?;
+        let catalog = self.catalog_key()?;
+        backend.sync(&Published { catalog: &catalog, store: &store, space: &space, labels: &labels }).map(Some)
     }
 
     pub fn config(&self) -> &Config {
@@ -113,7 +154,13 @@ impl Engine {
             identity: self.identity(),
             embedder: self.embedder()?,
         };
-        indexer::run(parts, full, cancel, progress)
+        let mut report = indexer::run(parts, full, cancel, progress)?;
+        // A sync that failed last time (the database was down) is repaired by this one.
+        if self.backend.is_some() && !report.cancelled && self.state.store().exists() {
+            progress(Progress { phase: Phase::Syncing, done: 0, total: report.items });
+            report.synced = self.sync()?;
+        }
+        Ok(report)
     }
 
     /// Publishes the state folder to `remote` for other machines (see [`published`]),
@@ -172,7 +219,12 @@ impl Engine {
             stale: store.as_ref().is_some_and(|s| s.identity() != &identity && !identity.recolours(s.identity())),
             colours_pending: store.as_ref().is_some_and(|s| identity.recolours(s.identity())),
             interrupted_run: self.state.journal().exists(),
-            search: if approx { "annoy" } else { "exact" },
+            search: match (&self.backend, approx) {
+                (Some(_), _) => "postgres",
+                (None, true) => "annoy",
+                (None, false) => "exact",
+            },
+            backend: self.backend.as_ref().map(|b| b.at()),
             annoy_index: self.state.annoy(),
             descriptors: self.config.descriptor.describe(),
             annoy_current: store.as_ref().is_some_and(|s| {
@@ -262,6 +314,8 @@ pub struct Info {
     /// A journal of an unfinished index run is waiting to be resumed.
     pub interrupted_run: bool,
     pub search: &'static str,
+    /// The shared database searches use (`[index] backend`), without its password.
+    pub backend: Option<String>,
     /// What searches compare (`[search]` descriptor settings).
     pub descriptors: String,
     pub annoy_index: PathBuf,

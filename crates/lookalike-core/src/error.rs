@@ -44,6 +44,9 @@ pub enum Error {
     Model(String),
     #[error("{what}: {reason}")]
     Failed { what: String, reason: String },
+    /// A shared search backend (`at` names it without secrets) failed or refused.
+    #[error("index backend {at}: {reason}")]
+    Backend { at: String, reason: String },
 }
 
 /// What went wrong, for callers that react differently (a face's advice, an HTTP status).
@@ -66,6 +69,7 @@ pub enum ErrorKind {
     Device,
     Model,
     Failed,
+    Backend,
 }
 
 impl Error {
@@ -88,6 +92,7 @@ impl Error {
             Error::Device(_) => ErrorKind::Device,
             Error::Model(_) => ErrorKind::Model,
             Error::Failed { .. } => ErrorKind::Failed,
+            Error::Backend { .. } => ErrorKind::Backend,
         }
     }
 

@@ -203,34 +203,34 @@ pub fn evaluate(
     }
     let scores: Vec<Scored1> = queries
         .par_iter()
-        .map(|&q| {
+        .map(|&q| -> Result<Scored1> {
             // The query and its byte-identical copies.
             let exclude = row_group[q].map_or_else(|| vec![q], |g| members[g].clone());
-            let (_, vector) = snapshot.prepared(space.vector(q).to_vec(), &exclude, opts.colour);
-            let top = snapshot.rank(&vector, opts.k, &[], &exclude);
+            let (_, vector) = snapshot.prepared(space.vector(q).to_vec(), &exclude, opts.colour)?;
+            let top = snapshot.rank(&vector, opts.k, &[], &exclude)?;
             let relevant: Vec<bool> = top.iter().map(|s| class_of[s.row] == class_of[q]).collect();
             let (precision, ap) = precision_and_ap(&relevant, opts.k);
             let marked = |up: bool| top.iter().zip(&relevant).filter(move |(_, &r)| r == up).map(|(s, _)| s.row);
             let (like, unlike): (Vec<usize>, Vec<usize>) = (marked(true).collect(), marked(false).collect());
             let steered = snapshot.steered(&vector, &like, &unlike, opts.colour);
-            let judged = |vector: &[f32], exclude: &[usize]| {
-                let found = snapshot.rank(vector, opts.k, &[], exclude);
-                precision_and_ap(&found.iter().map(|s| class_of[s.row] == class_of[q]).collect::<Vec<_>>(), opts.k)
+            let judged = |vector: &[f32], exclude: &[usize]| -> Result<(f64, f64)> {
+                let found = snapshot.rank(vector, opts.k, &[], exclude)?;
+                Ok(precision_and_ap(&found.iter().map(|s| class_of[s.row] == class_of[q]).collect::<Vec<_>>(), opts.k))
             };
             let without_unliked: Vec<usize> = exclude.iter().chain(&unlike).copied().collect();
             let seen: Vec<usize> = exclude.iter().copied().chain(top.iter().map(|s| s.row)).collect();
             let cut = strength::strong_matches(&top.iter().map(|s| s.score).collect::<Vec<_>>());
-            Scored1 {
+            Ok(Scored1 {
                 precision,
                 ap,
-                shown: judged(&steered, &without_unliked).0,
-                new: judged(&steered, &seen),
-                unsteered_new: judged(&vector, &seen).0,
+                shown: judged(&steered, &without_unliked)?.0,
+                new: judged(&steered, &seen)?,
+                unsteered_new: judged(&vector, &seen)?.0,
                 cut,
                 relevant,
-            }
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let mut per_class: BTreeMap<&str, (usize, f64, f64)> = BTreeMap::new();
     for (&q, s) in queries.iter().zip(&scores) {
         let e = per_class.entry(class_of[q].as_deref().unwrap()).or_default();

@@ -36,6 +36,8 @@ pub enum Phase {
     Describing,
     /// Building the Annoy index.
     Trees,
+    /// Publishing the descriptors to the shared backend (`[index] backend`).
+    Syncing,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +76,8 @@ pub struct IndexReport {
     pub whitening_refit: bool,
     /// The Annoy index was (re)built in this run.
     pub annoy_built: bool,
+    /// What the run changed in the shared backend, when there is one.
+    pub synced: Option<crate::backend::SyncReport>,
     pub metadata_errors: Vec<RowError>,
     pub seconds: f64,
     /// Peak resident memory (MiB) up to the end of embedding and over the whole run, when

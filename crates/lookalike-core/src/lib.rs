@@ -8,6 +8,7 @@
 //! [`published::Remote`] (where states are published for other machines); remote ones are
 //! registered by URL scheme in [`schemes`].
 
+pub mod backend;
 pub mod batcher;
 pub mod bench;
 pub mod catalog;

@@ -120,10 +120,19 @@ impl Snapshot {
         });
         let exact = Exact::new(space.clone(), rows.clone());
         let unsaved = why_unsaved.is_some();
+        let approx = engine.approx(mode, store.len());
         let (index, note): (Box<dyn VectorIndex>, _) = match why_unsaved {
             // Searches never write the state folder behind an index run's back.
             Some(why) => (Box::new(exact), Some(format!("searching exactly on descriptors made in memory ({why})"))),
-            None if engine.approx(mode, store.len()) && !space.is_empty() => match open_annoy(engine, &store, &space) {
+            None if engine.backend().is_some() => {
+                let backend = engine.backend().unwrap();
+                match backend.open(&engine.catalog_key()?, space.clone(), rows.clone(), &store, !approx)? {
+                    Ok(index) => (index, None),
+                    // Never a query against another fit's vectors: this machine answers alone.
+                    Err(why) => (Box::new(exact), Some(format!("searching here, not in {}: {why}", backend.at()))),
+                }
+            }
+            None if approx && !space.is_empty() => match open_annoy(engine, &store, &space) {
                 Ok(annoy) => (Box::new(AnnoyIndex::new(annoy, config.index.search_k, exact)), None),
                 Err(e) => (Box::new(exact), Some(format!("searching exactly: the Annoy index is unusable ({e})"))),
             },
@@ -233,14 +242,14 @@ impl Snapshot {
     /// so, then expanded by its `expand` nearest items (never the excluded ones; their
     /// colour dropped again). Gives the query as given (what hits' scores measure) and the
     /// vector the ranking uses.
-    pub fn prepared(&self, query: Vec<f32>, exclude: &[usize], colour: ColourMode) -> (Vec<f32>, Vec<f32>) {
+    pub fn prepared(&self, query: Vec<f32>, exclude: &[usize], colour: ColourMode) -> Result<(Vec<f32>, Vec<f32>)> {
         let query = self.coloured(query, colour);
         if self.expand == 0 || self.space.is_empty() {
-            return (query.clone(), query);
+            return Ok((query.clone(), query));
         }
-        let neighbours = self.index.search(&Request { vector: &query, k: self.expand, filters: &[], exclude });
+        let neighbours = self.index.search(&Request { vector: &query, k: self.expand, filters: &[], exclude })?;
         let vector = self.coloured(self.space.expand(&self.at_unit_weight(&query, colour), &neighbours), colour);
-        (query, vector)
+        Ok((query, vector))
     }
 
     /// A query vector moved by feedback on the given rows (Rocchio, `[search] feedback_*`).
@@ -252,7 +261,7 @@ impl Snapshot {
     }
 
     /// The k best rows for an (expanded) query vector.
-    pub fn rank(&self, vector: &[f32], k: usize, filters: &[Filter], exclude: &[usize]) -> Vec<Scored> {
+    pub fn rank(&self, vector: &[f32], k: usize, filters: &[Filter], exclude: &[usize]) -> Result<Vec<Scored>> {
         self.index.search(&Request { vector, k, filters, exclude })
     }
 
@@ -268,13 +277,19 @@ impl Snapshot {
 
     /// [`Snapshot::rank`] with byte-identical copies collapsed into one hit (unless
     /// collapsing is off), so k hits are k different photos.
-    pub fn rank_distinct(&self, vector: &[f32], k: usize, filters: &[Filter], exclude: &[usize]) -> Vec<Scored> {
+    pub fn rank_distinct(
+        &self,
+        vector: &[f32],
+        k: usize,
+        filters: &[Filter],
+        exclude: &[usize],
+    ) -> Result<Vec<Scored>> {
         if !self.collapse || self.copies.groups().is_empty() {
             return self.rank(vector, k, filters, exclude);
         }
         // Copies can take at most `extra_rows` places: asking for that many more fills k.
         let wanted = (k + self.copies.extra_rows()).min(self.len());
-        self.copies.collapse(self.rank(vector, wanted, filters, exclude), k)
+        Ok(self.copies.collapse(self.rank(vector, wanted, filters, exclude)?, k))
     }
 
     /// [`Snapshot::rank_distinct`] with at most `grouping.per` hits per value of its field:
@@ -286,11 +301,11 @@ impl Snapshot {
         filters: &[Filter],
         exclude: &[usize],
         grouping: Option<Grouping>,
-    ) -> Vec<Scored> {
+    ) -> Result<Vec<Scored>> {
         let Some(g) = grouping else { return self.rank_distinct(vector, k, filters, exclude) };
         let mut wanted = (k * 4).min(self.len());
         loop {
-            let ranked = self.rank_distinct(vector, wanted, filters, exclude);
+            let ranked = self.rank_distinct(vector, wanted, filters, exclude)?;
             let exhausted = ranked.len() < wanted || wanted >= self.len();
             let mut seen: HashMap<&str, usize> = HashMap::new();
             let kept: Vec<Scored> = ranked
@@ -306,7 +321,7 @@ impl Snapshot {
                 .take(k)
                 .collect();
             if kept.len() == k || exhausted {
-                return kept;
+                return Ok(kept);
             }
             wanted = (wanted * 4).min(self.len());
         }
@@ -528,12 +543,12 @@ impl SearchService {
             (_, Some(f)) => (snapshot.space.describe(&f)?, Vec::new()),
             (_, None) => return Err(Error::failed("searching", "an image query without its features")),
         };
-        let (query, vector) = snapshot.prepared(vector, &exclude, steering.colour);
+        let (query, vector) = snapshot.prepared(vector, &exclude, steering.colour)?;
         Ok(Arc::new(QueryVector { snapshot: snapshot.clone(), query, vector, exclude, colour: steering.colour }))
     }
 
     /// The k best matches of a query vector that pass every filter.
-    pub fn search_vector(&self, query: &Arc<QueryVector>, k: usize, filters: &[Filter]) -> Vec<Hit> {
+    pub fn search_vector(&self, query: &Arc<QueryVector>, k: usize, filters: &[Filter]) -> Result<Vec<Hit>> {
         self.search_grouped(query, k, filters, None)
     }
 
@@ -545,13 +560,10 @@ impl SearchService {
         k: usize,
         filters: &[Filter],
         grouping: Option<Grouping>,
-    ) -> Vec<Hit> {
+    ) -> Result<Vec<Hit>> {
         let s = &query.snapshot;
-        s.rank_grouped(&query.vector, k, filters, &query.exclude, grouping)
-            .into_iter()
-            .enumerate()
-            .map(|(i, scored)| s.hit(i + 1, scored, &query.query))
-            .collect()
+        let ranked = s.rank_grouped(&query.vector, k, filters, &query.exclude, grouping)?;
+        Ok(ranked.into_iter().enumerate().map(|(i, scored)| s.hit(i + 1, scored, &query.query)).collect())
     }
 
     pub fn search(&self, query: &Query, k: usize, filters: &[Filter]) -> Result<Vec<Hit>> {
@@ -559,7 +571,7 @@ impl SearchService {
     }
 
     pub fn search_steered(&self, query: &Query, steering: &Steering, k: usize, filters: &[Filter]) -> Result<Vec<Hit>> {
-        Ok(self.search_vector(&self.query_vector(query, steering)?, k, filters))
+        self.search_vector(&self.query_vector(query, steering)?, k, filters)
     }
 
     /// Many searches at once: images are decoded in parallel and embedded in batches of
@@ -574,7 +586,7 @@ impl SearchService {
         grouping: Option<Grouping>,
     ) -> Vec<Result<Vec<Hit>>> {
         let vectors = self.query_vectors(queries, steering);
-        vectors.into_iter().map(|qv| Ok(self.search_grouped(&qv?, k, filters, grouping))).collect()
+        vectors.into_iter().map(|qv| self.search_grouped(&qv?, k, filters, grouping)).collect()
     }
 
     /// The search vectors of many queries against one snapshot, embedding their images

@@ -309,12 +309,12 @@ fn grouping_keeps_at_most_n_hits_per_value() {
     };
     // Two values (even, odd): one hit each, however many are asked for.
     let one = Grouping::new("articleType", 1).unwrap();
-    let mut found = types(&service.search_grouped(&qv, 10, &[], Some(one)));
+    let mut found = types(&service.search_grouped(&qv, 10, &[], Some(one)).unwrap());
     found.sort();
     assert_eq!(found, ["even", "odd"]);
-    let three = service.search_grouped(&qv, 10, &[], Some(Grouping::new("articleType", 3).unwrap()));
+    let three = service.search_grouped(&qv, 10, &[], Some(Grouping::new("articleType", 3).unwrap())).unwrap();
     assert_eq!(three.len(), 6);
-    let plain = service.search_vector(&qv, 23, &[]);
+    let plain = service.search_vector(&qv, 23, &[]).unwrap();
     // The kept hits are the best of each value, in the ranking's order.
     let best: Vec<&str> = {
         let mut n = std::collections::HashMap::new();
@@ -408,7 +408,7 @@ fn the_batcher_gathers_concurrent_queries_into_few_model_calls_and_refuses_when_
     for _ in 0..16 {
         let (i, features) = rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
         let qv = service.image_vector(&upload(i), &Steering::default(), features.unwrap()).unwrap();
-        assert_eq!(ids(service.search_vector(&qv, 5, &[])), single[i], "query {i}");
+        assert_eq!(ids(service.search_vector(&qv, 5, &[]).unwrap()), single[i], "query {i}");
     }
     let sizes = sizes_seen.lock().unwrap().clone();
     assert_eq!(sizes.iter().sum::<usize>(), 16);

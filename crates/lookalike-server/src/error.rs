@@ -62,6 +62,8 @@ impl From<lookalike_core::Error> for ApiError {
             ErrorKind::NotIndexed | ErrorKind::Outdated | ErrorKind::Locked => {
                 (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
             }
+            // The database is down or refused: another node (or a retry) may answer.
+            ErrorKind::Backend => (StatusCode::SERVICE_UNAVAILABLE, "backend_unavailable"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         ApiError::new(status, kind, e.to_string())

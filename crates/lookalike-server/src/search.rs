@@ -224,7 +224,7 @@ async fn search(app: &Arc<App>, query: Query, p: Params, started: Instant) -> Ap
             Some(features) => service.image_vector(&query, &steering, features)?,
             None => service.query_vector(&query, &steering)?,
         };
-        Ok((service.search_grouped(&qv, k + offset, &filters, grouping), qv.snapshot().len()))
+        Ok((service.search_grouped(&qv, k + offset, &filters, grouping)?, qv.snapshot().len()))
     });
     let (hits, items) = ranked.await.map_err(|e| ApiError::internal(format!("search failed: {e}")))??;
     let strong = strength::strong_hits(&hits);

@@ -387,6 +387,7 @@ fn draw_reindex(frame: &mut Frame, app: &App, r: &super::state::Reindex, area: R
                 Phase::Saving => "saving",
                 Phase::Describing => "fitting the whitening",
                 Phase::Trees => "building the Annoy index",
+                Phase::Syncing => "publishing to the database",
             };
             let ratio = if p.total > 0 { p.done as f64 / p.total as f64 } else { 0.0 };
             let mut label = format!("{phase} {}/{}", p.done, p.total);

@@ -73,6 +73,12 @@ pub struct GlobalArgs {
     /// Compute threads, 0 = one per core [env: LOOKALIKE_THREADS]
     #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
+    /// Where searches run: this machine's state folder, or a PostgreSQL database shared by many machines [env: LOOKALIKE_INDEX_BACKEND]
+    #[arg(long, global = true, value_name = "KIND", value_parser = ["local", "postgres"])]
+    pub backend: Option<String>,
+    /// The database of `--backend postgres`: a libpq URL, several hosts allowed; never printed [env: LOOKALIKE_POSTGRES_URL]
+    #[arg(long, global = true, value_name = "URL", hide_env_values = true)]
+    pub postgres_url: Option<String>,
     /// Print only results and errors: no progress, notes or summaries on stderr
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
@@ -233,6 +239,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The shared database backend (`--backend postgres`): its schema and descriptors
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Download the version published at a URL into the local cache, checking every file's CRC
     ///
     /// Nothing is downloaded when the local copy is current. Commands given
@@ -371,6 +380,25 @@ pub struct ModeArgs {
     approx: bool,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Apply the schema migrations this version needs (safe to run again, and from many machines)
+    Migrate {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the schema version and the catalog's descriptor set in the database
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the store's descriptors to the database, only what changed (`index` does this by itself)
+    Sync {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 impl ModeArgs {
     pub fn get(&self) -> Option<SearchMode> {
         match (self.exact, self.approx) {
@@ -390,6 +418,8 @@ impl Cli {
             state_dir: self.global.state_dir.clone(),
             weights: self.global.weights.clone(),
             threads: self.global.threads,
+            backend: self.global.backend.as_deref().map(|b| b.parse().expect("clap allows only known backends")),
+            postgres_url: self.global.postgres_url.clone(),
         }
     }
 }
@@ -631,6 +661,9 @@ pub fn run(cli: Cli) -> Result<()> {
                 let size = info.store_bytes.map_or(String::new(), |b| format!(" ({:.1} MiB)", b as f64 / 1048576.0));
                 println!("store:         {}{size}", info.store.display());
                 println!("search:        {}", info.search);
+                if let Some(at) = &info.backend {
+                    println!("database:      {at} (`lookalike db status` tells its schema and descriptors)");
+                }
                 println!("descriptors:   {}", info.descriptors);
                 let state = if info.annoy_current { "current" } else { "not built for this store yet" };
                 println!("annoy index:   {} ({state})", info.annoy_index.display());
@@ -679,6 +712,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::Db(command) => db(Engine::new(config)?, command)?,
         Command::Publish { to, keep, json } => {
             if config.state_dir.as_deref().is_some_and(|d| url_scheme(d).is_some()) {
                 bail!("publish uploads a local state folder: give --state-dir a folder, not a URL");
@@ -920,6 +954,7 @@ fn run_index(engine: &Engine, full: bool, out: &Output) -> Result<IndexReport> {
             Phase::Saving => "saving",
             Phase::Describing => "descriptors",
             Phase::Trees => "trees",
+            Phase::Syncing => "database",
         };
         if tty {
             bar.set_message(label);
@@ -960,6 +995,9 @@ fn print_index_report(r: &IndexReport) {
     if !r.descriptors.is_empty() {
         let refit = if r.whitening_refit { "; whitening fit on this catalog" } else { "" };
         println!("descriptors: {}{refit}", r.descriptors);
+    }
+    if let Some(synced) = &r.synced {
+        println!("{}", synced_line(synced));
     }
     if r.cancelled {
         println!("cancelled: what was embedded is kept; run `lookalike index` again to finish");
@@ -1005,4 +1043,55 @@ fn print_layers(figures: &[bench::LayerFigure], batch: usize) {
         rate(macs, b1),
         rate(macs, bn)
     );
+}
+
+/// `lookalike db ...`: the shared backend's schema and sync.
+fn db(engine: Engine, command: DbCommand) -> Result<()> {
+    let Some(backend) = engine.backend() else {
+        bail!("no database backend: give --backend postgres and --postgres-url (or [index] backend and postgres_url)")
+    };
+    let catalog = engine.catalog_key()?;
+    let (status, json) = match command {
+        DbCommand::Migrate { json } => (backend.migrate(&catalog)?, json),
+        DbCommand::Status { json } => (backend.status(&catalog)?, json),
+        DbCommand::Sync { json } => {
+            let report = engine.sync()?.expect("a backend is configured");
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{}", synced_line(&report));
+            }
+            return Ok(());
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(());
+    }
+    if !status.applied.is_empty() {
+        let applied: Vec<String> = status.applied.iter().map(u32::to_string).collect();
+        println!("applied migrations {}", applied.join(", "));
+    }
+    let state = if status.version == status.wanted { "current" } else { "behind: run `lookalike db migrate`" };
+    println!("database: {}\nschema: version {} of {} ({state})", status.at, status.version, status.wanted);
+    match status.set {
+        Some((set, items)) => println!("catalog {catalog}: descriptor set {set}, {items} items"),
+        None => {
+            println!("catalog {catalog}: no descriptors yet (`lookalike index` or `lookalike db sync` writes them)")
+        }
+    }
+    Ok(())
+}
+
+fn synced_line(r: &lookalike_core::backend::SyncReport) -> String {
+    let how = if r.new_set { "published a new descriptor set" } else { "updated descriptor set" };
+    let repaired = if r.repaired > 0 {
+        format!("; dropped {} unfinished set(s) of an interrupted sync", r.repaired)
+    } else {
+        String::new()
+    };
+    format!(
+        "database {}: {how} {}: {} items, {} written, {} deleted{repaired}",
+        r.at, r.set, r.items, r.upserted, r.deleted
+    )
 }

@@ -54,6 +54,7 @@ static ALLOCATOR: CacheAligned = CacheAligned;
 fn main() -> std::process::ExitCode {
     tune_allocator();
     lookalike_s3::register();
+    lookalike_postgres::register();
     let cli = cli::Cli::parse();
     if cli.prints_only() {
         die_on_closed_pipe();

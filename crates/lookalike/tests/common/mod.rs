@@ -1,6 +1,7 @@
 //! Shared test helpers: the binary, the real weights, and the real photos to test on.
 #![allow(dead_code)]
 
+pub mod postgres;
 pub mod seaweed;
 pub mod server;
 pub mod tmux;

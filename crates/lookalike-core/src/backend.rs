@@ -1,0 +1,109 @@
+//! Shared search backends: a database that holds the search descriptors of a catalog for
+//! many machines (`[index] backend = "postgres"`). Index runs publish to it
+//! ([`SharedIndex::sync`]) and query nodes search it through [`SharedIndex::open`], a
+//! [`VectorIndex`] like the local ones. The core has no database code: a face registers
+//! the backends it links (the binary: `postgres`), as it does URL schemes.
+
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+
+use crate::catalog::Metadata;
+use crate::config::{Backend, Config};
+use crate::descriptor::Space;
+use crate::error::{Error, Result};
+use crate::index::{Rows, VectorIndex};
+use crate::store::Store;
+
+/// One catalog's descriptors as a backend receives them: the store's entries (paths,
+/// content hashes), their descriptors and metadata.
+pub struct Published<'a> {
+    /// The catalog's key (its name and a hash of where it is): one database holds many.
+    pub catalog: &'a str,
+    pub store: &'a Store,
+    pub space: &'a Space,
+    pub labels: &'a Metadata,
+}
+
+/// What a sync changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    /// Where (the database, its password left out).
+    pub at: String,
+    /// The descriptor set searches use now.
+    pub set: i64,
+    pub items: usize,
+    pub upserted: usize,
+    pub deleted: usize,
+    /// A new whitening (or other descriptor settings): a complete new set was published
+    /// and switched to, and the old one dropped.
+    pub new_set: bool,
+    /// Unfinished sets of crashed runs that were dropped.
+    pub repaired: usize,
+}
+
+/// Where a backend's schema stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SchemaStatus {
+    pub at: String,
+    /// The schema version the database has (0 = none yet) and the one this build wants.
+    pub version: u32,
+    pub wanted: u32,
+    /// Migrations applied by this call (`db migrate`).
+    pub applied: Vec<u32>,
+    /// The descriptor set searches of this catalog use, with its items, if any.
+    pub set: Option<(i64, usize)>,
+}
+
+pub trait SharedIndex: Send + Sync {
+    /// Where the backend is, with no secrets: shown in messages and `info`.
+    fn at(&self) -> String;
+
+    /// Applies the schema migrations this build knows (idempotent).
+    fn migrate(&self, catalog: &str) -> Result<SchemaStatus>;
+
+    /// The schema's version and the catalog's set, without changing anything.
+    fn status(&self, catalog: &str) -> Result<SchemaStatus>;
+
+    /// Makes the backend hold exactly these descriptors: only what changed is written; a
+    /// new whitening publishes a complete new set that searches switch to at once.
+    fn sync(&self, published: &Published) -> Result<SyncReport>;
+
+    /// A vector index over the catalog's set in the backend, for a snapshot whose
+    /// descriptors are `space`; `exact` turns the approximate index off. The inner error
+    /// says why the backend cannot answer for these descriptors (it holds another set, or
+    /// none yet); the outer one, that it failed.
+    fn open(
+        &self,
+        catalog: &str,
+        space: Arc<Space>,
+        rows: Arc<Rows>,
+        store: &Store,
+        exact: bool,
+    ) -> Result<std::result::Result<Box<dyn VectorIndex>, String>>;
+}
+
+/// Opens the backend of one kind from the configuration.
+pub type Opener = fn(config: &Config) -> Result<Arc<dyn SharedIndex>>;
+
+static BACKENDS: RwLock<Vec<(Backend, Opener)>> = RwLock::new(Vec::new());
+
+/// Makes `[index] backend = <kind>` open with `opener` (the binary registers postgres).
+pub fn register(kind: Backend, opener: Opener) {
+    let mut backends = BACKENDS.write().unwrap_or_else(|e| e.into_inner());
+    backends.retain(|(k, _)| *k != kind);
+    backends.push((kind, opener));
+}
+
+/// The configured shared backend; `None` for the local one.
+pub fn open(config: &Config) -> Result<Option<Arc<dyn SharedIndex>>> {
+    let kind = config.index.backend;
+    if kind == Backend::Local {
+        return Ok(None);
+    }
+    let opener = BACKENDS.read().unwrap_or_else(|e| e.into_inner()).iter().find(|(k, _)| *k == kind).map(|(_, o)| *o);
+    match opener {
+        Some(open) => open(config).map(Some),
+        None => Err(Error::config(format!("index backend {:?} is not in this build", kind.name()))),
+    }
+}

@@ -1,0 +1,224 @@
+//! The PostgreSQL + pgvector backend against a real server (see common/postgres.rs), from
+//! the real binary on real photos: migrations, syncs that write only what changed, a
+//! refit published as a new set, a crashed sync repaired, searches equal to the local
+//! ones (exact) or close to them (HNSW), filters, and a database that goes away.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::postgres::{Postgres, PASSWORD};
+use common::{at, dataset, json};
+
+/// `lookalike --backend postgres --postgres-url URL --catalog C --state-dir S`.
+fn on_db(pg: &Postgres, catalog: &Path, state: &Path) -> assert_cmd::Command {
+    let mut cmd = at(catalog, state);
+    cmd.args(["--backend", "postgres", "--postgres-url", &pg.url()]);
+    cmd
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Runs and returns stdout + stderr, asserting success and that the password never shows.
+fn ok(cmd: &mut assert_cmd::Command) -> String {
+    let out = cmd.output().unwrap();
+    let all = text(&out);
+    assert!(out.status.success(), "lookalike failed: {all}");
+    assert!(!all.contains(PASSWORD), "the database password was printed: {all}");
+    all
+}
+
+/// Each `--item` query's (id, score) hits, by query: one process answers them all.
+fn answers(mut cmd: assert_cmd::Command, items: &[String], extra: &[&str]) -> BTreeMap<String, Vec<(String, f64)>> {
+    cmd.args(["query", "-k", "10", "--json"]).args(extra);
+    for item in items {
+        cmd.args(["--item", item]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "query failed: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let hits = v["hits"].as_array().unwrap_or_else(|| panic!("no hits: {line}"));
+            let hits = hits.iter().map(|h| (h["id"].as_str().unwrap().to_string(), h["score"].as_f64().unwrap()));
+            (v["query"].as_str().unwrap().to_string(), hits.collect())
+        })
+        .collect()
+}
+
+fn same_answers(a: &BTreeMap<String, Vec<(String, f64)>>, b: &BTreeMap<String, Vec<(String, f64)>>, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: query counts");
+    for (q, hits) in a {
+        let other = &b[q];
+        let ids = |h: &[(String, f64)]| h.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(hits), ids(other), "{what}: query {q}");
+        for ((_, x), (_, y)) in hits.iter().zip(other) {
+            assert!((x - y).abs() < 1e-5, "{what}: query {q}: scores {x} and {y}");
+        }
+    }
+}
+
+fn recall(truth: &BTreeMap<String, Vec<(String, f64)>>, found: &BTreeMap<String, Vec<(String, f64)>>) -> f64 {
+    let (mut hit, mut all) = (0, 0);
+    for (q, t) in truth {
+        all += t.len();
+        hit += t.iter().filter(|(id, _)| found[q].iter().any(|(f, _)| f == id)).count();
+    }
+    hit as f64 / all.max(1) as f64
+}
+
+#[test]
+fn postgres_backend_syncs_changes_and_searches_like_the_local_backend() {
+    let mut pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog");
+    let state = dir.path().join("state");
+    let files = dataset().subset(90, 0, &catalog);
+    let images = catalog.join("images");
+    // Three photos join later; two leave later.
+    let later = dir.path().join("later");
+    std::fs::create_dir_all(&later).unwrap();
+    for f in &files[..3] {
+        std::fs::rename(images.join(f), later.join(f)).unwrap();
+    }
+
+    // Before any migration: the index run keeps its store and says what to run.
+    let out = on_db(&pg, &catalog, &state).arg("index").output().unwrap();
+    assert!(!out.status.success());
+    let all = text(&out);
+    assert!(all.contains("run `lookalike db migrate`") && all.contains("127.0.0.1"), "{all}");
+    assert!(!all.contains(PASSWORD), "{all}");
+    assert!(state.join("store.lks").is_file(), "the local index run was kept");
+    let status = ok(on_db(&pg, &catalog, &state).args(["db", "status"]));
+    assert!(status.contains("version 0 of 1") && status.contains("behind"), "{status}");
+
+    assert!(ok(on_db(&pg, &catalog, &state).args(["db", "migrate"])).contains("applied migrations 1"));
+    assert!(!ok(on_db(&pg, &catalog, &state).args(["db", "migrate"])).contains("applied"), "migrate is idempotent");
+
+    // The sync that failed is repaired by the next run, which embeds nothing new.
+    let first = json(&on_db(&pg, &catalog, &state).args(["index", "--json"]).output().unwrap());
+    assert_eq!(first["embedded"], 0);
+    let synced = &first["synced"];
+    assert_eq!((synced["new_set"].as_bool(), synced["items"].as_u64()), (Some(true), Some(87)), "{first}");
+    let set = synced["set"].as_i64().unwrap();
+    let again = json(&on_db(&pg, &catalog, &state).args(["db", "sync", "--json"]).output().unwrap());
+    assert_eq!(
+        (again["upserted"].as_u64(), again["deleted"].as_u64(), again["set"].as_i64()),
+        (Some(0), Some(0), Some(set))
+    );
+    assert_eq!(pg.psql(&format!("SELECT count(*) FROM lookalike_items_{set}")), "87");
+
+    // Exact search in the database equals the local exact search, with and without a filter.
+    let items: Vec<String> = files[6..].iter().step_by(4).map(|f| f.rsplit_once('.').unwrap().0.to_string()).collect();
+    let local = answers(at(&catalog, &state), &items, &["--exact"]);
+    let mut verbose = on_db(&pg, &catalog, &state);
+    verbose.arg("-v");
+    let in_db = answers(verbose, &items, &["--exact"]);
+    same_answers(&local, &in_db, "exact");
+    let out = on_db(&pg, &catalog, &state).args(["-v", "query", "--exact", "--item", &items[0]]).output().unwrap();
+    assert!(text(&out).contains("postgres-exact search"), "{}", text(&out));
+    let gender = "--filter=gender=Women";
+    same_answers(
+        &answers(at(&catalog, &state), &items, &["--exact", gender]),
+        &answers(on_db(&pg, &catalog, &state), &items, &["--exact", gender]),
+        "exact, filtered",
+    );
+    // HNSW: nearly the exact answers (all of them at this size).
+    let hnsw = answers(on_db(&pg, &catalog, &state), &items, &["--approx"]);
+    let r = recall(&local, &hnsw);
+    assert!(r >= 0.99, "HNSW recall@10 {r}");
+
+    // Three photos added, three removed (the count, and so the whitening, stays): only
+    // those rows change, at once visible.
+    for f in &files[..3] {
+        std::fs::rename(later.join(f), images.join(f)).unwrap();
+    }
+    for f in &files[3..6] {
+        std::fs::remove_file(images.join(f)).unwrap();
+    }
+    let next = json(&on_db(&pg, &catalog, &state).args(["index", "--json"]).output().unwrap());
+    let s = &next["synced"];
+    assert_eq!(
+        (s["upserted"].as_u64(), s["deleted"].as_u64(), s["new_set"].as_bool()),
+        (Some(3), Some(3), Some(false)),
+        "{next}"
+    );
+    assert_eq!(pg.psql(&format!("SELECT count(*) FROM lookalike_items_{set}")), "87");
+    let added = files[0].rsplit_once('.').unwrap().0;
+    let removed = files[3].rsplit_once('.').unwrap().0;
+    let removed_image = later.join(&files[3]);
+    std::fs::copy(common::dataset().images.join(&files[3]), &removed_image).unwrap();
+    let hits = json(
+        &on_db(&pg, &catalog, &state)
+            .args(["query", "--exact", "--json", "-k", "3"])
+            .arg(&removed_image)
+            .output()
+            .unwrap(),
+    );
+    assert_ne!(hits[0]["id"], removed, "a removed item is gone from the database: {hits}");
+    let image = images.join(&files[0]);
+    let out = ok(on_db(&pg, &catalog, &state).args(["query", "--exact", "--json", "-k", "3"]).arg(&image));
+    assert!(out.contains(&format!("\"id\": \"{added}\"")), "an added photo finds itself: {out}");
+
+    // Other descriptor settings: a complete new set, switched to, the old one dropped.
+    let config = dir.path().join("colour.toml");
+    std::fs::write(&config, "[search]\ncolour_weight = 0.4\n").unwrap();
+    let refit =
+        json(&on_db(&pg, &catalog, &state).args(["--config"]).arg(&config).args(["index", "--json"]).output().unwrap());
+    let new_set = refit["synced"]["set"].as_i64().unwrap();
+    assert_eq!(refit["synced"]["new_set"], true, "{refit}");
+    assert_ne!(new_set, set);
+    let tables = pg.psql(
+        "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE tablename LIKE 'lookalike_items_%'",
+    );
+    assert_eq!(tables, format!("lookalike_items_{new_set}"), "only the new set is left");
+    // A database holding another fit (another machine's newer settings) is not searched
+    // with this machine's query vectors: it answers alone and says why.
+    let fit = pg.psql(&format!("SELECT fit FROM lookalike_sets WHERE id = {new_set}"));
+    pg.psql(&format!("UPDATE lookalike_sets SET fit = 'elsewhere' WHERE id = {new_set}"));
+    let node = || {
+        on_db(&pg, &catalog, &state)
+            .args(["--config"])
+            .arg(&config)
+            .args(["query", "--exact", "--item", &items[1]])
+            .output()
+            .unwrap()
+    };
+    let out = node();
+    assert!(out.status.success() && text(&out).contains("another fit (elsewhere)"), "{}", text(&out));
+    pg.psql(&format!("UPDATE lookalike_sets SET fit = '{fit}' WHERE id = {new_set}"));
+    assert!(!text(&node()).contains("another fit"), "the right fit is searched in the database again");
+
+    // A sync that died half-way leaves an unfinished set; the next one drops it.
+    let catalog_key = pg.psql("SELECT catalog FROM lookalike_catalogs");
+    let crashed = pg.psql(&format!(
+        "INSERT INTO lookalike_sets (catalog, fit, dims) VALUES ('{catalog_key}', 'x', 4) RETURNING id"
+    ));
+    pg.psql(&format!("CREATE TABLE lookalike_items_{crashed} (rel text)"));
+    let repaired = json(
+        &on_db(&pg, &catalog, &state).args(["--config"]).arg(&config).args(["db", "sync", "--json"]).output().unwrap(),
+    );
+    assert_eq!((repaired["repaired"].as_u64(), repaired["upserted"].as_u64()), (Some(1), Some(0)), "{repaired}");
+    assert_eq!(pg.psql(&format!("SELECT to_regclass('lookalike_items_{crashed}') IS NULL")), "t");
+
+    // info names the database, not its password.
+    let info = ok(on_db(&pg, &catalog, &state).arg("info"));
+    assert!(info.contains("database:") && info.contains("lookalike@127.0.0.1"), "{info}");
+
+    // The database gone: a clear error naming it, no panic, no password.
+    pg.stop();
+    let out = on_db(&pg, &catalog, &state)
+        .args(["--config"])
+        .arg(&config)
+        .args(["query", "--item", &items[1]])
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("index backend postgres://lookalike@127.0.0.1") && !all.contains("panicked"), "{all}");
+    assert!(!all.contains(PASSWORD), "{all}");
+}
