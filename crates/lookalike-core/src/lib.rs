@@ -2,11 +2,12 @@
 //! vector indexes, the index run and the search service. The CLI, the TUI (and servers)
 //! are faces over it.
 //!
-//! Four seams let other backends plug in: [`catalog::CatalogSource`] (where photos and
+//! Five seams let other backends plug in: [`catalog::CatalogSource`] (where photos and
 //! labels come from), [`index::VectorIndex`] (what answers a search),
+//! [`backend::SharedIndex`] (a database that holds the descriptors for many machines),
 //! [`model::Embedder`] on a [`model::Device`] (what turns photos into features) and
 //! [`published::Remote`] (where states are published for other machines); remote ones are
-//! registered by URL scheme in [`schemes`].
+//! registered by URL scheme in [`schemes`], shared backends in [`backend`].
 
 pub mod backend;
 pub mod batcher;

@@ -66,6 +66,29 @@ impl Db {
         })
     }
 
+    /// [`run`](Self::run) for reads, tried once more on a fresh connection when the
+    /// connection broke (a server that went away: the next one of the host list answers).
+    pub fn read<T, F, Fut>(&self, what: &str, work: F) -> Result<T>
+    where
+        F: Fn(deadpool_postgres::Object) -> Fut,
+        Fut: Future<Output = std::result::Result<T, Failure>>,
+    {
+        self.runtime.block_on(async {
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                let done = match self.pool.get().await {
+                    Ok(client) => work(client).await,
+                    Err(e) => Err(Failure::Pool(e)),
+                };
+                match done {
+                    Err(f) if tries == 1 && f.broken_connection() => continue,
+                    done => return done.map_err(|e| self.error(what, e)),
+                }
+            }
+        })
+    }
+
     pub fn error(&self, what: &str, failure: Failure) -> Error {
         Error::Backend { at: self.at.clone(), reason: format!("{what}: {}", failure.reason()) }
     }
@@ -87,6 +110,18 @@ impl From<tokio_postgres::Error> for Failure {
 }
 
 impl Failure {
+    /// The connection closed or failed under the query (not an answer of the server).
+    fn broken_connection(&self) -> bool {
+        match self {
+            Failure::Postgres(e) => e.is_closed() || e.as_db_error().is_none(),
+            // 57P01: the server shut down and terminated this session.
+            Failure::Pool(deadpool_postgres::PoolError::Backend(e)) => {
+                e.is_closed() || e.code() == Some(&tokio_postgres::error::SqlState::ADMIN_SHUTDOWN)
+            }
+            _ => false,
+        }
+    }
+
     fn reason(&self) -> String {
         match self {
             Failure::Postgres(e) => postgres_reason(e),

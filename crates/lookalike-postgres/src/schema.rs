@@ -89,7 +89,7 @@ pub fn migrate(db: &Db) -> Result<Vec<u32>> {
 
 /// The schema's version and the catalog's active set with its item count.
 pub fn status(db: &Db, catalog: &str) -> Result<SchemaStatus> {
-    db.run("reading the schema", |object| async move {
+    db.read("reading the schema", |object| async move {
         let client: &tokio_postgres::Client = &object;
         let have = version(client).await?;
         let set = if have == wanted() { active_set(client, catalog).await? } else { None };

@@ -222,3 +222,58 @@ fn postgres_backend_syncs_changes_and_searches_like_the_local_backend() {
     assert!(all.contains("index backend postgres://lookalike@127.0.0.1") && !all.contains("panicked"), "{all}");
     assert!(!all.contains(PASSWORD), "{all}");
 }
+
+#[test]
+fn postgres_two_servers_share_one_database_and_a_replica_serves_when_the_primary_stops() {
+    let mut primary = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog");
+    let files = dataset().subset(70, 1, &catalog);
+    let state = dir.path().join("state");
+    let config = dir.path().join("exact.toml");
+    std::fs::write(&config, "[index]\nmode = \"exact\"\n").unwrap();
+    ok(on_db(&primary, &catalog, &state).args(["db", "migrate"]));
+    ok(on_db(&primary, &catalog, &state).arg("index"));
+
+    let mut replica = Postgres::replica_of(&primary);
+    let set = primary.psql("SELECT active_set FROM lookalike_catalogs");
+    replica.wait_for(&format!("SELECT count(*) FROM lookalike_items_{set}"), "70");
+    // Both hosts, primary first: a client moves to the replica when the primary is gone.
+    let url = format!(
+        "postgres://lookalike:{PASSWORD}@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=any",
+        primary.port, replica.port
+    );
+    let env = [("LOOKALIKE_INDEX_BACKEND", "postgres"), ("LOOKALIKE_POSTGRES_URL", url.as_str())];
+    let servers = [
+        common::server::start(&catalog, &state, &config, &env),
+        common::server::start(&catalog, &state, &config, &env),
+    ];
+    let item = files[10].rsplit_once('.').unwrap().0;
+    let local =
+        answers(at(&catalog, &state), &[item.to_string(), files[20].rsplit_once('.').unwrap().0.into()], &["--exact"]);
+    let similar = |server: &common::server::Server| {
+        let (status, body) =
+            common::server::answer(ureq::get(&server.url(&format!("/v1/items/{item}/similar?k=10"))).call());
+        assert_eq!(status, 200, "{body}");
+        common::server::ids(&body)
+    };
+    let expected: Vec<String> = local[&format!("item {item}")].iter().map(|(id, _)| id.clone()).collect();
+    for server in &servers {
+        assert_eq!(similar(server), expected, "a server on the database answers as the local exact search");
+    }
+
+    primary.stop();
+    for server in &servers {
+        assert_eq!(similar(server), expected, "the replica answers once the primary is gone");
+    }
+    // A write needs the primary, and says so.
+    let out =
+        at(&catalog, &state).args(["--backend", "postgres", "--postgres-url", &url, "db", "sync"]).output().unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("read-only replica") && !all.contains(PASSWORD), "{all}");
+    for server in servers {
+        common::server::stop(server);
+    }
+    replica.stop();
+}

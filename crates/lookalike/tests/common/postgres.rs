@@ -73,6 +73,40 @@ impl Postgres {
         pg
     }
 
+    /// A streaming replica of `primary` (pg_basebackup -R: a standby that follows its
+    /// WAL), started on a port of its own.
+    pub fn replica_of(primary: &Postgres) -> Postgres {
+        let dir = tempfile::tempdir().unwrap();
+        if let Some((uid, gid)) = server_user() {
+            let path = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
+            assert_eq!(unsafe { libc::chown(path.as_ptr(), uid, gid) }, 0, "chown {}", dir.path().display());
+        }
+        let mut replica = Postgres { bin: primary.bin.clone(), port: free_port(), child: None, dir };
+        let status = replica
+            .command("pg_basebackup")
+            .args(["-h", "127.0.0.1", "-p", &primary.port.to_string(), "-U", "lookalike", "-R", "-X", "stream", "-D"])
+            .arg(replica.data())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "pg_basebackup failed");
+        replica.start_server();
+        replica
+    }
+
+    /// Polls `sql` until it prints `expected` (a replica catching up), bounded.
+    pub fn wait_for(&self, sql: &str, expected: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.try_psql(sql).as_deref() == Some(expected) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("{sql} did not give {expected} within 30 s");
+    }
+
     fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }
