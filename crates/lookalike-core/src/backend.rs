@@ -62,6 +62,10 @@ pub trait SharedIndex: Send + Sync {
     /// Applies the schema migrations this build knows (idempotent).
     fn migrate(&self, catalog: &str) -> Result<SchemaStatus>;
 
+    /// Refuses a backend that cannot be used as it is (unreachable, schema behind or
+    /// ahead of this build), before an index run embeds anything.
+    fn check(&self) -> Result<()>;
+
     /// The schema's version and the catalog's set, without changing anything.
     fn status(&self, catalog: &str) -> Result<SchemaStatus>;
 

@@ -147,6 +147,9 @@ impl Engine {
                 reason: "a published state is searched here, not indexed: index a local state folder and `lookalike publish` it".into(),
             });
         }
+        if let Some(backend) = &self.backend {
+            backend.check()?;
+        }
         let parts = indexer::Parts {
             config: &self.config,
             source: self.source.as_ref(),

@@ -137,8 +137,8 @@ fn postgres_reason(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         // 25006: a write on a hot standby.
         if db.code() == &tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION {
-            return "the server answering is a read-only replica: writes need the primary, which is gone or not \
-                    in the host list"
+            return "the server answering refuses writes (a read-only replica, or read-only transactions): writes \
+                    need the primary, which is gone or not in the host list"
                 .into();
         }
         return format!("{} ({})", db.message(), db.code().code());

@@ -62,6 +62,10 @@ impl SharedIndex for Postgres {
         Ok(SchemaStatus { applied, ..self.status(catalog)? })
     }
 
+    fn check(&self) -> Result<()> {
+        self.db.read("checking the schema", |object| async move { schema::check(&**object).await })
+    }
+
     fn status(&self, catalog: &str) -> Result<SchemaStatus> {
         schema::status(&self.db, catalog)
     }

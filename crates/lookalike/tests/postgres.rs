@@ -86,20 +86,26 @@ fn postgres_backend_syncs_changes_and_searches_like_the_local_backend() {
         std::fs::rename(images.join(f), later.join(f)).unwrap();
     }
 
-    // Before any migration: the index run keeps its store and says what to run.
+    // Before any migration: the index run stops before embedding and says what to run.
     let out = on_db(&pg, &catalog, &state).arg("index").output().unwrap();
     assert!(!out.status.success());
     let all = text(&out);
     assert!(all.contains("run `lookalike db migrate`") && all.contains("127.0.0.1"), "{all}");
     assert!(!all.contains(PASSWORD), "{all}");
-    assert!(state.join("store.lks").is_file(), "the local index run was kept");
+    assert!(!state.join("store.lks").exists(), "nothing embedded for a database that is not ready");
     let status = ok(on_db(&pg, &catalog, &state).args(["db", "status"]));
     assert!(status.contains("version 0 of 1") && status.contains("behind"), "{status}");
 
     assert!(ok(on_db(&pg, &catalog, &state).args(["db", "migrate"])).contains("applied migrations 1"));
     assert!(!ok(on_db(&pg, &catalog, &state).args(["db", "migrate"])).contains("applied"), "migrate is idempotent");
 
-    // The sync that failed is repaired by the next run, which embeds nothing new.
+    // A sync that fails after the embedding (the database refuses writes) keeps the
+    // store; the next run syncs without embedding again.
+    pg.psql("ALTER ROLE lookalike SET default_transaction_read_only = on");
+    let out = on_db(&pg, &catalog, &state).arg("index").output().unwrap();
+    assert!(!out.status.success() && text(&out).contains("refuses writes"), "{}", text(&out));
+    assert!(state.join("store.lks").is_file(), "the local index run was kept");
+    pg.psql("BEGIN READ WRITE; ALTER ROLE lookalike RESET default_transaction_read_only; COMMIT");
     let first = json(&on_db(&pg, &catalog, &state).args(["index", "--json"]).output().unwrap());
     assert_eq!(first["embedded"], 0);
     let synced = &first["synced"];
@@ -271,9 +277,49 @@ fn postgres_two_servers_share_one_database_and_a_replica_serves_when_the_primary
         at(&catalog, &state).args(["--backend", "postgres", "--postgres-url", &url, "db", "sync"]).output().unwrap();
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
-    assert!(all.contains("read-only replica") && !all.contains(PASSWORD), "{all}");
+    assert!(all.contains("refuses writes (a read-only replica") && !all.contains(PASSWORD), "{all}");
     for server in servers {
         common::server::stop(server);
     }
     replica.stop();
+}
+
+#[test]
+fn postgres_wrong_password_and_a_newer_schema_are_clear_errors() {
+    let mut pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog");
+    dataset().subset(4, 2, &catalog);
+    let state = dir.path().join("state");
+    // Passwords checked from now on (SCRAM over loopback TCP).
+    pg.psql(&format!("ALTER USER lookalike PASSWORD '{PASSWORD}'"));
+    let hba = pg.path().join("data/pg_hba.conf");
+    let conf: Vec<String> = std::fs::read_to_string(&hba)
+        .unwrap()
+        .lines()
+        .map(|l| match l.starts_with("host") && l.contains("127.0.0.1/32") && !l.contains("replication") {
+            true => l.replace("trust", "scram-sha-256"),
+            false => l.to_string(),
+        })
+        .collect();
+    std::fs::write(&hba, conf.join("\n") + "\n").unwrap();
+    pg.psql("SELECT pg_reload_conf()");
+    let wrong = format!("postgres://lookalike:not-{PASSWORD}@127.0.0.1:{}/postgres", pg.port);
+    let out = at(&catalog, &state)
+        .args(["--backend", "postgres", "--postgres-url", &wrong, "db", "status"])
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("password authentication failed") && all.contains(&format!("127.0.0.1:{}", pg.port)), "{all}");
+    assert!(!all.contains(PASSWORD), "{all}");
+    // The right password works (psql itself now needs it too).
+    ok(on_db(&pg, &catalog, &state).args(["db", "migrate"]));
+    // A schema newer than this build: searches and syncs say to upgrade.
+    pg.psql("INSERT INTO lookalike_schema (version) VALUES (999)");
+    let out = on_db(&pg, &catalog, &state).arg("index").output().unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("version 999, newer than this build knows") && all.contains("upgrade lookalike"), "{all}");
+    pg.stop();
 }

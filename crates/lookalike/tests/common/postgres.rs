@@ -152,6 +152,8 @@ impl Postgres {
         let out = Command::new(self.bin.join("psql"))
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "lookalike", "-d", "postgres"])
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            // Servers that check passwords get the right one; the others ignore it.
+            .env("PGPASSWORD", PASSWORD)
             .stdin(Stdio::null())
             .output()
             .ok()?;
