@@ -7,7 +7,9 @@ runs and after at least --total requests; beside them, the embedding throughput 
 
     python3 bench/serve_load.py --catalog ../shared/fashion-sample
 
-The catalog must be indexed (`lookalike --catalog C index`). Prints a Markdown table and,
+The catalog must be indexed (`lookalike --catalog C index`). The server inherits the
+environment, so `LOOKALIKE_INDEX_BACKEND=postgres LOOKALIKE_POSTGRES_URL=...` measures the
+database backend. Prints a Markdown table and,
 with --json FILE, writes the figures.
 """
 import argparse
@@ -33,6 +35,7 @@ p.add_argument("--duration", type=int, default=10, help="seconds per run")
 p.add_argument("--photos", type=int, default=64, help="distinct query photos, cycled")
 p.add_argument("--total", type=int, default=20000, help="requests before the last memory reading")
 p.add_argument("--bench-images", type=int, default=64, help="images for `lookalike bench`")
+p.add_argument("--modes", default="image,item", help="query kinds to run: image, item or both")
 p.add_argument("--json", default=None)
 a = p.parse_args()
 if not shutil.which("wrk"):
@@ -106,7 +109,7 @@ try:
     memory = {"start": rss_mib(server.pid)}
     runs = []
     total = 0
-    for mode in ("image", "item"):
+    for mode in a.modes.split(","):
         for c in [int(x) for x in a.clients.split(",")]:
             r = wrk(url, mode, listings[mode], c)
             r.update(mode=mode, clients=c)
@@ -146,7 +149,7 @@ if at16:
 if at1:
     print(f"image queries at 1 client: p50 {at1['p50_us'] / 1000 - b1['ms_per_image']:+.1f} ms over the batch-1 embedding time")
 print(f"resident memory: {memory['start']:.0f} MiB at start, {memory['after_first_run']:.0f} MiB after the first run "
-      f"(the model's batch buffers), {memory['after_image']:.0f} MiB after the image runs, "
+      f"(the model's batch buffers), {memory.get('after_image', memory['after_first_run']):.0f} MiB after the image runs, "
       f"{memory['after_total']:.0f} MiB after {memory['requests']} requests")
 if a.json:
     with open(a.json, "w") as f:
