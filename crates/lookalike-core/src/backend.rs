@@ -73,6 +73,18 @@ pub trait SharedIndex: Send + Sync {
     /// new whitening publishes a complete new set that searches switch to at once.
     fn sync(&self, published: &Published) -> Result<SyncReport>;
 
+    /// Stored rows ([`crate::model::row`]) that any machine made with `identity` for
+    /// photos of these content hashes.
+    fn features(&self, identity: &str, hashes: &[&str]) -> Result<Vec<(String, Vec<f32>)>>;
+
+    /// Lists photos to embed, so that index runs on many machines share the work.
+    fn enqueue(&self, identity: &str, hashes: &[&str]) -> Result<()>;
+
+    /// Claims up to `n` of these photos for this process: none is done and no other live
+    /// process holds them. The claim ends with [`Claim::done`], or, dropped (or the
+    /// process killed), goes back to the queue for another machine.
+    fn claim(&self, identity: &str, hashes: &[&str], n: usize) -> Result<Box<dyn Claim>>;
+
     /// A vector index over the catalog's set in the backend, for a snapshot whose
     /// descriptors are `space`; `exact` turns the approximate index off. The inner error
     /// says why the backend cannot answer for these descriptors (it holds another set, or
@@ -85,6 +97,15 @@ pub trait SharedIndex: Send + Sync {
         store: &Store,
         exact: bool,
     ) -> Result<std::result::Result<Box<dyn VectorIndex>, String>>;
+}
+
+/// Photos one index run holds to embed (see [`SharedIndex::claim`]).
+pub trait Claim: Send {
+    /// Their content hashes; empty when other machines hold all the rest.
+    fn hashes(&self) -> &[String];
+
+    /// Publishes their rows (photos that failed to decode are left out) and ends the claim.
+    fn done(self: Box<Self>, rows: &[(String, Vec<f32>)]) -> Result<()>;
 }
 
 /// Opens the backend of one kind from the configuration.

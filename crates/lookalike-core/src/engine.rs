@@ -156,6 +156,8 @@ impl Engine {
             state: &self.state,
             identity: self.identity(),
             embedder: self.embedder()?,
+            // --full embeds everything here, as it says.
+            shared: if full { None } else { self.backend.as_deref() },
         };
         let mut report = indexer::run(parts, full, cancel, progress)?;
         // A sync that failed last time (the database was down) is repaired by this one.

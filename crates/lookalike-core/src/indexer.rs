@@ -8,11 +8,12 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::backend::SharedIndex;
 use crate::catalog::{self, CatalogFile, CatalogSource, RowError, Skipped};
 use crate::config::Config;
 use crate::descriptor::Space;
@@ -65,6 +66,8 @@ pub struct IndexReport {
     pub resumed: usize,
     /// Images whose vectors were copied from a byte-identical file.
     pub deduplicated: usize,
+    /// Images whose features another machine embedded, taken from the shared backend.
+    pub shared: usize,
     /// Stored images that got their colour descriptor from their photo in this run (a
     /// store made before colours existed), keeping their features: no model run.
     pub recoloured: usize,
@@ -137,11 +140,13 @@ pub struct Parts<'a> {
     pub state: &'a StateDir,
     pub identity: Identity,
     pub embedder: Arc<dyn Embedder>,
+    /// A shared backend through which index runs on several machines embed together.
+    pub shared: Option<&'a dyn SharedIndex>,
 }
 
 pub fn run(parts: Parts, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progress) + Sync)) -> Result<IndexReport> {
     let started = Instant::now();
-    let Parts { config, source, state, identity, embedder } = parts;
+    let Parts { config, source, state, identity, embedder, shared } = parts;
     if embedder.policy() != config.resize {
         return Err(Error::config("the model's preprocessing differs from the configuration"));
     }
@@ -348,6 +353,54 @@ pub fn run(parts: Parts, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progres
         report.recoloured += on_batch(batch, &mut report)?;
         Ok(())
     })?;
+    if let Some(shared) = shared.filter(|_| !to_embed.is_empty()) {
+        let hash = |i: usize| entries[i].as_ref().expect("a file to embed has its hash").hash.as_str();
+        let by_hash: HashMap<&str, usize> = to_embed.iter().map(|&i| (hash(i), i)).collect();
+        let id = identity.key();
+        shared.enqueue(&id, &by_hash.keys().copied().collect::<Vec<_>>())?;
+        let mut remaining: std::collections::BTreeSet<usize> = to_embed.iter().copied().collect();
+        let total = remaining.len();
+        while !remaining.is_empty() && !cancel.load(Ordering::Relaxed) {
+            // What other machines finished meanwhile.
+            let wanted: Vec<&str> = remaining.iter().map(|&i| hash(i)).collect();
+            let made: Vec<(usize, Result<Vec<f32>, DecodeError>)> = shared
+                .features(&id, &wanted)?
+                .into_iter()
+                .filter(|(_, row)| row.len() == identity.dims)
+                .filter_map(|(h, row)| by_hash.get(h.as_str()).map(|&i| (i, Ok(row))))
+                .filter(|(i, _)| remaining.remove(i))
+                .collect();
+            report.shared += on_batch(made, &mut report)?;
+            if remaining.is_empty() {
+                break;
+            }
+            let wanted: Vec<&str> = remaining.iter().map(|&i| hash(i)).collect();
+            let claim = shared.claim(&id, &wanted, config.batch_size * 4)?;
+            let mine: Vec<usize> = claim.hashes().iter().filter_map(|h| by_hash.get(h.as_str()).copied()).collect();
+            if mine.is_empty() {
+                // Other machines hold the rest: wait for their features (or their claims to end).
+                std::thread::sleep(Duration::from_millis(250));
+                continue;
+            }
+            let offset = total - remaining.len();
+            let progress = |p: Progress| progress(Progress { done: offset + p.done, total, ..p });
+            let bytes = mine.iter().filter_map(|i| fetched.remove(i).map(|b| (*i, b))).collect();
+            let list = EmbedList { files: &scan.files, todo: &mine, fetched: bytes, kept: None };
+            let mut rows = Vec::new();
+            embed_files(source, embedder.as_ref(), config.batch_size, list, cancel, &progress, |batch| {
+                rows.extend(
+                    batch.iter().filter_map(|(i, r)| r.as_ref().ok().map(|v| (hash(*i).to_string(), v.clone()))),
+                );
+                report.embedded += on_batch(batch, &mut report)?;
+                Ok(())
+            })?;
+            // Embedded or undecodable here: not to be waited for either way.
+            remaining.retain(|i| !mine.contains(i));
+            claim.done(&rows)?;
+        }
+        // Left only when cancelled: embedded below, which stops at once.
+        to_embed.retain(|i| remaining.contains(i));
+    }
     let todo = EmbedList { files: &scan.files, todo: &to_embed, fetched, kept: None };
     embed_files(source, embedder.as_ref(), config.batch_size, todo, cancel, progress, |batch| {
         report.embedded += on_batch(batch, &mut report)?;

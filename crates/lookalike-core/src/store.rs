@@ -73,6 +73,12 @@ impl Identity {
     /// Whether a store of `old` becomes one of `self` by computing colours from the photos
     /// (same model and preprocessing, so the same features, which are kept: nothing is
     /// embedded).
+    /// One string of everything that makes a row: rows of equal keys are interchangeable
+    /// between machines.
+    pub fn key(&self) -> String {
+        format!("{}|{}|{}|{}", self.model, self.preprocessing, self.colour, self.dims)
+    }
+
     pub fn recolours(&self, old: &Identity) -> bool {
         self.model == old.model
             && self.preprocessing == old.preprocessing

@@ -66,6 +66,11 @@ impl Db {
         })
     }
 
+    /// Runs `work` (on a connection the caller holds) on this client's runtime.
+    pub fn block<T>(&self, what: &str, work: impl Future<Output = std::result::Result<T, Failure>>) -> Result<T> {
+        self.runtime.block_on(work).map_err(|e| self.error(what, e))
+    }
+
     /// [`run`](Self::run) for reads, tried once more on a fresh connection when the
     /// connection broke (a server that went away: the next one of the host list answers).
     pub fn read<T, F, Fut>(&self, what: &str, work: F) -> Result<T>

@@ -5,6 +5,7 @@
 //! - [`schema`]: versioned migrations (`lookalike db migrate`), checked before every use.
 //! - [`sync`]: an index run's descriptors written to the database, only what changed; a
 //!   new whitening publishes a complete new set that searches switch to atomically.
+//! - [`work`]: index runs on many machines sharing the embedding of one catalog.
 //! - [`search`]: a [`VectorIndex`](lookalike_core::index::VectorIndex) answered by the
 //!   database's HNSW index (or its exact scan), filters as SQL conditions.
 //!
@@ -16,10 +17,11 @@ mod db;
 pub mod schema;
 pub mod search;
 pub mod sync;
+pub mod work;
 
 use std::sync::Arc;
 
-use lookalike_core::backend::{self, Published, SchemaStatus, SharedIndex, SyncReport};
+use lookalike_core::backend::{self, Claim, Published, SchemaStatus, SharedIndex, SyncReport};
 use lookalike_core::config::{Backend, Config, PostgresConfig};
 use lookalike_core::descriptor::Space;
 use lookalike_core::index::{Rows, VectorIndex};
@@ -72,6 +74,18 @@ impl SharedIndex for Postgres {
 
     fn sync(&self, published: &Published) -> Result<SyncReport> {
         sync::sync(&self.db, &self.settings, published)
+    }
+
+    fn features(&self, identity: &str, hashes: &[&str]) -> Result<Vec<(String, Vec<f32>)>> {
+        work::features(&self.db, identity, hashes)
+    }
+
+    fn enqueue(&self, identity: &str, hashes: &[&str]) -> Result<()> {
+        work::enqueue(&self.db, identity, hashes)
+    }
+
+    fn claim(&self, identity: &str, hashes: &[&str], n: usize) -> Result<Box<dyn Claim>> {
+        Ok(Box::new(work::claim(&self.db, identity, hashes, n)?))
     }
 
     fn open(

@@ -15,9 +15,10 @@ use crate::db::{Db, Failure};
 
 /// The migrations this build knows, oldest first; the last one's number is the version
 /// it needs.
-const MIGRATIONS: &[(u32, &str)] = &[(
-    1,
-    "CREATE EXTENSION IF NOT EXISTS vector;
+const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        1,
+        "CREATE EXTENSION IF NOT EXISTS vector;
      CREATE TABLE lookalike_schema (
          version integer PRIMARY KEY,
          applied_at timestamptz NOT NULL DEFAULT now()
@@ -34,7 +35,21 @@ const MIGRATIONS: &[(u32, &str)] = &[(
          complete boolean NOT NULL DEFAULT false,
          created_at timestamptz NOT NULL DEFAULT now()
      );",
-)];
+    ),
+    (
+        2,
+        // Index runs on many machines share the embedding: one row per photo content and
+        // model; features NULL while it waits to be embedded (see crate::work).
+        "CREATE TABLE lookalike_embeddings (
+             identity text NOT NULL,
+             hash text NOT NULL,
+             features bytea,
+             embedded_by text,
+             embedded_at timestamptz,
+             PRIMARY KEY (identity, hash)
+         );",
+    ),
+];
 
 /// Serializes migrations across machines (any constant; `lookalike` in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c6f_6f6b_616c_696b;

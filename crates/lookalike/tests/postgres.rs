@@ -94,22 +94,23 @@ fn postgres_backend_syncs_changes_and_searches_like_the_local_backend() {
     assert!(!all.contains(PASSWORD), "{all}");
     assert!(!state.join("store.lks").exists(), "nothing embedded for a database that is not ready");
     let status = ok(on_db(&pg, &catalog, &state).args(["db", "status"]));
-    assert!(status.contains("version 0 of 1") && status.contains("behind"), "{status}");
+    assert!(status.contains("version 0 of 2") && status.contains("behind"), "{status}");
 
-    assert!(ok(on_db(&pg, &catalog, &state).args(["db", "migrate"])).contains("applied migrations 1"));
+    assert!(ok(on_db(&pg, &catalog, &state).args(["db", "migrate"])).contains("applied migrations 1, 2"));
     assert!(!ok(on_db(&pg, &catalog, &state).args(["db", "migrate"])).contains("applied"), "migrate is idempotent");
 
-    // A sync that fails after the embedding (the database refuses writes) keeps the
-    // store; the next run syncs without embedding again.
-    pg.psql("ALTER ROLE lookalike SET default_transaction_read_only = on");
+    // A sync that fails after the embedding (here: the table its new set needs is taken)
+    // keeps the store; the next run syncs without embedding again.
+    pg.psql("CREATE TABLE lookalike_items_1 (taken int)");
     let out = on_db(&pg, &catalog, &state).arg("index").output().unwrap();
-    assert!(!out.status.success() && text(&out).contains("refuses writes"), "{}", text(&out));
+    assert!(!out.status.success() && text(&out).contains("lookalike_items_1"), "{}", text(&out));
     assert!(state.join("store.lks").is_file(), "the local index run was kept");
-    pg.psql("BEGIN READ WRITE; ALTER ROLE lookalike RESET default_transaction_read_only; COMMIT");
+    pg.psql("DROP TABLE lookalike_items_1");
     let first = json(&on_db(&pg, &catalog, &state).args(["index", "--json"]).output().unwrap());
     assert_eq!(first["embedded"], 0);
     let synced = &first["synced"];
     assert_eq!((synced["new_set"].as_bool(), synced["items"].as_u64()), (Some(true), Some(87)), "{first}");
+    assert_eq!(synced["repaired"], 1, "the failed sync's unfinished set is dropped: {first}");
     let set = synced["set"].as_i64().unwrap();
     let again = json(&on_db(&pg, &catalog, &state).args(["db", "sync", "--json"]).output().unwrap());
     assert_eq!(
@@ -322,4 +323,56 @@ fn postgres_wrong_password_and_a_newer_schema_are_clear_errors() {
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(all.contains("version 999, newer than this build knows") && all.contains("upgrade lookalike"), "{all}");
     pg.stop();
+}
+
+#[test]
+fn postgres_index_workers_share_the_embedding_and_a_killed_one_loses_nothing() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog");
+    dataset().subset(48, 3, &catalog);
+    // Small claims (4 x batch size), so that a worker is killed between two of them.
+    let config = dir.path().join("small.toml");
+    std::fs::write(&config, "[model]\nbatch_size = 2\n").unwrap();
+    let (state_a, state_b) = (dir.path().join("a"), dir.path().join("b"));
+    ok(on_db(&pg, &catalog, &state_a).args(["db", "migrate"]));
+    let worker = |state: &Path| {
+        let mut cmd = common::process(&catalog, state, &config);
+        cmd.args(["--backend", "postgres", "--postgres-url", &pg.url(), "index", "--json"]);
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        cmd
+    };
+    let done =
+        || pg.psql("SELECT count(*) FROM lookalike_embeddings WHERE features IS NOT NULL").parse::<usize>().unwrap();
+
+    // Worker A is killed once it has published at least one claim.
+    let mut a = worker(&state_a).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while done() < 8 {
+        assert!(std::time::Instant::now() < deadline && a.try_wait().unwrap().is_none(), "worker A published nothing");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    unsafe { libc::kill(a.id() as i32, libc::SIGKILL) };
+    a.wait().unwrap();
+    let by_a: usize = pg
+        .psql(&format!("SELECT count(*) FROM lookalike_embeddings WHERE embedded_by LIKE '%:{}'", a.id()))
+        .parse()
+        .unwrap();
+    assert!((8..48).contains(&by_a), "A published {by_a} before it was killed");
+
+    // Worker B takes A's photos from the database, A's unfinished claim back from the
+    // queue, and embeds only the rest.
+    let b = json(&worker(&state_b).output().unwrap());
+    assert_eq!(b["items"], 48, "{b}");
+    assert_eq!(b["shared"].as_u64().unwrap() as usize, by_a, "{b}");
+    assert_eq!(b["embedded"].as_u64().unwrap() as usize, 48 - by_a, "{b}");
+    assert_eq!(done(), 48);
+    assert_eq!(pg.psql("SELECT count(*) FROM lookalike_embeddings WHERE features IS NULL"), "0");
+
+    // A restarted embeds nothing: its journal and the database hold every photo.
+    let again = json(&worker(&state_a).output().unwrap());
+    assert_eq!((again["items"].as_u64(), again["embedded"].as_u64()), (Some(48), Some(0)), "{again}");
+    assert_eq!(again["resumed"].as_u64().unwrap() + again["shared"].as_u64().unwrap(), 48, "{again}");
+    // Both machines search the same descriptors: one set, synced by the first, unchanged by the second.
+    assert_eq!(again["synced"]["upserted"], 0, "{again}");
 }
