@@ -21,7 +21,7 @@ const CHUNK: usize = 1000;
 pub const IDLE_TIMEOUT: &str = "10min";
 
 fn decode(bytes: &[u8]) -> Option<Vec<f32>> {
-    (bytes.len() % 4 == 0 && !bytes.is_empty())
+    (bytes.len().is_multiple_of(4) && !bytes.is_empty())
         .then(|| bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
 }
 
