@@ -8,7 +8,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use std::time::Duration;
+
 use common::postgres::{Postgres, PASSWORD};
+use common::tmux::{shell_quote, Tmux};
 use common::{at, dataset, json};
 
 /// `lookalike --backend postgres --postgres-url URL --catalog C --state-dir S`.
@@ -231,7 +234,7 @@ fn postgres_backend_syncs_changes_and_searches_like_the_local_backend() {
 }
 
 #[test]
-fn postgres_two_servers_share_one_database_and_a_replica_serves_when_the_primary_stops() {
+fn postgres_two_servers_and_the_tui_share_one_database_and_a_replica_serves_when_the_primary_stops() {
     let mut primary = Postgres::start();
     let dir = tempfile::tempdir().unwrap();
     let catalog = dir.path().join("catalog");
@@ -268,6 +271,24 @@ fn postgres_two_servers_share_one_database_and_a_replica_serves_when_the_primary
     for server in &servers {
         assert_eq!(similar(server), expected, "a server on the database answers as the local exact search");
     }
+
+    // The terminal UI on the same database.
+    let command = format!(
+        "LOOKALIKE_WEIGHTS={weights} LOOKALIKE_INDEX_BACKEND=postgres LOOKALIKE_POSTGRES_URL='{url}' {bin} --config {config} \
+         --catalog {catalog} --state-dir {state} tui --graphics halfblocks {photo}; exec sleep 600",
+        weights = shell_quote(&common::weights()),
+        bin = shell_quote(&assert_cmd::cargo::cargo_bin("lookalike")),
+        config = shell_quote(&config),
+        catalog = shell_quote(&catalog),
+        state = shell_quote(&state),
+        photo = shell_quote(&catalog.join("images").join(&files[10])),
+    );
+    let tmux = Tmux::start(dir.path(), 140, 40, &command);
+    let screen = tmux.wait_for("results from the database", Duration::from_secs(60), |s| {
+        s.contains("postgres-exact") && s.contains("Results 1–")
+    });
+    assert!(!screen.contains(PASSWORD), "{screen}");
+    tmux.keys(&["q"]);
 
     primary.stop();
     for server in &servers {

@@ -184,6 +184,7 @@ fn components() -> Vec<Component> {
                 "tui_in_tmux_picks_searches_reindexes_and_quits_cleanly",
                 "tui_over_ssh_in_tmux",
                 "s3_tui_in_tmux_searches_a_published_state_with_photos_from_the_bucket",
+                "postgres_two_servers_and_the_tui_share_one_database_and_a_replica_serves_when_the_primary_stops",
             ],
         },
         Component {
