@@ -85,18 +85,21 @@ pub trait SharedIndex: Send + Sync {
     /// process killed), goes back to the queue for another machine.
     fn claim(&self, identity: &str, hashes: &[&str], n: usize) -> Result<Box<dyn Claim>>;
 
-    /// A vector index over the catalog's set in the backend, for a snapshot whose
-    /// descriptors are `space`; `exact` turns the approximate index off. The inner error
-    /// says why the backend cannot answer for these descriptors (it holds another set, or
-    /// none yet); the outer one, that it failed.
-    fn open(
-        &self,
-        catalog: &str,
-        space: Arc<Space>,
-        rows: Arc<Rows>,
-        store: &Store,
-        exact: bool,
-    ) -> Result<std::result::Result<Box<dyn VectorIndex>, String>>;
+    /// A vector index over the catalog's set in the backend, for a snapshot. The inner
+    /// error says why the backend cannot answer for its descriptors (it holds another
+    /// set, or none yet); the outer one, that it failed.
+    fn open(&self, snapshot: Opening) -> Result<std::result::Result<Box<dyn VectorIndex>, String>>;
+}
+
+/// What a snapshot searches a backend with.
+pub struct Opening<'a> {
+    pub catalog: &'a str,
+    /// Its descriptors: the backend must hold the same fit.
+    pub space: Arc<Space>,
+    pub rows: Arc<Rows>,
+    pub store: &'a Store,
+    /// Turns the approximate index off: every row is compared.
+    pub full_scan: bool,
 }
 
 /// Photos one index run holds to embed (see [`SharedIndex::claim`]).

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
 
+use crate::backend::Opening;
 use crate::catalog::{self, CatalogSource, Field, Filter, Grouping, Product};
 use crate::config::SearchMode;
 use crate::descriptor::Space;
@@ -129,7 +130,10 @@ impl Snapshot {
                 // In a database, `auto` means its HNSW index: its exact scan is the slow one
                 // (25 ms against 2 at 9,583 items, bench/postgres_recall.py).
                 let full_scan = mode.unwrap_or(config.index.mode) == SearchMode::Exact;
-                match backend.open(&engine.catalog_key()?, space.clone(), rows.clone(), &store, full_scan)? {
+                let catalog = engine.catalog_key()?;
+                let opening =
+                    Opening { catalog: &catalog, space: space.clone(), rows: rows.clone(), store: &store, full_scan };
+                match backend.open(opening)? {
                     Ok(index) => (index, None),
                     // Never a query against another fit's vectors: this machine answers alone.
                     Err(why) => (Box::new(exact), Some(format!("searching here, not in {}: {why}", backend.at()))),

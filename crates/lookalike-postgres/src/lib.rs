@@ -21,11 +21,9 @@ pub mod work;
 
 use std::sync::Arc;
 
-use lookalike_core::backend::{self, Claim, Published, SchemaStatus, SharedIndex, SyncReport};
+use lookalike_core::backend::{self, Claim, Opening, Published, SchemaStatus, SharedIndex, SyncReport};
 use lookalike_core::config::{Backend, Config, PostgresConfig};
-use lookalike_core::descriptor::Space;
-use lookalike_core::index::{Rows, VectorIndex};
-use lookalike_core::store::Store;
+use lookalike_core::index::VectorIndex;
 use lookalike_core::{Error, Result};
 
 pub use db::Db;
@@ -88,15 +86,8 @@ impl SharedIndex for Postgres {
         Ok(Box::new(work::claim(&self.db, identity, hashes, n)?))
     }
 
-    fn open(
-        &self,
-        catalog: &str,
-        space: Arc<Space>,
-        rows: Arc<Rows>,
-        store: &Store,
-        exact: bool,
-    ) -> Result<std::result::Result<Box<dyn VectorIndex>, String>> {
-        search::PgIndex::open(self.db.clone(), &self.settings, catalog, space, rows, store, exact)
+    fn open(&self, snapshot: Opening) -> Result<std::result::Result<Box<dyn VectorIndex>, String>> {
+        search::PgIndex::open(self.db.clone(), &self.settings, snapshot)
             .map(|found| found.map(|index| Box::new(index) as Box<dyn VectorIndex>))
     }
 }

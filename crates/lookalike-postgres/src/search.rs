@@ -7,11 +7,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use lookalike_core::backend::Opening;
 use lookalike_core::config::PostgresConfig;
 use lookalike_core::descriptor::Space;
 use lookalike_core::index::exact::dot;
 use lookalike_core::index::{Request, Rows, Scored, VectorIndex};
-use lookalike_core::store::Store;
 use lookalike_core::Result;
 use pgvector::Vector;
 use serde_json::{Map, Value};
@@ -42,12 +42,9 @@ impl PgIndex {
     pub fn open(
         db: Arc<Db>,
         settings: &PostgresConfig,
-        catalog: &str,
-        space: Arc<Space>,
-        rows: Arc<Rows>,
-        store: &Store,
-        exact: bool,
+        snapshot: Opening,
     ) -> Result<std::result::Result<PgIndex, String>> {
+        let Opening { catalog, space, rows, store, full_scan: exact } = snapshot;
         let set = db.read("opening the catalog's descriptors", |object| async move {
             schema::check(&**object).await?;
             schema::active_set(&**object, catalog).await

@@ -67,6 +67,21 @@ pub fn die_with_test(cmd: &mut std::process::Command) {
     }
 }
 
+/// Stops a child by its PID: `signal`, then SIGKILL after `wait`.
+pub fn stop_child(child: &mut Option<std::process::Child>, signal: i32, wait: std::time::Duration) {
+    let Some(mut c) = child.take() else { return };
+    unsafe { libc::kill(c.id() as i32, signal) };
+    let deadline = std::time::Instant::now() + wait;
+    while std::time::Instant::now() < deadline {
+        if c.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
 /// Real labelled product photos: the fashion sample when present, else the Fashion-MNIST
 /// demo catalog. Which one is printed, so a log always says what was tested.
 pub struct Dataset {

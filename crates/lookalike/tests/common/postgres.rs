@@ -46,6 +46,16 @@ fn server_user() -> Option<(u32, u32)> {
     Some(unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
 }
 
+/// A temporary folder the server's user owns.
+fn server_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    if let Some((uid, gid)) = server_user() {
+        let path = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::chown(path.as_ptr(), uid, gid) }, 0, "chown {}", dir.path().display());
+    }
+    dir
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -53,22 +63,8 @@ fn free_port() -> u16 {
 impl Postgres {
     /// A new cluster, started and accepting connections.
     pub fn start() -> Postgres {
-        let dir = tempfile::tempdir().unwrap();
-        if let Some((uid, gid)) = server_user() {
-            let path = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
-            assert_eq!(unsafe { libc::chown(path.as_ptr(), uid, gid) }, 0, "chown {}", dir.path().display());
-        }
-        let mut pg = Postgres { bin: bin(), port: free_port(), child: None, dir };
-        let data = pg.data();
-        let status = pg
-            .command("initdb")
-            .args(["-U", "lookalike", "--auth=trust", "-E", "UTF8", "--no-sync", "-D"])
-            .arg(&data)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "initdb failed");
+        let mut pg = Postgres { bin: bin(), port: free_port(), child: None, dir: server_dir() };
+        pg.tool("initdb", &["-U", "lookalike", "--auth=trust", "-E", "UTF8", "--no-sync", "-D"]);
         pg.start_server();
         pg
     }
@@ -76,23 +72,24 @@ impl Postgres {
     /// A streaming replica of `primary` (pg_basebackup -R: a standby that follows its
     /// WAL), started on a port of its own.
     pub fn replica_of(primary: &Postgres) -> Postgres {
-        let dir = tempfile::tempdir().unwrap();
-        if let Some((uid, gid)) = server_user() {
-            let path = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
-            assert_eq!(unsafe { libc::chown(path.as_ptr(), uid, gid) }, 0, "chown {}", dir.path().display());
-        }
-        let mut replica = Postgres { bin: primary.bin.clone(), port: free_port(), child: None, dir };
-        let status = replica
-            .command("pg_basebackup")
-            .args(["-h", "127.0.0.1", "-p", &primary.port.to_string(), "-U", "lookalike", "-R", "-X", "stream", "-D"])
-            .arg(replica.data())
+        let mut replica = Postgres { bin: primary.bin.clone(), port: free_port(), child: None, dir: server_dir() };
+        let port = primary.port.to_string();
+        replica.tool("pg_basebackup", &["-h", "127.0.0.1", "-p", &port, "-U", "lookalike", "-R", "-X", "stream", "-D"]);
+        replica.start_server();
+        replica
+    }
+
+    /// Runs a tool of the installation with `args` and then the data folder.
+    fn tool(&self, program: &str, args: &[&str]) {
+        let status = self
+            .command(program)
+            .args(args)
+            .arg(self.data())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .unwrap();
-        assert!(status.success(), "pg_basebackup failed");
-        replica.start_server();
-        replica
+        assert!(status.success(), "{program} failed");
     }
 
     /// Polls `sql` until it prints `expected` (a replica catching up), bounded.
@@ -167,17 +164,7 @@ impl Postgres {
 
     /// Fast shutdown by PID (SIGINT), SIGKILL after a bounded wait.
     pub fn stop(&mut self) {
-        let Some(mut c) = self.child.take() else { return };
-        unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if c.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = c.kill();
-        let _ = c.wait();
+        super::stop_child(&mut self.child, libc::SIGINT, Duration::from_secs(20));
     }
 
     pub fn path(&self) -> &Path {

@@ -70,17 +70,7 @@ fn http_ok(url: &str) -> bool {
 /// Stops a process: SIGTERM, then SIGKILL after a bounded wait (a filer can ignore
 /// SIGTERM once its master is gone).
 fn stop(child: &mut Option<Child>) {
-    let Some(mut c) = child.take() else { return };
-    unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if c.try_wait().ok().flatten().is_some() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = c.kill();
-    let _ = c.wait();
+    super::stop_child(child, libc::SIGTERM, Duration::from_secs(10));
 }
 
 impl Cluster {
