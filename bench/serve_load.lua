@@ -1,10 +1,11 @@
 -- wrk script for bench/serve_load.py: image queries (POST /v1/search with a photo as the
 -- body) or item queries (GET /v1/items/{id}/similar), cycling through a listing file.
 -- Prints one JSON line of figures when done (wrk's own --latency has no p95).
-local mode, entries, bodies, counter = nil, {}, {}, 0
+local mode, entries, bodies, counter, params = nil, {}, {}, 0, ""
 
 function init(args)
   mode = args[1]
+  params = args[3] or ""
   for line in io.lines(args[2]) do
     entries[#entries + 1] = line
   end
@@ -21,9 +22,9 @@ end
 function request()
   counter = counter % #entries + 1
   if mode == "image" then
-    return wrk.format("POST", "/v1/search?k=10", { ["Content-Type"] = "image/jpeg" }, bodies[counter])
+    return wrk.format("POST", "/v1/search?k=10" .. params, { ["Content-Type"] = "image/jpeg" }, bodies[counter])
   end
-  return wrk.format("GET", "/v1/items/" .. entries[counter] .. "/similar?k=10")
+  return wrk.format("GET", "/v1/items/" .. entries[counter] .. "/similar?k=10" .. params)
 end
 
 function done(summary, latency, _)

@@ -36,6 +36,7 @@ p.add_argument("--photos", type=int, default=64, help="distinct query photos, cy
 p.add_argument("--total", type=int, default=20000, help="requests before the last memory reading")
 p.add_argument("--bench-images", type=int, default=64, help="images for `lookalike bench`")
 p.add_argument("--modes", default="image,item", help="query kinds to run: image, item or both")
+p.add_argument("--filter", default=None, help="a filter on every query (FIELD:VALUE, as the API takes it)")
 p.add_argument("--json", default=None)
 a = p.parse_args()
 if not shutil.which("wrk"):
@@ -70,11 +71,14 @@ def post_photo(url, path):
         return json.loads(r.read())
 
 
+params = "&filter=" + urllib.parse.quote(a.filter) if a.filter else ""
+
+
 def wrk(url, mode, listing, clients):
     threads = min(clients, cores)
     out = subprocess.run(
         ["wrk", "-t", str(threads), "-c", str(clients), "-d", f"{a.duration}s", "--timeout", "30s",
-         "-s", LUA, url, "--", mode, listing], capture_output=True, text=True, check=True)
+         "-s", LUA, url, "--", mode, listing, params], capture_output=True, text=True, check=True)
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     figures["rps"] = figures["requests"] / (figures["duration_us"] / 1e6)
     return figures
