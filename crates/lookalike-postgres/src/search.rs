@@ -4,13 +4,14 @@
 //! are scored again here against the same descriptors, so scores and ties are exactly
 //! those of the local indexes.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use lookalike_core::backend::Opening;
 use lookalike_core::config::PostgresConfig;
 use lookalike_core::descriptor::Space;
-use lookalike_core::index::exact::dot;
+use lookalike_core::index::exact::{dot, Exact};
 use lookalike_core::index::{Request, Rows, Scored, VectorIndex};
 use lookalike_core::Result;
 use pgvector::Vector;
@@ -35,6 +36,10 @@ pub struct PgIndex {
     rels: Vec<String>,
     exact: bool,
     ef_search: usize,
+    /// Searches here when the set was replaced under this node (another machine
+    /// published a new fit): the same descriptors, searched exactly, instead of errors.
+    fallback: Exact,
+    replaced: AtomicBool,
 }
 
 impl PgIndex {
@@ -62,13 +67,17 @@ impl PgIndex {
             Some(s) => s,
         };
         let rels = store.entries().iter().map(|e| e.path.clone()).collect();
-        Ok(Ok(PgIndex { table: set.table(), db, space, rows, rels, exact, ef_search: settings.ef_search }))
+        let fallback = Exact::new(space.clone(), rows.clone());
+        let (table, ef_search, replaced) = (set.table(), settings.ef_search, AtomicBool::new(false));
+        Ok(Ok(PgIndex { table, db, space, rows, rels, exact, ef_search, fallback, replaced }))
     }
 }
 
 impl VectorIndex for PgIndex {
     fn method(&self) -> &'static str {
-        if self.exact {
+        if self.replaced.load(Ordering::Relaxed) {
+            "exact (the database's set was replaced: restart on the newest state)"
+        } else if self.exact {
             "postgres-exact"
         } else {
             "postgres-hnsw"
@@ -78,6 +87,9 @@ impl VectorIndex for PgIndex {
     fn search(&self, request: &Request) -> Result<Vec<Scored>> {
         if request.k == 0 {
             return Ok(Vec::new());
+        }
+        if self.replaced.load(Ordering::Relaxed) {
+            return Ok(self.fallback.top(request));
         }
         let query = Vector::from(request.vector.to_vec());
         let filters: Vec<Value> = request
@@ -123,16 +135,24 @@ impl VectorIndex for PgIndex {
         }
         let k = request.k as i64;
         let (settings, sql, query, exclude, filters) = (&settings, &sql, &query, &exclude, &filters);
-        let found: Vec<String> = self.db.read("searching", |mut object| async move {
+        let found: Option<Vec<String>> = self.db.read("searching", |mut object| async move {
             let client: &mut tokio_postgres::Client = &mut object;
             let tx = client.transaction().await?;
             tx.batch_execute(settings).await?;
             let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![query, exclude, &k];
             params.extend(filters.iter().map(|f| f as &(dyn tokio_postgres::types::ToSql + Sync)));
-            let rows = tx.query(sql, &params).await?;
+            let rows = match tx.query(sql, &params).await {
+                // 42P01: the table is gone, dropped by a sync that switched to a new set.
+                Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => return Ok(None),
+                rows => rows?,
+            };
             tx.commit().await?;
-            Ok::<_, Failure>(rows.into_iter().map(|r| r.get(0)).collect())
+            Ok::<_, Failure>(Some(rows.into_iter().map(|r| r.get(0)).collect()))
         })?;
+        let Some(found) = found else {
+            self.replaced.store(true, Ordering::Relaxed);
+            return Ok(self.fallback.top(request));
+        };
         // Rows the database has but this state folder not yet (another machine's newer
         // sync) are left out, and the filters are checked again on this machine's labels.
         let mut top: Vec<Scored> = found

@@ -174,6 +174,20 @@ fn postgres_backend_syncs_changes_and_searches_like_the_local_backend() {
     let out = ok(on_db(&pg, &catalog, &state).args(["query", "--exact", "--json", "-k", "3"]).arg(&image));
     assert!(out.contains(&format!("\"id\": \"{added}\"")), "an added photo finds itself: {out}");
 
+    // A server running on the current set, to see it through the switch below.
+    let exact_config = dir.path().join("exact.toml");
+    std::fs::write(&exact_config, "[index]\nmode = \"exact\"\n").unwrap();
+    let url = pg.url();
+    let env = [("LOOKALIKE_INDEX_BACKEND", "postgres"), ("LOOKALIKE_POSTGRES_URL", url.as_str())];
+    let server = common::server::start(&catalog, &state, &exact_config, &env);
+    let similar = || {
+        let url = server.url(&format!("/v1/items/{}/similar?k=10", items[2]));
+        let (status, body) = common::server::answer(ureq::get(&url).call());
+        assert_eq!(status, 200, "{body}");
+        common::server::ids(&body)
+    };
+    let before = similar();
+
     // Other descriptor settings: a complete new set, switched to, the old one dropped.
     let config = dir.path().join("colour.toml");
     std::fs::write(&config, "[search]\ncolour_weight = 0.4\n").unwrap();
@@ -186,6 +200,11 @@ fn postgres_backend_syncs_changes_and_searches_like_the_local_backend() {
         "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE tablename LIKE 'lookalike_items_%'",
     );
     assert_eq!(tables, format!("lookalike_items_{new_set}"), "only the new set is left");
+    // The server whose set was dropped goes on answering from its own descriptors, exactly.
+    assert_eq!(similar(), before, "answers through the switch");
+    let (_, ready) = common::server::answer(ureq::get(&server.url("/readyz")).call());
+    assert!(ready["search"].as_str().unwrap().contains("set was replaced"), "{ready}");
+    common::server::stop(server);
     // A database holding another fit (another machine's newer settings) is not searched
     // with this machine's query vectors: it answers alone and says why.
     let fit = pg.psql(&format!("SELECT fit FROM lookalike_sets WHERE id = {new_set}"));
