@@ -1,16 +1,22 @@
 //! Catalog hygiene: byte-identical photos listed under several keys (the same content
 //! hash), grouped with the copy to keep, and collapsed in search results so the top k
-//! shows k different photos. Near-identical copies (re-encoded, resized, cropped) are
-//! not grouped yet.
+//! shows k different photos; and near-identical ones (the same picture re-encoded,
+//! resized, cropped, mirrored, turned or brightened, [`crate::near`]) grouped on request.
 
 use std::collections::HashMap;
 
 use serde::Serialize;
 
+use std::io::Read;
+
+use rayon::prelude::*;
+
 use crate::catalog::{self, Product};
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::index::Scored;
+use crate::near::{self, Thumb};
+use crate::service::Snapshot;
 use crate::store::Entry;
 
 /// Photos with the same bytes, as store rows; the keeper first.
@@ -20,6 +26,15 @@ pub struct Group {
 }
 
 impl Group {
+    /// A group of `rows` with its keeper first.
+    fn ordered(mut rows: Vec<usize>, entries: &[Entry]) -> Group {
+        rows.sort_by(|&a, &b| {
+            let (a, b) = (&entries[a], &entries[b]);
+            b.size.cmp(&a.size).then(a.mtime_ns.cmp(&b.mtime_ns)).then(a.path.cmp(&b.path))
+        });
+        Group { rows }
+    }
+
     /// The copy to keep: the largest file, then the oldest, then the first by key.
     pub fn keeper(&self) -> usize {
         self.rows[0]
@@ -41,17 +56,8 @@ impl Copies {
         for (row, e) in entries.iter().enumerate() {
             by_hash.entry(e.hash.as_str()).or_default().push(row);
         }
-        let mut groups: Vec<Group> = by_hash
-            .into_values()
-            .filter(|rows| rows.len() > 1)
-            .map(|mut rows| {
-                rows.sort_by(|&a, &b| {
-                    let (a, b) = (&entries[a], &entries[b]);
-                    b.size.cmp(&a.size).then(a.mtime_ns.cmp(&b.mtime_ns)).then(a.path.cmp(&b.path))
-                });
-                Group { rows }
-            })
-            .collect();
+        let mut groups: Vec<Group> =
+            by_hash.into_values().filter(|rows| rows.len() > 1).map(|rows| Group::ordered(rows, entries)).collect();
         groups.sort_by(|a, b| entries[a.keeper()].path.cmp(&entries[b.keeper()].path));
         let group_of =
             groups.iter().enumerate().flat_map(|(g, group)| group.rows.iter().map(move |&r| (r, g))).collect();
@@ -107,13 +113,18 @@ pub struct Member {
     pub rel: String,
     pub size: u64,
     pub keeper: bool,
+    /// Near tier: the picture distance ([`near::distance`]) to the keeper (0 for the
+    /// keeper and its byte-identical copies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distance: Option<f32>,
     pub metadata: Option<Product>,
 }
 
 /// A group of copies as `lookalike dupes` reports it.
 #[derive(Debug, Clone, Serialize)]
 pub struct GroupReport {
-    /// How the copies match: "exact" (the same bytes).
+    /// How the copies match: "exact" (the same bytes) or "near" (the same picture,
+    /// edited).
     pub tier: &'static str,
     /// The keeper first.
     pub members: Vec<Member>,
@@ -130,19 +141,129 @@ pub fn exact_report(engine: &Engine) -> Result<Vec<GroupReport>> {
 
 /// The groups of `copies` as reported, each member with its metadata from `product`.
 pub fn report(entries: &[Entry], copies: &Copies, product: impl Fn(usize) -> Option<Product>) -> Vec<GroupReport> {
+    copies.groups().iter().map(|g| group_report("exact", g, entries, &product, |_| None)).collect()
+}
+
+fn group_report(
+    tier: &'static str,
+    group: &Group,
+    entries: &[Entry],
+    product: impl Fn(usize) -> Option<Product>,
+    distance: impl Fn(usize) -> Option<f32>,
+) -> GroupReport {
     let member = |row: usize, keeper: bool| {
         let e = &entries[row];
         let id = catalog::product_id(&e.path).to_string();
-        Member { metadata: product(row), id, rel: e.path.clone(), size: e.size, keeper }
+        Member { metadata: product(row), id, rel: e.path.clone(), size: e.size, keeper, distance: distance(row) }
     };
-    copies
-        .groups()
-        .iter()
-        .map(|g| GroupReport {
-            tier: "exact",
-            members: g.rows.iter().enumerate().map(|(i, &r)| member(r, i == 0)).collect(),
+    GroupReport { tier, members: group.rows.iter().enumerate().map(|(i, &r)| member(r, i == 0)).collect() }
+}
+
+/// What a near-tier run looked at, for its summary line.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NearRun {
+    pub photos: usize,
+    /// Pairs of photos whose pixels were compared.
+    pub pairs_checked: usize,
+    /// Photos that could not be read or decoded (left out of the near tier).
+    pub unreadable: Vec<String>,
+    pub threshold: f32,
+}
+
+/// The groups of near-identical photos (byte-identical ones included, labelled "exact"
+/// when a group holds only those) of the version `snapshot` searches: candidates from
+/// the descriptors, verified on the photos read from the catalog.
+pub fn near_report(engine: &Engine, snapshot: &Snapshot, threshold: f32) -> Result<(Vec<GroupReport>, NearRun)> {
+    let entries = snapshot.store().entries();
+    let exact = snapshot.copies();
+    // One photo per content hash: its copies are identical pixels.
+    let reps: Vec<usize> = (0..entries.len()).filter(|&r| exact.of(r)[0] == r).collect();
+    let space = snapshot.space();
+    let dims = space.dims();
+    let colour = space.colour_dims();
+    let pick = |from: usize, to: usize| -> Vec<f32> {
+        reps.iter().flat_map(|&r| space.vector(r)[from..to].iter().copied()).collect()
+    };
+    let mut candidates: Vec<(usize, usize)> = Vec::new();
+    let mut add = |vectors: Vec<f32>, width: usize| -> Result<()> {
+        for (i, list) in near::neighbours(&vectors, width, near::CANDIDATES)?.into_iter().enumerate() {
+            candidates.extend(list.into_iter().map(|s| (i.min(s.row), i.max(s.row))));
+        }
+        Ok(())
+    };
+    add(pick(0, dims), dims)?;
+    if colour > 0 {
+        add(pick(dims - colour, dims), colour)?;
+    }
+    candidates.sort_unstable();
+    candidates.dedup();
+
+    let source = engine.source();
+    let thumbs: Vec<std::result::Result<Thumb, String>> = reps
+        .par_iter()
+        .map(|&r| {
+            let key = &entries[r].path;
+            let mut bytes = Vec::new();
+            source.open(key).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| format!("{key}: {e}"))?;
+            let img = crate::model::decode_bytes(&bytes).map_err(|e| format!("{key}: {e}"))?;
+            Ok(Thumb::of(&img))
         })
-        .collect()
+        .collect();
+    let unreadable = thumbs.iter().filter_map(|t| t.as_ref().err().cloned()).collect();
+    let thumbs: Vec<Option<Thumb>> = thumbs.into_iter().map(|t| t.ok()).collect();
+    let pairs = near::verify(&candidates, &thumbs, threshold);
+
+    // Star groups: a photo joins the group of the first (best-kept) photo it is the same
+    // picture as, never through a third one, so look-alikes cannot chain.
+    let mut partners: HashMap<usize, Vec<(usize, f32)>> = HashMap::new();
+    for &(a, b, d) in &pairs {
+        partners.entry(a).or_default().push((b, d));
+        partners.entry(b).or_default().push((a, d));
+    }
+    let mut order: Vec<usize> = (0..reps.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&entries[reps[a]], &entries[reps[b]]);
+        b.size.cmp(&a.size).then(a.mtime_ns.cmp(&b.mtime_ns)).then(a.path.cmp(&b.path))
+    });
+    let mut taken = vec![false; reps.len()];
+    let mut nearest: HashMap<usize, f32> = HashMap::new();
+    let mut members: Vec<Vec<usize>> = Vec::new();
+    for &centre in &order {
+        if taken[centre] {
+            continue;
+        }
+        taken[centre] = true;
+        let mut set = vec![centre];
+        for &(other, d) in partners.get(&centre).map_or(&[][..], |p| p.as_slice()) {
+            if !taken[other] {
+                taken[other] = true;
+                set.push(other);
+                nearest.insert(reps[other], d);
+            }
+        }
+        members.push(set);
+    }
+    let labels = source.labels()?;
+    let product = |row: usize| labels.get(catalog::product_id(&entries[row].path)).cloned();
+    let mut groups: Vec<(Group, bool)> = members
+        .into_iter()
+        .map(|set| {
+            let edited = set.len() > 1;
+            (Group::ordered(set.into_iter().flat_map(|i| exact.of(reps[i])).collect(), entries), edited)
+        })
+        .filter(|(g, _)| g.rows.len() > 1)
+        .collect();
+    groups.sort_by(|a, b| entries[a.0.keeper()].path.cmp(&entries[b.0.keeper()].path));
+    let reports = groups
+        .iter()
+        .map(|(g, edited)| {
+            // To the keeper's picture: 0 for its byte-identical copies.
+            let distance = |row: usize| Some(nearest.get(&exact.of(row)[0]).copied().unwrap_or(0.0));
+            group_report(if *edited { "near" } else { "exact" }, g, entries, product, distance)
+        })
+        .collect();
+    let run = NearRun { photos: entries.len(), pairs_checked: candidates.len(), unreadable, threshold };
+    Ok((reports, run))
 }
 
 #[cfg(test)]

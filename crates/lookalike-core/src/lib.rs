@@ -25,6 +25,7 @@ pub mod files;
 pub mod index;
 pub mod indexer;
 pub mod model;
+pub mod near;
 pub mod published;
 pub mod runtime;
 pub mod schemes;

@@ -198,16 +198,87 @@ pub async fn facets(State(app): State<Arc<App>>) -> Json<Vec<FacetOut>> {
     )
 }
 
-/// Byte-identical photos listed under several ids, as `lookalike dupes` reports them.
+/// Duplicate photos listed under several ids, as `lookalike dupes` reports them.
 #[derive(Serialize, ToSchema)]
 pub struct DupesOut {
+    /// "exact" or "near".
+    tier: &'static str,
+    /// "done", or "running" while a near-tier scan of this version is under way (ask
+    /// again after the Retry-After seconds).
+    status: &'static str,
     /// Each group's members, the copy to keep (the largest file, then the oldest) first:
-    /// `{tier, members: [{id, rel, size, keeper, metadata}]}`.
+    /// `{tier, members: [{id, rel, size, keeper, distance, metadata}]}`; empty while
+    /// running.
     #[schema(value_type = Vec<Object>)]
     groups: Vec<lookalike_core::dupes::GroupReport>,
 }
 
-#[utoipa::path(get, path = "/v1/dupes", tag = "items", responses((status = 200, body = DupesOut)))]
-pub async fn dupes(State(app): State<Arc<App>>) -> Json<DupesOut> {
-    Json(DupesOut { groups: app.service.snapshot().dupes() })
+#[derive(Deserialize, IntoParams)]
+pub struct DupesParams {
+    /// "exact" (byte-identical, the default) or "near" (also the same picture edited:
+    /// re-encoded, resized, cropped, mirrored, turned, brightened).
+    tier: Option<String>,
+}
+
+/// The near tier of the version being searched: one scan at a time, kept until a
+/// reindex replaces the version.
+#[derive(Default)]
+pub struct NearScans {
+    state: std::sync::Mutex<NearScan>,
+}
+
+#[derive(Default)]
+enum NearScan {
+    #[default]
+    None,
+    Running,
+    Done(std::sync::Weak<lookalike_core::Snapshot>, Arc<Vec<lookalike_core::dupes::GroupReport>>),
+    Failed(std::sync::Weak<lookalike_core::Snapshot>, String),
+}
+
+const NEAR_RETRY_S: u64 = 5;
+
+#[utoipa::path(get, path = "/v1/dupes", tag = "items", params(DupesParams), responses(
+    (status = 200, description = "The groups (status done), or a near-tier scan running (status running, Retry-After)", body = DupesOut),
+    (status = 400, body = ErrorOut), (status = 500, description = "The near-tier scan failed", body = ErrorOut)))]
+pub async fn dupes(State(app): State<Arc<App>>, Query(params): Query<DupesParams>) -> ApiResult<Response> {
+    let snapshot = app.service.snapshot();
+    match params.tier.as_deref().unwrap_or("exact") {
+        "exact" => Ok(Json(DupesOut { tier: "exact", status: "done", groups: snapshot.dupes() }).into_response()),
+        "near" => near_dupes(&app, snapshot),
+        other => Err(ApiError::bad_request(format!("tier={other}: the tiers are exact and near"))),
+    }
+}
+
+fn near_dupes(app: &Arc<App>, snapshot: Arc<lookalike_core::Snapshot>) -> ApiResult<Response> {
+    let version = Arc::downgrade(&snapshot);
+    let mut state = app.near.state.lock().unwrap_or_else(|e| e.into_inner());
+    let running = || {
+        let out = DupesOut { tier: "near", status: "running", groups: Vec::new() };
+        ([(header::RETRY_AFTER, NEAR_RETRY_S.to_string())], Json(out)).into_response()
+    };
+    match &*state {
+        NearScan::Done(v, groups) if v.ptr_eq(&version) => {
+            let groups = groups.as_ref().clone();
+            return Ok(Json(DupesOut { tier: "near", status: "done", groups }).into_response());
+        }
+        NearScan::Failed(v, why) if v.ptr_eq(&version) => {
+            return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "failed", format!("near-tier scan: {why}")))
+        }
+        // One scan at a time: a scan of an older version finishes first.
+        NearScan::Running => return Ok(running()),
+        _ => {}
+    }
+    *state = NearScan::Running;
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || {
+        let engine = app.service.engine().clone();
+        let result = lookalike_core::dupes::near_report(&engine, &snapshot, lookalike_core::near::THRESHOLD);
+        let mut state = app.near.state.lock().unwrap_or_else(|e| e.into_inner());
+        *state = match result {
+            Ok((groups, _)) => NearScan::Done(version, Arc::new(groups)),
+            Err(e) => NearScan::Failed(version, e.to_string()),
+        };
+    });
+    Ok(running())
 }

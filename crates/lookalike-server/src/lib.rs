@@ -44,6 +44,7 @@ pub(crate) struct App {
     metrics: Arc<metrics::Metrics>,
     thumbnails: items::ThumbnailCache,
     jobs: Arc<jobs::Jobs>,
+    near: items::NearScans,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -104,6 +105,7 @@ fn router(service: Arc<SearchService>, config: &ServerConfig) -> anyhow::Result<
         metrics,
         thumbnails: items::thumbnail_cache(config.thumbnail_cache_mib),
         jobs: Arc::default(),
+        near: items::NearScans::default(),
     });
     let jobs = app.jobs.clone();
     let router = Router::new()

@@ -167,12 +167,22 @@ pub enum Command {
         #[command(flatten)]
         mode: ModeArgs,
     },
-    /// List groups of byte-identical photos in the catalog, each with the copy to keep
+    /// List groups of duplicate photos in the catalog, each with the copy to keep
     ///
-    /// The keeper is the largest file, then the oldest; every member comes with its
-    /// metadata, so the same photo listed twice can be told from the same product shot
-    /// twice. Nothing in the catalog is changed. Needs an index run first.
+    /// `--tier exact` (the default): byte-identical files, from the store alone.
+    /// `--tier near`: also the same picture re-encoded, resized, cropped, mirrored,
+    /// slightly turned or brightened (candidates from the descriptors, verified on the
+    /// photos, which are read again). The keeper is the largest file, then the oldest;
+    /// every member comes with its metadata, so the same photo listed twice can be told
+    /// from the same product shot twice. Nothing in the catalog is changed. Needs an index
+    /// run first.
     Dupes {
+        #[arg(long, value_enum, default_value_t = Tier::Exact)]
+        tier: Tier,
+        /// Near tier: the largest picture distance (mean colour difference over the
+        /// product, 0-1) that still counts as the same picture
+        #[arg(long, default_value_t = lookalike_core::near::THRESHOLD)]
+        threshold: f32,
         /// Print the groups as JSON
         #[arg(long, conflicts_with = "csv")]
         json: bool,
@@ -346,6 +356,15 @@ pub struct VariantArgs {
     /// Share of the similarity that is the colour descriptor (0 = none, at most 0.9)
     #[arg(long, value_name = "W")]
     colour_weight: Option<f64>,
+}
+
+/// Which duplicates `lookalike dupes` lists.
+#[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum)]
+pub(crate) enum Tier {
+    /// Byte-identical files
+    Exact,
+    /// Byte-identical files and the same picture edited
+    Near,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -565,8 +584,26 @@ pub fn run(cli: Cli) -> Result<()> {
                 bail!("{failed} of {} queries failed", queries.len());
             }
         }
-        Command::Dupes { json, csv } => {
-            let groups = lookalike_core::dupes::exact_report(&Engine::new(config)?)?;
+        Command::Dupes { tier, threshold, json, csv } => {
+            let engine = Engine::new(config)?;
+            if !(0.0..=1.0).contains(&threshold) {
+                bail!("--threshold {threshold}: a picture distance is between 0 and 1");
+            }
+            let groups = match tier {
+                Tier::Exact => lookalike_core::dupes::exact_report(&engine)?,
+                Tier::Near => {
+                    let snapshot = lookalike_core::Snapshot::open(&engine, None)?;
+                    let (groups, run) = lookalike_core::dupes::near_report(&engine, &snapshot, threshold)?;
+                    eprintln!(
+                        "near tier: {} photos, {} candidate pairs compared on the pixels, threshold {}",
+                        run.photos, run.pairs_checked, run.threshold
+                    );
+                    for why in &run.unreadable {
+                        eprintln!("left out (unreadable): {why}");
+                    }
+                    groups
+                }
+            };
             print_dupes(&groups, json, csv)?;
         }
         Command::Eval { field, k, duplicates, queries, min_class, variant, colour, json } => {
@@ -918,13 +955,21 @@ fn print_dupes(groups: &[lookalike_core::dupes::GroupReport], json: bool, csv: b
         return Ok(());
     }
     let copies: usize = groups.iter().map(|g| g.members.len() - 1).sum();
-    println!("{} groups of byte-identical photos ({copies} copies beyond the keepers)", groups.len());
+    let near = groups.iter().filter(|g| g.tier == "near").count();
+    println!(
+        "{} groups of duplicate photos, {near} of them near-identical ({copies} copies beyond the keepers)",
+        groups.len()
+    );
     for (g, group) in groups.iter().enumerate() {
         println!("\ngroup {} ({}, {} photos)", g + 1, group.tier, group.members.len());
         for m in &group.members {
             let p = m.metadata.clone().unwrap_or_default();
             let mark = if m.keeper { "keep" } else { "copy" };
-            println!("  {mark}  {:<10} {:>8} B  {:<16} {:<12} {}", m.id, m.size, p.article_type, p.base_colour, m.rel);
+            let distance = m.distance.map_or(String::new(), |d| format!("  distance {d:.3}"));
+            println!(
+                "  {mark}  {:<10} {:>8} B  {:<16} {:<12} {}{distance}",
+                m.id, m.size, p.article_type, p.base_colour, m.rel
+            );
         }
     }
     Ok(())

@@ -368,3 +368,64 @@ fn dupes_lists_byte_identical_photos_and_searches_show_each_photo_once() {
     want_top.sort();
     assert_eq!(top, want_top);
 }
+
+#[test]
+fn dupes_near_tier_groups_edited_copies_with_their_original() {
+    use image::{codecs::jpeg::JpegEncoder, imageops, RgbImage};
+    let dir = tempfile::tempdir().unwrap();
+    let (catalog, state) = (dir.path().join("catalog"), dir.path().join("state"));
+    let files = dataset().subset(8, 3, &catalog);
+    let images = catalog.join("images");
+    let stem = |f: &str| Path::new(f).file_stem().unwrap().to_str().unwrap().to_string();
+    let original = image::open(images.join(&files[0])).unwrap().to_rgb8();
+    let (w, h) = original.dimensions();
+    let save = |img: &RgbImage, name: &str, quality: u8| {
+        let mut out = std::fs::File::create(images.join(format!("{name}.jpg"))).unwrap();
+        JpegEncoder::new_with_quality(&mut out, quality).encode_image(img).unwrap();
+    };
+    // Edits the near tier must see through: re-encoding, resizing (up: the demo's photos
+    // are 28 pixels), a mirrored 8% crop, a brighter copy; and a byte-identical one.
+    save(&original, "900001", 40);
+    save(&imageops::resize(&original, w * 3 / 2, h * 3 / 2, imageops::FilterType::Triangle), "900002", 85);
+    let mirrored = imageops::flip_horizontal(&original);
+    save(&imageops::crop_imm(&mirrored, w / 25, h / 20, w * 23 / 25, h * 23 / 25).to_image(), "900003", 85);
+    let brighter = RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb(original.get_pixel(x, y).0.map(|c| (c as f32 * 1.1).min(255.0) as u8))
+    });
+    save(&brighter, "900004", 90);
+    std::fs::copy(images.join(&files[0]), images.join("900005.jpg")).unwrap();
+    common::run_json(&catalog, &state, &["index", "--json"]);
+
+    let out = common::at(&catalog, &state).args(["dupes", "--tier", "near", "--json"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("candidate pairs compared"), "{stderr}");
+    let groups = json(&out);
+    let group = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["members"].as_array().unwrap().iter().any(|m| m["id"] == "900003"))
+        .unwrap_or_else(|| panic!("the mirrored crop is in no group: {groups}"));
+    assert_eq!(group["tier"], "near");
+    let members = group["members"].as_array().unwrap();
+    let mut ids: Vec<&str> = members.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    ids.sort();
+    let first = stem(&files[0]);
+    assert_eq!(ids, [first.as_str(), "900001", "900002", "900003", "900004", "900005"], "{group}");
+    // The keeper is the largest file, and comes first.
+    let largest = members.iter().map(|m| m["size"].as_u64().unwrap()).max().unwrap();
+    assert_eq!((members[0]["keeper"].clone(), members[0]["size"].as_u64().unwrap()), (true.into(), largest));
+    for m in members {
+        let d = m["distance"].as_f64().unwrap();
+        assert!((0.0..=lookalike_core::near::THRESHOLD as f64).contains(&d), "{m}");
+    }
+    // The exact tier still sees only the byte-identical pair.
+    let exact = common::run_json(&catalog, &state, &["dupes", "--json"]);
+    let exact_ids: Vec<Vec<&str>> = exact
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["members"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect())
+        .collect();
+    assert!(exact_ids.iter().all(|g| g.len() == 2 && g.contains(&"900005")) && exact_ids.len() == 1, "{exact}");
+}

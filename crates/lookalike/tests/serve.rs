@@ -205,6 +205,22 @@ fn the_http_api_answers_like_the_cli_and_refuses_bad_requests_with_json() {
         dupes["groups"][0]["members"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 2, "{dupes}");
     assert!(ids.contains(&"3") && ids.contains(&"3b"), "{dupes}");
+    // The near tier is a scan of the photos: started by the first request, polled.
+    let (status, first) = answer(ureq::get(&url("/v1/dupes?tier=near")).call());
+    assert_eq!((status, first["tier"].as_str()), (200, Some("near")), "{first}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let near = loop {
+        let (_, body) = answer(ureq::get(&url("/v1/dupes?tier=near")).call());
+        if body["status"] == "done" {
+            break body;
+        }
+        assert!(body["status"] == "running" && Instant::now() < deadline, "{body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let cli = common::json(&common::at(&catalog, &state).args(["dupes", "--tier", "near", "--json"]).output().unwrap());
+    assert_eq!(near["groups"], cli, "{near}");
+    let (status, bad) = answer(ureq::get(&url("/v1/dupes?tier=fuzzy")).call());
+    assert_eq!((status, bad["error"]["kind"].as_str()), (400, Some("bad_request")), "{bad}");
 
     // The OpenAPI document names every endpoint; metrics count what happened.
     let (_, doc) = answer(ureq::get(&url("/v1/openapi.json")).call());
