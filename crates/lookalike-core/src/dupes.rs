@@ -12,11 +12,11 @@ use std::io::Read;
 use rayon::prelude::*;
 
 use crate::catalog::{self, Product};
+use crate::descriptor::Space;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::index::Scored;
 use crate::near::{self, Thumb};
-use crate::service::Snapshot;
 use crate::store::Entry;
 
 /// Photos with the same bytes, as store rows; the keeper first.
@@ -171,14 +171,18 @@ pub struct NearRun {
 }
 
 /// The groups of near-identical photos (byte-identical ones included, labelled "exact"
-/// when a group holds only those) of the version `snapshot` searches: candidates from
-/// the descriptors, verified on the photos read from the catalog.
-pub fn near_report(engine: &Engine, snapshot: &Snapshot, threshold: f32) -> Result<(Vec<GroupReport>, NearRun)> {
-    let entries = snapshot.store().entries();
-    let exact = snapshot.copies();
+/// when a group holds only those) of one version (its rows, their byte-identical groups
+/// and descriptors): candidates from the descriptors, verified on the photos read from
+/// the catalog.
+pub fn near_report(
+    engine: &Engine,
+    entries: &[Entry],
+    exact: &Copies,
+    space: &Space,
+    threshold: f32,
+) -> Result<(Vec<GroupReport>, NearRun)> {
     // One photo per content hash: its copies are identical pixels.
     let reps: Vec<usize> = (0..entries.len()).filter(|&r| exact.of(r)[0] == r).collect();
-    let space = snapshot.space();
     let dims = space.dims();
     let colour = space.colour_dims();
     let pick = |from: usize, to: usize| -> Vec<f32> {

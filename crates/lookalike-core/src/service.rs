@@ -282,6 +282,16 @@ impl Snapshot {
         crate::dupes::report(self.store.entries(), &self.copies, |row| self.product(row).cloned())
     }
 
+    /// The near-identical groups of this version ([`crate::dupes::near_report`]): reads
+    /// every photo again, so it takes minutes on a large catalog.
+    pub fn near_dupes(
+        &self,
+        engine: &Engine,
+        threshold: f32,
+    ) -> Result<(Vec<crate::dupes::GroupReport>, crate::dupes::NearRun)> {
+        crate::dupes::near_report(engine, self.store.entries(), &self.copies, &self.space, threshold)
+    }
+
     /// [`Snapshot::rank`] with byte-identical copies collapsed into one hit (unless
     /// collapsing is off), so k hits are k different photos.
     pub fn rank_distinct(

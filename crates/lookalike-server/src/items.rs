@@ -273,7 +273,7 @@ fn near_dupes(app: &Arc<App>, snapshot: Arc<lookalike_core::Snapshot>) -> ApiRes
     let app = app.clone();
     tokio::task::spawn_blocking(move || {
         let engine = app.service.engine().clone();
-        let result = lookalike_core::dupes::near_report(&engine, &snapshot, lookalike_core::near::THRESHOLD);
+        let result = snapshot.near_dupes(&engine, lookalike_core::near::THRESHOLD);
         let mut state = app.near.state.lock().unwrap_or_else(|e| e.into_inner());
         *state = match result {
             Ok((groups, _)) => NearScan::Done(version, Arc::new(groups)),

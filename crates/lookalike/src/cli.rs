@@ -593,7 +593,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 Tier::Exact => lookalike_core::dupes::exact_report(&engine)?,
                 Tier::Near => {
                     let snapshot = lookalike_core::Snapshot::open(&engine, None)?;
-                    let (groups, run) = lookalike_core::dupes::near_report(&engine, &snapshot, threshold)?;
+                    let (groups, run) = snapshot.near_dupes(&engine, threshold)?;
                     eprintln!(
                         "near tier: {} photos, {} candidate pairs compared on the pixels, threshold {}",
                         run.photos, run.pairs_checked, run.threshold
