@@ -186,7 +186,8 @@ pub enum Command {
         /// Print the groups as JSON
         #[arg(long, conflicts_with = "csv")]
         json: bool,
-        /// Print one CSV row per member: group, tier, keeper, id, path, size, and metadata
+        /// Print one CSV row per member: group, tier, keeper, id, path, size, distance (near
+        /// tier), and metadata
         #[arg(long)]
         csv: bool,
     },
@@ -937,6 +938,7 @@ fn print_dupes(groups: &[lookalike_core::dupes::GroupReport], json: bool, csv: b
             "id",
             "path",
             "size",
+            "distance",
             "productDisplayName",
             "articleType",
             "baseColour",
@@ -947,7 +949,19 @@ fn print_dupes(groups: &[lookalike_core::dupes::GroupReport], json: bool, csv: b
                 let p = m.metadata.clone().unwrap_or_default();
                 let keeper = if m.keeper { "yes" } else { "no" };
                 let size = m.size.to_string();
-                let row = [&number, group.tier, keeper, &m.id, &m.rel, &size, &p.name, &p.article_type, &p.base_colour];
+                let distance = m.distance.map_or(String::new(), |d| format!("{d:.4}"));
+                let row = [
+                    &number,
+                    group.tier,
+                    keeper,
+                    &m.id,
+                    &m.rel,
+                    &size,
+                    &distance,
+                    &p.name,
+                    &p.article_type,
+                    &p.base_colour,
+                ];
                 w.write_record(row)?;
             }
         }

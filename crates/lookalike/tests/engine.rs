@@ -419,6 +419,12 @@ fn dupes_near_tier_groups_edited_copies_with_their_original() {
         let d = m["distance"].as_f64().unwrap();
         assert!((0.0..=lookalike_core::near::THRESHOLD as f64).contains(&d), "{m}");
     }
+    let csv = common::at(&catalog, &state).args(["dupes", "--tier", "near", "--csv"]).output().unwrap();
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    assert!(csv.starts_with("group,tier,keeper,id,path,size,distance,"), "{csv}");
+    let copy = csv.lines().find(|l| l.contains(",900003,")).unwrap_or_else(|| panic!("{csv}"));
+    let d: f32 = copy.split(',').nth(6).unwrap().parse().unwrap();
+    assert!(d > 0.0 && d <= lookalike_core::near::THRESHOLD, "{copy}");
     // The exact tier still sees only the byte-identical pair.
     let exact = common::run_json(&catalog, &state, &["dupes", "--json"]);
     let exact_ids: Vec<Vec<&str>> = exact
