@@ -3,13 +3,11 @@
 //! shows k different photos; and near-identical ones (the same picture re-encoded,
 //! resized, cropped, mirrored, turned or brightened, [`crate::near`]) grouped on request.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use serde::Serialize;
-
-use std::io::Read;
-
 use rayon::prelude::*;
+use serde::Serialize;
 
 use crate::catalog::{self, Product};
 use crate::descriptor::Space;
@@ -25,13 +23,16 @@ pub struct Group {
     pub rows: Vec<usize>,
 }
 
+/// Which of two rows is kept first: the larger file, then the older, then the first by key.
+fn keep_first(entries: &[Entry], a: usize, b: usize) -> Ordering {
+    let (a, b) = (&entries[a], &entries[b]);
+    b.size.cmp(&a.size).then(a.mtime_ns.cmp(&b.mtime_ns)).then(a.path.cmp(&b.path))
+}
+
 impl Group {
     /// A group of `rows` with its keeper first.
     fn ordered(mut rows: Vec<usize>, entries: &[Entry]) -> Group {
-        rows.sort_by(|&a, &b| {
-            let (a, b) = (&entries[a], &entries[b]);
-            b.size.cmp(&a.size).then(a.mtime_ns.cmp(&b.mtime_ns)).then(a.path.cmp(&b.path))
-        });
+        rows.sort_by(|&a, &b| keep_first(entries, a, b));
         Group { rows }
     }
 
@@ -72,6 +73,11 @@ impl Copies {
     /// The rows with the same bytes as `row`, itself included (just `row` when it has none).
     pub fn of(&self, row: usize) -> Vec<usize> {
         self.group_of.get(&row).map_or_else(|| vec![row], |&g| self.groups[g].rows.clone())
+    }
+
+    /// The keeper of `row`'s group (`row` itself when it has no copies).
+    pub fn keeper_of(&self, row: usize) -> usize {
+        self.group_of.get(&row).map_or(row, |&g| self.groups[g].keeper())
     }
 
     /// Rows that are not their group's keeper: what collapsing can hide.
@@ -160,7 +166,7 @@ fn group_report(
 }
 
 /// What a near-tier run looked at, for its summary line.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone)]
 pub struct NearRun {
     pub photos: usize,
     /// Pairs of photos whose pixels were compared.
@@ -182,7 +188,7 @@ pub fn near_report(
     threshold: f32,
 ) -> Result<(Vec<GroupReport>, NearRun)> {
     // One photo per content hash: its copies are identical pixels.
-    let reps: Vec<usize> = (0..entries.len()).filter(|&r| exact.of(r)[0] == r).collect();
+    let reps: Vec<usize> = (0..entries.len()).filter(|&r| exact.keeper_of(r) == r).collect();
     let dims = space.dims();
     let colour = space.colour_dims();
     let pick = |from: usize, to: usize| -> Vec<f32> {
@@ -207,8 +213,7 @@ pub fn near_report(
         .par_iter()
         .map(|&r| {
             let key = &entries[r].path;
-            let mut bytes = Vec::new();
-            source.open(key).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| format!("{key}: {e}"))?;
+            let bytes = source.read(key).map_err(|e| format!("{key}: {e}"))?;
             let img = crate::model::decode_bytes(&bytes).map_err(|e| format!("{key}: {e}"))?;
             Ok(Thumb::of(&img))
         })
@@ -225,10 +230,7 @@ pub fn near_report(
         partners.entry(b).or_default().push((a, d));
     }
     let mut order: Vec<usize> = (0..reps.len()).collect();
-    order.sort_by(|&a, &b| {
-        let (a, b) = (&entries[reps[a]], &entries[reps[b]]);
-        b.size.cmp(&a.size).then(a.mtime_ns.cmp(&b.mtime_ns)).then(a.path.cmp(&b.path))
-    });
+    order.sort_by(|&a, &b| keep_first(entries, reps[a], reps[b]));
     let mut taken = vec![false; reps.len()];
     let mut nearest: HashMap<usize, f32> = HashMap::new();
     let mut members: Vec<Vec<usize>> = Vec::new();
@@ -262,7 +264,7 @@ pub fn near_report(
         .iter()
         .map(|(g, edited)| {
             // To the keeper's picture: 0 for its byte-identical copies.
-            let distance = |row: usize| Some(nearest.get(&exact.of(row)[0]).copied().unwrap_or(0.0));
+            let distance = |row: usize| Some(nearest.get(&exact.keeper_of(row)).copied().unwrap_or(0.0));
             group_report(if *edited { "near" } else { "exact" }, g, entries, product, distance)
         })
         .collect();

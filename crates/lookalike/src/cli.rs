@@ -360,7 +360,7 @@ pub struct VariantArgs {
 }
 
 /// Which duplicates `lookalike dupes` lists.
-#[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub(crate) enum Tier {
     /// Byte-identical files
     Exact,
