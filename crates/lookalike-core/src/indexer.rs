@@ -395,7 +395,9 @@ pub fn run(parts: Parts, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progres
                 Ok(())
             })?;
             // Embedded or undecodable here: not to be waited for either way.
-            remaining.retain(|i| !mine.contains(i));
+            for i in &mine {
+                remaining.remove(i);
+            }
             claim.done(&rows)?;
         }
         // Left only when cancelled: embedded below, which stops at once.
