@@ -35,7 +35,9 @@ with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
             f.write(v.astype("<f4").tobytes())
 
     out = subprocess.run([a.bin, "bench-annoy", "--vectors", path, "--dims", str(a.dims), "--trees", str(a.trees),
-                          "--out", os.path.join(tmp, "ours.ann"), "--json"], check=True, capture_output=True, text=True)
+                          # The same vectors as Python's trees (no projection); few queries, as
+                          # only the build is compared here.
+                          "--project-dims", "0", "--queries", "10", "--out", os.path.join(tmp, "ours.ann"), "--json"], check=True, capture_output=True, text=True)
     ours = json.loads(out.stdout)
 
     vectors = np.memmap(path, dtype="<f4", mode="r").reshape(-1, a.dims)

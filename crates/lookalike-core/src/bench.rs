@@ -3,18 +3,15 @@
 //! build cost and recall, and the process's peak memory.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, SearchMode};
-use crate::descriptor::Space;
+use crate::config::{Config, IndexConfig, SearchMode};
 use crate::engine::Engine;
 use crate::error::{Error, IoContext, Result};
-use crate::index::annoy::{self, Annoy, AnnoyIndex};
-use crate::index::exact::{exact_top_k, Exact};
-use crate::index::{Request, Rows};
+use crate::index::exact::exact_top_k;
+use crate::index::forest::{self, Cost, Delta, Forest, Truth};
 use crate::model::{self, Embedder, ResNetEmbedder};
 use crate::runtime::peak_rss_mib;
 use crate::service::Snapshot;
@@ -201,66 +198,11 @@ pub fn search_latency(n: usize, repeats: usize, scratch: &Path) -> Result<Search
 #[derive(Debug, Serialize)]
 pub struct AnnoyFigure {
     pub search_k: usize,
-    /// Annoy's own top 10.
+    /// The row of the `search_k` an index run's probe chooses with these settings.
+    pub default: bool,
+    /// Re-ranked top 10 against exact search's.
     pub recall_at_10: f64,
-    /// Top 10 of all `search_k` candidates re-ranked by exact cosine from the store.
-    pub recall_at_10_reranked: f64,
     pub queries_per_s: f64,
-    pub queries_per_s_reranked: f64,
-}
-
-/// Exact search throughput, and recall@10 of Annoy against exact search with its query
-/// throughput, using `queries` stored vectors (spread over the store) as queries; each
-/// query's own row is left out.
-pub fn annoy_recall(space: &Arc<Space>, annoy: Annoy, search_ks: &[usize], queries: usize) -> (f64, Vec<AnnoyFigure>) {
-    let n = space.len();
-    let rows: Vec<usize> = (0..queries.min(n)).map(|i| i * n / queries.min(n)).collect();
-    let request = |q: usize, k: usize| Request { vector: space.vector(q), k, filters: &[], exclude: &[] };
-    let exact = Exact::new(space.clone(), Arc::new(Rows::default()));
-    let started = Instant::now();
-    let truth: Vec<Vec<usize>> = rows
-        .iter()
-        .map(|&q| {
-            let top = exact.top(&Request { exclude: &[q], ..request(q, 10) });
-            top.iter().map(|s| s.row).collect()
-        })
-        .collect();
-    let exact_qps = rows.len() as f64 / started.elapsed().as_secs_f64();
-    let recall = |found: &[Vec<usize>]| -> f64 {
-        let hits: usize =
-            found.iter().zip(&truth).map(|(f, e)| f.iter().take(10).filter(|r| e.contains(r)).count()).sum();
-        hits as f64 / truth.iter().map(Vec::len).sum::<usize>().max(1) as f64
-    };
-    let mut index = AnnoyIndex::new(annoy, 0, exact);
-    let figures = search_ks
-        .iter()
-        .map(|&search_k| {
-            index.set_search_k(search_k);
-            let started = Instant::now();
-            let plain: Vec<Vec<usize>> = rows
-                .iter()
-                .map(|&q| {
-                    let found = index.annoy().candidates(space.vector(q), 11, search_k);
-                    found.into_iter().filter(|&r| r != q).collect()
-                })
-                .collect();
-            let plain_s = started.elapsed().as_secs_f64();
-            let started = Instant::now();
-            let reranked: Vec<Vec<usize>> = rows
-                .iter()
-                .map(|&q| index.top(&Request { exclude: &[q], ..request(q, 10) }).iter().map(|s| s.row).collect())
-                .collect();
-            let reranked_s = started.elapsed().as_secs_f64();
-            AnnoyFigure {
-                search_k,
-                recall_at_10: recall(&plain),
-                recall_at_10_reranked: recall(&reranked),
-                queries_per_s: rows.len() as f64 / plain_s,
-                queries_per_s_reranked: rows.len() as f64 / reranked_s,
-            }
-        })
-        .collect();
-    (exact_qps, figures)
 }
 
 /// What `bench-annoy` measured.
@@ -268,34 +210,97 @@ pub fn annoy_recall(space: &Arc<Space>, annoy: Annoy, search_ks: &[usize], queri
 pub struct AnnoyBench {
     pub items: usize,
     pub dims: usize,
+    /// Dimensions the trees are built over (`dims` when not projected).
+    pub tree_dims: usize,
     pub trees: usize,
+    /// Projection, trees and file, as an index run builds them (its cost probe aside).
     pub build_s: f64,
     pub file_mib: f64,
     pub peak_rss_mib: f64,
-    /// Recall and speed, measured only on a catalog's descriptors.
-    pub exact_queries_per_s: Option<f64>,
+    /// What the index run's probe measured, which `auto` goes by.
+    pub cost: Cost,
+    pub auto_chooses_annoy: bool,
+    pub exact_queries_per_s: f64,
     pub search: Vec<AnnoyFigure>,
+    /// With `--delta`: what adding and removing photos after the build cost.
+    pub delta: Option<DeltaFigure>,
+}
+
+/// Photos added and removed after the trees were built (the figures of `search` are
+/// then with this delta in place).
+#[derive(Debug, Serialize)]
+pub struct DeltaFigure {
+    pub added: usize,
+    pub removed: usize,
+    /// Matching the trees' items with the new rows by key, as opening a snapshot does.
+    pub apply_ms: f64,
+    pub share: f64,
 }
 
 /// Where `bench-annoy` takes its vectors from.
 pub enum AnnoyInput<'a> {
-    /// The catalog's search descriptors (recall is measured too).
+    /// The catalog's search descriptors.
     Catalog(&'a Engine),
-    /// A raw little-endian f32 file of `dims`-d rows (build only).
+    /// A raw little-endian f32 file of `dims`-d unit rows.
     File { path: &'a Path, dims: usize },
+    /// [`clustered`] vectors made in memory.
+    Synthetic { items: usize, dims: usize },
 }
 
-/// Builds an Annoy index over the input (kept at `out` when given) and measures it.
+/// Vectors per cluster in [`clustered`] sets, at every size: a bigger catalog has more
+/// kinds of product, not more copies of each.
+const CLUSTER_SIZE: usize = 100;
+/// How fast the variance of [`clustered`] sets falls over the dimensions.
+const DECAY: f32 = 0.5;
+
+/// Synthetic descriptors: unit vectors in clusters of about [`CLUSTER_SIZE`], centres and
+/// the spread around them both with variance falling as `(i + 1)^-DECAY` over dimension i,
+/// so that, as in real descriptors, no few directions tell neighbours apart.
+pub fn clustered(items: usize, dims: usize, seed: u64) -> Vec<f32> {
+    use rayon::prelude::*;
+    let scale: Vec<f32> = (0..dims).map(|i| ((i + 1) as f32).powf(-DECAY / 2.0)).collect();
+    // Roughly normal: the sum of four uniforms, centred.
+    let normal = |seed: u64| -> Vec<f32> {
+        pseudo_uniform(seed, 4 * dims).chunks_exact(4).map(|u| u.iter().sum::<f32>() - 2.0).collect()
+    };
+    let clusters = items.div_ceil(CLUSTER_SIZE).max(1);
+    let centres: Vec<Vec<f32>> = (0..clusters).map(|c| normal(seed ^ ((c as u64) << 32))).collect();
+    let mut out = vec![0f32; items * dims];
+    out.par_chunks_mut(dims).enumerate().for_each(|(i, row)| {
+        let mut h = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seed;
+        h ^= h >> 29;
+        let centre = &centres[(h % centres.len() as u64) as usize];
+        let spread = normal(h.wrapping_add(seed));
+        for (j, x) in row.iter_mut().enumerate() {
+            *x = (centre[j] + 0.7 * spread[j]) * scale[j];
+        }
+        model::normalize(row);
+    });
+    out
+}
+
+/// Builds the trees over the input as an index run would with `config` (kept at `out`
+/// when given), then measures recall@10 against exact search and queries/s at each
+/// `search_ks`, with `queries` stored items as queries (each one's own item left out).
+/// With `delta` > 0 the trees are built without the last `delta` vectors, then those are
+/// added and `delta` others removed, and everything is measured on the result.
 pub fn annoy(
     input: AnnoyInput,
-    trees: usize,
+    config: &IndexConfig,
     search_ks: &[usize],
     queries: usize,
+    delta: usize,
     out: Option<&Path>,
 ) -> Result<AnnoyBench> {
     let scratch = tempfile::tempdir().map_err(|e| Error::io("cannot create", &std::env::temp_dir(), e))?;
     let path: PathBuf = out.map_or_else(|| scratch.path().join("bench.ann"), Path::to_path_buf);
+    let proj = PathBuf::from(format!("{}.proj", path.display()));
+    let mut made = Vec::new();
     let (space, raw, dims) = match input {
+        AnnoyInput::Synthetic { items, dims } => {
+            made = clustered(items, dims, 1);
+            (None, None, dims)
+        }
         AnnoyInput::Catalog(engine) => {
             let space = Snapshot::open(engine, Some(SearchMode::Exact))?.space_arc();
             let dims = space.dims();
@@ -305,37 +310,72 @@ pub fn annoy(
             let f = std::fs::File::open(file).at("cannot open", file)?;
             // SAFETY: a benchmark input, only read.
             let map = unsafe { memmap2::Mmap::map(&f) }.at("cannot map", file)?;
-            if dims == 0 || map.len() % (4 * dims) != 0 {
+            if dims == 0 || map.is_empty() || map.len() % (4 * dims) != 0 {
                 return Err(Error::damaged(file, format!("not a whole number of {dims}-d f32 rows")));
             }
             (None, Some(map), dims)
         }
     };
-    let data: &[f32] = match (&space, &raw) {
+    let vectors: &[f32] = match (&space, &raw) {
         (Some(space), _) => space.vectors(),
         (None, Some(map)) => bytemuck::try_cast_slice(map).map_err(|e| Error::failed("reading vectors", e))?,
-        (None, None) => unreachable!("one input is set"),
+        (None, None) => &made,
     };
+    let items = vectors.len() / dims;
+    if delta > 0 && delta >= items / 2 {
+        return Err(Error::failed("bench-annoy --delta", format!("{delta} of {items} vectors is not a delta")));
+    }
+    let base = items - delta;
     let started = Instant::now();
-    let built = annoy::build(data, dims, trees, annoy::DEFAULT_SEED, 0, &path)?;
+    let sidecar = forest::build_trees(&vectors[..base * dims], dims, config, 0, &path, &proj)?;
     let build_s = started.elapsed().as_secs_f64();
     let peak_rss_mib = peak_rss_mib();
-    let (exact_queries_per_s, search) = match &space {
-        Some(space) => {
-            let (qps, figures) = annoy_recall(space, Annoy::open(&path, dims, space.len())?, search_ks, queries);
-            (Some(qps), figures)
+    let mut trees = Forest::open_at(&path, &proj, &sidecar, config.search_k)?;
+    let (current, delta) = match delta {
+        0 => (std::borrow::Cow::Borrowed(vectors), None),
+        _ => {
+            // Rows spread over the built ones are removed; keys stand in for photos.
+            let removed: std::collections::HashSet<usize> = (0..delta).map(|i| i * base / delta).collect();
+            let kept = || (0..items).filter(|r| !removed.contains(r));
+            let current: Vec<f32> = kept().flat_map(|r| &vectors[r * dims..(r + 1) * dims]).copied().collect();
+            let keys: Vec<u64> = (0..base).map(|i| forest::key(&i.to_string(), "")).collect();
+            let started = Instant::now();
+            let map = Delta::of(&keys, kept().map(|r| forest::key(&r.to_string(), "")));
+            let apply_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let figure = DeltaFigure { added: map.added(), removed: map.masked(), apply_ms, share: map.share() };
+            trees = trees.with_delta(map);
+            (std::borrow::Cow::Owned(current), Some(figure))
         }
-        None => (None, Vec::new()),
     };
+    let vectors: &[f32] = &current;
+    let cost = forest::probe(vectors, dims, &mut trees, config.search_k);
+    let truth = Truth::of(vectors, dims, queries);
+    let search = search_ks
+        .iter()
+        .map(|&search_k| {
+            trees.set_search_k(search_k);
+            let at = truth.cost(vectors, dims, &trees);
+            AnnoyFigure {
+                search_k,
+                default: search_k == cost.search_k,
+                recall_at_10: at.recall_at_10,
+                queries_per_s: 1000.0 / at.forest_ms.max(1e-9),
+            }
+        })
+        .collect();
     Ok(AnnoyBench {
-        items: built.items,
+        items: vectors.len() / dims,
         dims,
-        trees,
+        tree_dims: sidecar.file.dims,
+        trees: sidecar.file.n_trees,
         build_s,
-        file_mib: built.file_len as f64 / 1048576.0,
+        file_mib: sidecar.file.file_len as f64 / 1048576.0,
         peak_rss_mib,
-        exact_queries_per_s,
+        auto_chooses_annoy: cost.pays(),
+        cost,
+        exact_queries_per_s: 1000.0 / truth.exact_ms().max(1e-9),
         search,
+        delta,
     })
 }
 

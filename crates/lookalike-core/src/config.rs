@@ -96,21 +96,16 @@ pub struct IndexConfig {
     pub mode: SearchMode,
     pub n_trees: usize,
     pub search_k: usize,
-    /// Catalogs smaller than this are searched exactly in `auto` mode.
-    pub exact_below: usize,
+    /// Dimensions of the PCA projection the trees are built over (0 = the descriptors
+    /// themselves); candidates are re-ranked at full dimension.
+    pub project_dims: usize,
     /// Where searches run: this machine's files, or a database shared by many machines.
     pub backend: Backend,
 }
 
 impl Default for IndexConfig {
     fn default() -> Self {
-        IndexConfig {
-            mode: SearchMode::Auto,
-            n_trees: 16,
-            search_k: 4000,
-            exact_below: 20_000,
-            backend: Backend::Local,
-        }
+        IndexConfig { mode: SearchMode::Auto, n_trees: 32, search_k: 2_500, project_dims: 128, backend: Backend::Local }
     }
 }
 
@@ -188,21 +183,10 @@ impl Default for PostgresConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SearchMode {
-    /// Annoy from `exact_below` items on, exact below.
+    /// Annoy where the cost measured when its trees were built shows it pays, else exact.
     Auto,
     Exact,
     Approx,
-}
-
-impl SearchMode {
-    /// Whether a catalog of `items` is searched with Annoy.
-    pub fn approx(self, items: usize, exact_below: usize) -> bool {
-        match self {
-            SearchMode::Exact => false,
-            SearchMode::Approx => true,
-            SearchMode::Auto => items >= exact_below,
-        }
-    }
 }
 
 impl Default for Config {
@@ -257,7 +241,7 @@ struct IndexSection {
     mode: Option<SearchMode>,
     n_trees: Option<i64>,
     search_k: Option<i64>,
-    exact_below: Option<i64>,
+    project_dims: Option<i64>,
     backend: Option<Backend>,
     postgres_url: Option<String>,
     postgres_ef_search: Option<i64>,
@@ -467,8 +451,8 @@ impl Config {
         if let Some(v) = file.index.search_k {
             config.index.search_k = in_range("index.search_k", v, 1, i32::MAX as i64)?;
         }
-        if let Some(v) = file.index.exact_below {
-            config.index.exact_below = in_range("index.exact_below", v, 0, i64::MAX)?;
+        if let Some(v) = file.index.project_dims {
+            config.index.project_dims = in_range("index.project_dims", v, 0, 4096)?;
         }
         if let Some(v) = file.index.backend {
             config.index.backend = v;

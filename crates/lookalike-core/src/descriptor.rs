@@ -168,7 +168,17 @@ impl Whitening {
     /// Fits on `rows` (n x `in_dims`): the top `out_dims` principal directions, each scaled
     /// by `1 / sqrt(eigenvalue + shrink * mean eigenvalue)`.
     pub fn fit(rows: &[f32], in_dims: usize, out_dims: usize, shrink: f32) -> Result<Whitening> {
-        let n = rows.len() / in_dims;
+        Self::principal(rows, in_dims, out_dims, Some(shrink))
+    }
+
+    /// Plain PCA: the top `out_dims` principal directions, unscaled, so distances keep
+    /// their proportions (what trees over a projection need).
+    pub fn pca(rows: &[f32], in_dims: usize, out_dims: usize) -> Result<Whitening> {
+        Self::principal(rows, in_dims, out_dims, None)
+    }
+
+    fn principal(rows: &[f32], in_dims: usize, out_dims: usize, shrink: Option<f32>) -> Result<Whitening> {
+        let n = rows.len() / in_dims.max(1);
         if n < 2 || out_dims == 0 || out_dims > in_dims {
             let reason =
                 format!("needs at least 2 vectors and 1 to {in_dims} dims, has {n} vectors for {out_dims} dims");
@@ -187,15 +197,27 @@ impl Whitening {
         order.sort_by(|&a, &b| eigen.eigenvalues[b].total_cmp(&eigen.eigenvalues[a]));
         order.truncate(out_dims);
         let kept: Vec<f64> = order.iter().map(|&i| eigen.eigenvalues[i].max(0.0)).collect();
-        let floor = shrink as f64 * kept.iter().sum::<f64>() / out_dims as f64;
+        let floor = shrink.map(|s| s as f64 * kept.iter().sum::<f64>() / out_dims as f64);
         let mut proj = vec![0f32; in_dims * out_dims];
         for (j, (&col, &lambda)) in order.iter().zip(&kept).enumerate() {
-            let scale = 1.0 / (lambda + floor).max(1e-12).sqrt();
+            let scale = floor.map_or(1.0, |floor| 1.0 / (lambda + floor).max(1e-12).sqrt());
             for i in 0..in_dims {
                 proj[i * out_dims + j] = (eigen.eigenvectors[(i, col)] * scale) as f32;
             }
         }
         Ok(Whitening { mean, proj, in_dims, out_dims })
+    }
+
+    /// One row, without tensors: the per-query path, where building tensors for a single
+    /// row would cost more than the product itself.
+    pub fn apply_one(&self, row: &[f32]) -> Vec<f32> {
+        let mut out = vec![0f32; self.out_dims];
+        for ((x, m), weights) in row.iter().zip(&self.mean).zip(self.proj.chunks_exact(self.out_dims)) {
+            let c = x - m;
+            out.iter_mut().zip(weights).for_each(|(o, w)| *o += c * w);
+        }
+        normalize(&mut out);
+        out
     }
 
     /// Transforms rows (n x `in_dims`) to unit-length rows of `out_dims`.

@@ -8,11 +8,11 @@ use serde::Serialize;
 
 use crate::backend::{self, Published, SharedIndex, SyncReport};
 use crate::catalog::{url_scheme, CatalogSource};
-use crate::config::{self, Config, SearchMode};
+use crate::config::{self, Config};
 use crate::descriptor::Space;
 use crate::error::{Error, Result};
 use crate::files::keyed_name;
-use crate::index::annoy;
+use crate::index::forest::{self, Cost};
 use crate::indexer::{self, Cancel, IndexReport, Phase, Progress};
 use crate::model::{self, Embedder, ResNetEmbedder};
 use crate::published::{self, PublishReport, PullReport, Remote};
@@ -176,11 +176,6 @@ impl Engine {
         published::publish(&self.state, &lock, self.source.name(), items, remote, keep)
     }
 
-    /// Whether searches of a catalog of `items` use Annoy; `mode` overrides `[index] mode`.
-    pub fn approx(&self, mode: Option<SearchMode>, items: usize) -> bool {
-        mode.unwrap_or(self.config.index.mode).approx(items, self.config.index.exact_below)
-    }
-
     /// Opens the store, or says why it cannot be searched.
     pub fn open_store(&self) -> Result<Store> {
         let path = self.state.store();
@@ -206,7 +201,15 @@ impl Engine {
         let path = self.state.store();
         let store = if path.exists() { Some(Store::open(&path)?) } else { None };
         let identity = self.identity();
-        let approx = store.as_ref().is_some_and(|s| self.approx(None, s.len()));
+        // The trees' sidecar when it is current for the saved descriptors of this store.
+        let sidecar = store.as_ref().and_then(|s| {
+            let space = Space::open(&self.state.descriptors()).ok()?;
+            if !space.matches(s, &self.config.descriptor) {
+                return None;
+            }
+            forest::current(&self.state, s, &space, &self.config.index)
+        });
+        let approx = sidecar.as_ref().is_some_and(|(s, _)| forest::chooses(self.config.index.mode, &s.cost));
         Ok(Info {
             catalog: self.source.name(),
             labels: self.source.labels_location(),
@@ -232,12 +235,9 @@ impl Engine {
             backend: self.backend.as_ref().map(|b| b.at()),
             annoy_index: self.state.annoy(),
             descriptors: self.config.descriptor.describe(),
-            annoy_current: store.as_ref().is_some_and(|s| {
-                Space::open(&self.state.descriptors()).is_ok_and(|d| {
-                    d.matches(s, &self.config.descriptor)
-                        && annoy::is_current(&self.state, &d, self.config.index.n_trees)
-                })
-            }),
+            annoy_current: sidecar.is_some(),
+            annoy_delta: sidecar.as_ref().map(|(_, d)| [d.added(), d.masked()]),
+            annoy_cost: sidecar.map(|(s, _)| s.cost),
         })
     }
 }
@@ -326,4 +326,8 @@ pub struct Info {
     pub annoy_index: PathBuf,
     /// The Annoy index was built from the current store with the current settings.
     pub annoy_current: bool,
+    /// What the current Annoy index costs against exact search (what `auto` goes by).
+    pub annoy_cost: Option<Cost>,
+    /// Photos added and removed since the Annoy trees were built, searched beside them.
+    pub annoy_delta: Option<[usize; 2]>,
 }

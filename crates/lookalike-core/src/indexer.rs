@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::descriptor::Space;
 use crate::error::{Error, Result};
 use crate::files::remove_if_present;
-use crate::index::annoy;
+use crate::index::forest;
 use crate::model::{self, DecodeError, Embedder, Photo};
 use crate::state::StateDir;
 use crate::store::{self, Entry, Identity, Journal, Store};
@@ -492,9 +492,9 @@ pub fn run(parts: Parts, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progres
         }
         report.whitening_refit = refit;
         report.descriptors = space.summary();
-        if !annoy::is_current(state, &space, config.index.n_trees) {
+        if forest::current(state, &current, &space, &config.index).is_none() {
             progress(Progress { phase: Phase::Trees, done: 0, total: current.len() });
-            annoy::build_for(state, &current, &space, config.index.n_trees)?;
+            forest::build_for(state, &current, &space, &config.index)?;
             report.annoy_built = true;
         }
     }

@@ -16,8 +16,8 @@ use crate::descriptor::Space;
 use crate::dupes::Copies;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::index::annoy::{self, Annoy, AnnoyIndex};
 use crate::index::exact::{dot, Exact};
+use crate::index::forest::{self, Delta, Forest, ForestIndex};
 use crate::index::{Request, Rows, Scored, VectorIndex};
 use crate::model;
 use crate::steer::{self, ColourMode, Crop, Feedback, FeedbackWeights, Steering};
@@ -121,7 +121,7 @@ impl Snapshot {
         });
         let exact = Exact::new(space.clone(), rows.clone());
         let unsaved = why_unsaved.is_some();
-        let approx = engine.approx(mode, store.len());
+        let mode = mode.unwrap_or(config.index.mode);
         let (index, note): (Box<dyn VectorIndex>, _) = match why_unsaved {
             // Searches never write the state folder behind an index run's back.
             Some(why) => (Box::new(exact), Some(format!("searching exactly on descriptors made in memory ({why})"))),
@@ -129,7 +129,7 @@ impl Snapshot {
                 let backend = engine.backend().unwrap();
                 // In a database, `auto` means its HNSW index: its exact scan is the slow one
                 // (25 ms against 2 at 9,583 items, bench/postgres_recall.py).
-                let full_scan = mode.unwrap_or(config.index.mode) == SearchMode::Exact;
+                let full_scan = mode == SearchMode::Exact;
                 let catalog = engine.catalog_key()?;
                 let opening =
                     Opening { catalog: &catalog, space: space.clone(), rows: rows.clone(), store: &store, full_scan };
@@ -139,8 +139,9 @@ impl Snapshot {
                     Err(why) => (Box::new(exact), Some(format!("searching here, not in {}: {why}", backend.at()))),
                 }
             }
-            None if approx && !space.is_empty() => match open_annoy(engine, &store, &space) {
-                Ok(annoy) => (Box::new(AnnoyIndex::new(annoy, config.index.search_k, exact)), None),
+            None if mode != SearchMode::Exact && !space.is_empty() => match open_forest(engine, &store, &space, mode) {
+                Ok(Some(forest)) => (Box::new(ForestIndex::new(forest, exact)), None),
+                Ok(None) => (Box::new(exact), None),
                 Err(e) => (Box::new(exact), Some(format!("searching exactly: the Annoy index is unusable ({e})"))),
             },
             None => (Box::new(exact), None),
@@ -361,15 +362,28 @@ impl Snapshot {
     }
 }
 
-/// The Annoy index of the state folder, rebuilt first (under the state lock) when it is
-/// stale or damaged.
-fn open_annoy(engine: &Engine, store: &Store, space: &Space) -> Result<Annoy> {
-    let (state, n_trees) = (engine.state(), engine.config().index.n_trees);
-    if !annoy::is_current(state, space, n_trees) {
-        let _lock = state.lock()?;
-        annoy::build_for(state, store, space, n_trees)?;
+/// The Annoy trees of the state folder, rebuilt first (under the state lock) when they
+/// are stale or damaged; none when `auto` finds from their measured cost that exact
+/// search is the better choice.
+fn open_forest(engine: &Engine, store: &Store, space: &Space, mode: SearchMode) -> Result<Option<Forest>> {
+    let (state, config) = (engine.state(), &engine.config().index);
+    let (sidecar, delta) = match forest::current(state, store, space, config) {
+        Some(current) => current,
+        None => {
+            let _lock = state.lock()?;
+            match forest::build_for(state, store, space, config)? {
+                Some(sidecar) => {
+                    let delta = Delta::none(sidecar.file.items);
+                    (sidecar, delta)
+                }
+                None => return Ok(None),
+            }
+        }
+    };
+    if !forest::chooses(mode, &sidecar.cost) {
+        return Ok(None);
     }
-    Annoy::open(&state.annoy(), space.dims(), space.len())
+    Forest::open(state, &sidecar, sidecar.cost.search_k, delta).map(Some)
 }
 
 /// A query turned into a search vector against one snapshot.

@@ -12,10 +12,12 @@ const DESCRIPTORS: &str = "descriptors.lkd";
 const ANNOY: &str = "index.ann";
 const ANNOY_SIDECAR: &str = "index.ann.json";
 const ANNOY_PATHS: &str = "index.ann.paths";
+const ANNOY_PROJECTION: &str = "index.ann.proj";
+const ANNOY_KEYS: &str = "index.ann.keys";
 const LOCK: &str = "lock";
 /// What `lookalike publish` uploads: everything a search reads (not the journal of an
 /// unfinished run, not the lock). The store comes first.
-pub const PUBLISHED: [&str; 5] = [STORE, DESCRIPTORS, ANNOY, ANNOY_SIDECAR, ANNOY_PATHS];
+pub const PUBLISHED: [&str; 7] = [STORE, DESCRIPTORS, ANNOY, ANNOY_PROJECTION, ANNOY_KEYS, ANNOY_SIDECAR, ANNOY_PATHS];
 /// Prefixes of the temp files of atomic writes (store, Annoy index, small files).
 const TEMP_PREFIXES: [&str; 3] = [".store-", ".index-", files::TEMP_PREFIX];
 
@@ -63,6 +65,18 @@ impl StateDir {
     /// What the Annoy index was built from.
     pub fn annoy_sidecar(&self) -> PathBuf {
         self.dir.join(ANNOY_SIDECAR)
+    }
+
+    /// The projection the Annoy trees are built over (absent when they are built over the
+    /// descriptors themselves).
+    pub fn annoy_projection(&self) -> PathBuf {
+        self.dir.join(ANNOY_PROJECTION)
+    }
+
+    /// The identity of each item in the Annoy trees (path and content), so photos added
+    /// or removed since they were built are told apart.
+    pub fn annoy_keys(&self) -> PathBuf {
+        self.dir.join(ANNOY_KEYS)
     }
 
     /// For users of the Annoy file outside lookalike: line i is the catalog path of item i.

@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::process::Command;
 
+use lookalike_core::config::IndexConfig;
 use lookalike_core::index::annoy::{self, Annoy};
+use lookalike_core::index::forest::{self, Forest, Truth};
 
 const DIMS: usize = 64;
 const ITEMS: usize = 3000;
@@ -135,25 +137,48 @@ print(json.dumps([u.get_nns_by_vector(q, 10, search_k=SEARCH_K) for q in rows(sy
 }
 
 #[test]
-fn default_settings_reach_high_recall_on_clustered_embeddings() {
-    // 20,000 clustered 2048-d unit vectors, built and searched with the shipped defaults.
-    let (dims, n) = (2048, 20_000);
-    let defaults = lookalike_core::config::IndexConfig::default();
-    let vecs = clustered(n, dims, 100, 1.2, 0xC0FFEE);
+fn default_trees_reach_the_recall_goal_on_100k_clustered_descriptors_and_python_reads_them() {
+    // 100,000 synthetic clustered 512-d descriptors (as `bench-annoy --synthetic`), with the
+    // shipped defaults: trees over the PCA projection, candidates re-ranked at 512-d.
+    let (items, dims) = (100_000, 512);
+    let config = IndexConfig::default();
+    let vecs = lookalike_core::bench::clustered(items, dims, 1);
     let dir = tempfile::tempdir().unwrap();
-    let ann = dir.path().join("d.ann");
-    annoy::build(&vecs, dims, defaults.n_trees, 5, 0, &ann).unwrap();
-    let index = Annoy::open(&ann, dims, n).unwrap();
-    let mut hits = 0;
-    let queries: Vec<usize> = (0..100).map(|i| i * 197 % n).collect();
-    for &q in &queries {
-        let v = &vecs[q * dims..(q + 1) * dims];
-        let exact: Vec<usize> =
-            lookalike_core::index::exact::exact_top_k(&vecs, dims, v, 11, |_| true).iter().map(|s| s.row).collect();
-        let approx = index.candidates(v, 11, defaults.search_k);
-        hits += approx.iter().filter(|r| exact.contains(r)).count();
-    }
-    let recall = hits as f64 / (11 * queries.len()) as f64;
-    eprintln!("recall@11 with n_trees {} search_k {}: {recall:.4}", defaults.n_trees, defaults.search_k);
-    assert!(recall >= 0.95, "recall {recall}");
+    let (ann, proj) = (dir.path().join("d.ann"), dir.path().join("d.ann.proj"));
+    let sidecar = forest::build(&vecs, dims, &config, 0, &ann, &proj).unwrap();
+    assert_eq!((sidecar.file.dims, sidecar.descriptor_dims), (config.project_dims, dims));
+    // At the search_k the build's probe chose, which searches use.
+    let trees = Forest::open_at(&ann, &proj, &sidecar, sidecar.cost.search_k).unwrap();
+    let cost = Truth::of(&vecs, dims, 300).cost(&vecs, dims, &trees);
+    eprintln!("defaults on {items} x {dims}: {cost:?} (probe at build: {:?})", sidecar.cost);
+    assert!(cost.recall_at_10 >= 0.99, "recall@10 {}", cost.recall_at_10);
+
+    // The file is a plain Annoy index of the projected vectors, which Python's annoy loads
+    // with the dimensions the sidecar records; each item is its own nearest neighbour.
+    // The projection file is as the README describes it: the mean, then the
+    // descriptor_dims x dims basis; projecting item 7's descriptor gives its stored vector.
+    let item = dir.path().join("item7.json");
+    std::fs::write(&item, serde_json::to_vec(&vecs[7 * dims..8 * dims]).unwrap()).unwrap();
+    let found = python(
+        "import sys, json, struct, math
+from annoy import AnnoyIndex
+d, f = int(sys.argv[3]), int(sys.argv[2])
+u = AnnoyIndex(f, 'angular'); u.load(sys.argv[1])
+raw = open(sys.argv[1] + '.proj', 'rb').read()
+floats = struct.unpack('<%df' % (len(raw) // 4), raw)
+mean, basis = floats[:d], floats[d:]
+v = json.load(open(sys.argv[4]))
+p = [sum((v[i] - mean[i]) * basis[i * f + j] for i in range(d)) for j in range(f)]
+norm = math.sqrt(sum(x * x for x in p))
+print(json.dumps({'items': u.get_n_items(), 'trees': u.get_n_trees(), 'floats': len(floats),
+  'gap': max(abs(a / norm - b) for a, b in zip(p, u.get_item_vector(7))),
+  'first': [u.get_nns_by_item(i, 1)[0] for i in range(0, 100000, 9973)]}))",
+        &[&ann, Path::new(&sidecar.file.dims.to_string()), Path::new(&dims.to_string()), &item],
+    );
+    assert_eq!(found["items"], items);
+    assert_eq!(found["trees"], config.n_trees);
+    assert_eq!(found["floats"], dims + dims * sidecar.file.dims);
+    assert!(found["gap"].as_f64().unwrap() < 1e-4, "{found}");
+    let expected: Vec<usize> = (0..items).step_by(9973).collect();
+    assert_eq!(found["first"], serde_json::json!(expected));
 }

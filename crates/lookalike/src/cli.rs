@@ -12,6 +12,7 @@ use lookalike_core::catalog::{url_scheme, Filter, Grouping};
 use lookalike_core::config::{Overrides, SearchMode};
 use lookalike_core::descriptor::Layers;
 use lookalike_core::eval::{self, EvalOptions};
+use lookalike_core::index::forest;
 use lookalike_core::indexer::Throttle;
 use lookalike_core::{bench, demo, published, schemes, strength, weights};
 use lookalike_core::{
@@ -310,21 +311,32 @@ pub enum Command {
 /// Options of `bench-annoy`.
 #[derive(Debug, Args)]
 pub struct BenchAnnoyArgs {
-    /// search_k values to measure recall and speed at
-    #[arg(long, value_delimiter = ',', default_value = "1000,4000,10000")]
+    /// search_k values to measure recall and speed at [default: the ladder an index run's
+    /// probe climbs, index.search_k doubled up to 5 times]
+    #[arg(long, value_delimiter = ',')]
     search_k: Vec<usize>,
     /// Stored vectors used as queries
     #[arg(long, default_value_t = 500)]
     queries: usize,
-    /// Build from a raw little-endian f32 file instead of the catalog's store (build only)
+    /// Measure on a raw little-endian f32 file of unit rows instead of the catalog's descriptors
     #[arg(long, value_name = "FILE")]
     vectors: Option<PathBuf>,
-    /// Dimensions of the --vectors file
-    #[arg(long, default_value_t = 2048)]
+    /// Measure on this many synthetic clustered vectors made in memory
+    #[arg(long, value_name = "N", conflicts_with = "vectors")]
+    synthetic: Option<usize>,
+    /// Dimensions of the --vectors file or the --synthetic set
+    #[arg(long, default_value_t = 512)]
     dims: usize,
     /// Trees [default: index.n_trees]
     #[arg(long)]
     trees: Option<usize>,
+    /// Dimensions of the projection the trees are built over, 0 = none [default: index.project_dims]
+    #[arg(long)]
+    project_dims: Option<usize>,
+    /// Build without the last N vectors, then add them and remove N others, and measure
+    /// with that delta beside the trees
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    delta: usize,
     /// Keep the built index at this path
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -703,7 +715,18 @@ pub fn run(cli: Cli) -> Result<()> {
                     println!("database:      {at} (`lookalike db status` tells its schema and descriptors)");
                 }
                 println!("descriptors:   {}", info.descriptors);
-                let state = if info.annoy_current { "current" } else { "not built for this store yet" };
+                let state = match (&info.annoy_cost, info.annoy_delta) {
+                    (Some(c), Some([added, removed])) => format!(
+                        "current, {added} added and {removed} removed since built; at search_k {}, {:.1}x exact \
+                         speed at recall@10 {:.3} ({:.2} against {:.2} ms a query)",
+                        c.search_k,
+                        c.speedup(),
+                        c.recall_at_10,
+                        c.forest_ms,
+                        c.exact_ms
+                    ),
+                    _ => "not built for this store yet".into(),
+                };
                 println!("annoy index:   {} ({state})", info.annoy_index.display());
                 if info.stale {
                     println!("note: the store was made with another model or preprocessing; run `lookalike index`");
@@ -816,33 +839,58 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Completions { .. } | Command::Man => unreachable!("handled before the configuration"),
         Command::BenchAnnoy(args) => {
-            let BenchAnnoyArgs { search_k, queries, vectors, dims, trees, out, json } = &args;
+            let BenchAnnoyArgs { search_k, queries, vectors, synthetic, dims, trees, project_dims, delta, out, json } =
+                &args;
             let engine;
-            let input = match vectors {
-                Some(path) => bench::AnnoyInput::File { path, dims: *dims },
-                None => {
+            let input = match (vectors, synthetic) {
+                (Some(path), _) => bench::AnnoyInput::File { path, dims: *dims },
+                (None, Some(items)) => bench::AnnoyInput::Synthetic { items: *items, dims: *dims },
+                (None, None) => {
                     engine = Engine::new(config.clone())?;
                     bench::AnnoyInput::Catalog(&engine)
                 }
             };
-            let trees = trees.unwrap_or(config.index.n_trees);
-            let r = bench::annoy(input, trees, search_k, *queries, out.as_deref())?;
+            let mut index = config.index;
+            index.n_trees = trees.unwrap_or(index.n_trees);
+            index.project_dims = project_dims.unwrap_or(index.project_dims);
+            let ladder = (0..=forest::LADDER).map(|i| index.search_k << i).collect();
+            let search_k = if search_k.is_empty() { ladder } else { search_k.clone() };
+            let r = bench::annoy(input, &index, &search_k, *queries, *delta, out.as_deref())?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
                 println!(
-                    "annoy build: {} items x {} dims, {} trees: {:.2} s, file {:.1} MiB, peak RSS {:.0} MiB",
-                    r.items, r.dims, r.trees, r.build_s, r.file_mib, r.peak_rss_mib
+                    "annoy build: {} items x {} dims, trees over {} dims, {} trees: {:.2} s, file {:.1} MiB, peak RSS {:.0} MiB",
+                    r.items, r.dims, r.tree_dims, r.trees, r.build_s, r.file_mib, r.peak_rss_mib
                 );
-                if let Some(qps) = r.exact_queries_per_s {
-                    println!("exact: {qps:.0} queries/s over {} items", r.items);
-                }
-                for f in &r.search {
+                if let Some(d) = &r.delta {
                     println!(
-                        "search_k {:>6}: recall@10 {:.4} ({:.0} q/s), re-ranked {:.4} ({:.0} q/s)",
-                        f.search_k, f.recall_at_10, f.queries_per_s, f.recall_at_10_reranked, f.queries_per_s_reranked
+                        "delta: {} added, {} removed ({:.2}% of the trees' items), matched to the trees in {:.0} ms",
+                        d.added,
+                        d.removed,
+                        100.0 * d.share,
+                        d.apply_ms
                     );
                 }
+                println!("exact: {:.0} queries/s over {} items", r.exact_queries_per_s, r.items);
+                for f in &r.search {
+                    let mark = if f.default { " (default)" } else { "" };
+                    println!(
+                        "search_k {:>7}{mark}: recall@10 {:.4}, {:.0} queries/s",
+                        f.search_k, f.recall_at_10, f.queries_per_s
+                    );
+                }
+                let c = &r.cost;
+                let choice = if r.auto_chooses_annoy { "Annoy" } else { "exact search" };
+                println!(
+                    "auto: {choice} (the index run's probe chose search_k {}: {:.1}x exact speed at recall@10 {:.3}; \
+                     Annoy needs {}x and {})",
+                    c.search_k,
+                    c.speedup(),
+                    c.recall_at_10,
+                    forest::SPEEDUP,
+                    forest::MIN_RECALL
+                );
             }
         }
     }

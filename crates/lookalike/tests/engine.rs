@@ -222,6 +222,26 @@ fn precision_at_10_is_far_above_chance() {
 }
 
 #[test]
+fn annoy_at_the_defaults_finds_what_exact_search_finds_on_real_descriptors() {
+    // Every item queries the trees built as an index run builds them: over the PCA
+    // projection, with the top candidates re-ranked on the full descriptors.
+    let ix = indexed();
+    let r = common::run_json(&ix.catalog, &ix.state, &["bench-annoy", "--json", "--queries", "240"]);
+    eprintln!("{}: {r}", dataset().name);
+    let default = r["search"].as_array().unwrap().iter().find(|f| f["default"] == true).expect("a default row");
+    assert!(default["recall_at_10"].as_f64().unwrap() >= 0.99, "{r}");
+    let (dims, tree_dims) = (r["dims"].as_u64().unwrap(), r["tree_dims"].as_u64().unwrap());
+    let project = lookalike_core::config::IndexConfig::default().project_dims as u64;
+    assert_eq!(tree_dims, dims.min(project), "the trees are over the projection when it is smaller: {r}");
+    // `auto` goes by the cost the index run measured, which `info` reports.
+    let info = common::run_json(&ix.catalog, &ix.state, &["info", "--json"]);
+    let cost = &info["annoy_cost"];
+    let pays = cost["recall_at_10"].as_f64().unwrap() >= 0.98
+        && cost["exact_ms"].as_f64().unwrap() >= 3.0 * cost["forest_ms"].as_f64().unwrap();
+    assert_eq!(info["search"], if pays { "annoy" } else { "exact" }, "{info}");
+}
+
+#[test]
 fn default_descriptors_beat_the_plain_pipeline() {
     let ix = indexed();
     let eval = |args: &[&str]| {

@@ -89,6 +89,20 @@ fn only_new_and_changed_files_are_embedded() {
     assert_eq!(info["annoy_current"], false);
     assert_eq!(search("--approx"), search("--exact"));
     assert_eq!(run_json(&catalog, &state, &["info", "--json"])["annoy_current"], true);
+    // A sidecar from before the trees recorded their projection and cost is stale, not
+    // misread: the next search rebuilds the trees and measures them.
+    let sidecar = state.join("index.ann.json");
+    let mut old: serde_json::Value = serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+    for key in ["descriptor_dims", "projection_crc", "cost"] {
+        assert!(old.as_object_mut().unwrap().remove(key).is_some(), "{key} missing from the sidecar");
+    }
+    std::fs::write(&sidecar, old.to_string()).unwrap();
+    let info = run_json(&catalog, &state, &["info", "--json"]);
+    assert_eq!((info["annoy_current"].as_bool(), info["annoy_cost"].is_null()), (Some(false), true));
+    assert_eq!(search("--approx"), search("--exact"));
+    let info = run_json(&catalog, &state, &["info", "--json"]);
+    assert_eq!(info["annoy_current"], true);
+    assert!(info["annoy_cost"]["recall_at_10"].as_f64().unwrap() > 0.0, "{info}");
     assert_eq!(std::fs::metadata(&store).unwrap().modified().unwrap(), before);
 
     // A touched but identical file is recognised by its content hash.
@@ -107,6 +121,45 @@ fn only_new_and_changed_files_are_embedded() {
     assert!(fifth["rebuilt"].as_str().unwrap().contains("pad-white"), "{fifth}");
     assert_eq!(fifth["embedded"], 13, "byte-identical files are embedded once");
     assert_eq!(fifth["items"], 14);
+}
+
+#[test]
+fn photos_added_or_removed_after_the_trees_were_built_are_found_or_gone_at_once() {
+    // 100 photos: one added and one removed is a delta of 2%, within what the trees absorb.
+    let dir = tempfile::tempdir().unwrap();
+    let (catalog, state) = (dir.path().join("catalog"), dir.path().join("state"));
+    let files = dataset().subset(101, 1, &catalog);
+    let images = catalog.join("images");
+    let (new, gone) = (&files[100], &files[0]);
+    std::fs::rename(images.join(new), dir.path().join(new)).unwrap();
+    assert_eq!(index(&catalog, &state, &[])["annoy_built"], true);
+    let built = std::fs::read(state.join("index.ann")).unwrap();
+
+    std::fs::rename(dir.path().join(new), images.join(new)).unwrap();
+    std::fs::remove_file(images.join(gone)).unwrap();
+    let second = index(&catalog, &state, &[]);
+    assert_eq!((second["embedded"].as_u64(), second["items"].as_u64()), (Some(1), Some(100)));
+    assert_eq!(second["annoy_built"], false, "a 2% delta rebuilt the trees: {second}");
+    assert_eq!(std::fs::read(state.join("index.ann")).unwrap(), built);
+    assert_eq!(run_json(&catalog, &state, &["info", "--json"])["annoy_current"], true);
+
+    let id = |file: &str| file.split('.').next().unwrap().to_string();
+    let ids = |hits: &serde_json::Value| -> Vec<String> {
+        hits.as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_string()).collect()
+    };
+    // The added photo is found first by its own image; the removed one is never a hit.
+    let photo = images.join(new);
+    let found =
+        json(&at(&catalog, &state).arg("query").arg(&photo).args(["-k", "3", "--json", "--approx"]).output().unwrap());
+    assert_eq!(ids(&found)[0], id(new));
+    for item in [&files[1], &files[50], new] {
+        let search =
+            |mode: &str| run_json(&catalog, &state, &["query", "--item", &id(item), "-k", "99", "--json", mode]);
+        let (approx, exact) = (search("--approx"), search("--exact"));
+        assert!(!ids(&approx).contains(&id(gone)), "the removed photo was found");
+        // Every item is a candidate here, so the trees with their delta rank exactly.
+        assert_eq!(ids(&approx), ids(&exact));
+    }
 }
 
 /// `lookalike index` in the background, quiet, with a config file.

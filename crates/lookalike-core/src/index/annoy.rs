@@ -1,5 +1,6 @@
-//! Approximate search: an Annoy forest written in spotify/annoy 1.17's on-disk format and
-//! served with the `annoy-rs` crate.
+//! Annoy files: written in spotify/annoy 1.17's on-disk format and served with the
+//! `annoy-rs` crate ([`super::forest`] decides what they are built over and when they are
+//! used).
 //!
 //! No maintained crate builds Annoy files (annoy-rs only loads them), so the builder is
 //! here. Format (angular metric, native little-endian, no header): every node is
@@ -16,15 +17,11 @@ use std::sync::{Condvar, Mutex};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::exact::{dot, normalize, Exact};
-use super::{Request, Scored, VectorIndex};
-use crate::descriptor::Space;
+use super::exact::{dot_portable as dot, normalize};
 use crate::error::{Error, IoContext, Result};
 use crate::files;
-use crate::state::StateDir;
-use crate::store::Store;
 
-/// Sidecar of an index file: what it was built from, so a stale file is never served.
+/// What an index file was built from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Built {
     pub items: usize,
@@ -318,36 +315,6 @@ pub fn build(vectors: &[f32], dims: usize, n_trees: usize, seed: u64, source_crc
     Ok(Built { items: n_items, dims, n_trees, seed, source_crc, file_len, file_crc })
 }
 
-/// True when the state folder's index file was built from exactly these descriptors with
-/// these settings (and is intact).
-pub fn is_current(state: &StateDir, space: &Space, n_trees: usize) -> bool {
-    let Ok(text) = std::fs::read(state.annoy_sidecar()) else { return false };
-    let Ok(built) = serde_json::from_slice::<Built>(&text) else { return false };
-    let len = std::fs::metadata(state.annoy()).map(|m| m.len()).unwrap_or(0);
-    built.items == space.len()
-        && built.dims == space.dims()
-        && built.n_trees == n_trees
-        && built.seed == DEFAULT_SEED
-        && built.source_crc == space.crc()
-        && built.file_len == len
-        && file_crc(&state.annoy()).is_ok_and(|crc| crc == built.file_crc)
-}
-
-/// Builds the state folder's index over `space`, the descriptors of `store`; the caller
-/// holds the state lock. The sidecar goes last, so a crash never leaves a stale index
-/// that looks current.
-pub fn build_for(state: &StateDir, store: &Store, space: &Space, n_trees: usize) -> Result<()> {
-    let sidecar = state.annoy_sidecar();
-    files::remove_if_present(&sidecar)?;
-    if space.is_empty() {
-        return files::remove_if_present(&state.annoy());
-    }
-    let built = build(space.vectors(), space.dims(), n_trees, DEFAULT_SEED, space.crc(), &state.annoy())?;
-    let paths: String = store.entries().iter().map(|e| format!("{}\n", e.path)).collect();
-    files::write_atomic(&state.annoy_paths(), paths.as_bytes())?;
-    files::write_atomic(&sidecar, &crate::store::json_pretty(&built))
-}
-
 /// Checks what annoy-rs does not: the size and the root and item nodes of an index file.
 pub fn validate(path: &Path, dims: usize, items: usize) -> Result<()> {
     use std::io::{Read, Seek, SeekFrom};
@@ -439,58 +406,6 @@ impl Annoy {
         self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(served);
         self.returned.notify_one();
         ids.into_iter().map(|i| i as usize).collect()
-    }
-}
-
-/// Annoy proposes `search_k` candidates, scores come exact from the descriptors; when
-/// filters leave fewer than k of them, exact search answers instead.
-pub struct AnnoyIndex {
-    annoy: Annoy,
-    search_k: usize,
-    exact: Exact,
-}
-
-impl AnnoyIndex {
-    pub fn new(annoy: Annoy, search_k: usize, exact: Exact) -> AnnoyIndex {
-        AnnoyIndex { annoy, search_k, exact }
-    }
-
-    pub fn annoy(&self) -> &Annoy {
-        &self.annoy
-    }
-
-    pub fn set_search_k(&mut self, search_k: usize) {
-        self.search_k = search_k;
-    }
-}
-
-impl VectorIndex for AnnoyIndex {
-    fn method(&self) -> &'static str {
-        "annoy"
-    }
-
-    fn search(&self, request: &Request) -> crate::error::Result<Vec<Scored>> {
-        Ok(self.top(request))
-    }
-}
-
-impl AnnoyIndex {
-    /// The search itself, which cannot fail.
-    pub fn top(&self, request: &Request) -> Vec<Scored> {
-        let (space, rows) = (self.exact.vectors(), self.exact.rows());
-        let mut top: Vec<Scored> = self
-            .annoy
-            .candidates(request.vector, self.search_k.max(request.k + 1), self.search_k)
-            .into_iter()
-            .filter(|&row| row < space.len() && rows.keep(request, row))
-            .map(|row| Scored { row, score: dot(space.vector(row), request.vector) })
-            .collect();
-        top.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
-        if top.len() >= request.k {
-            top.truncate(request.k);
-            return top;
-        }
-        self.exact.top(request)
     }
 }
 

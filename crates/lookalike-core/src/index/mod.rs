@@ -1,10 +1,11 @@
 //! Vector indexes: nearest neighbours by cosine over unit vectors, behind one seam.
-//! [`exact::Exact`] scans every row; [`annoy::AnnoyIndex`] asks an Annoy forest for
+//! [`exact::Exact`] scans every row; [`forest::ForestIndex`] asks Annoy trees for
 //! candidates and re-ranks them exactly. Filters reach an index as data, so an index in a
 //! database can apply them itself.
 
 pub mod annoy;
 pub mod exact;
+pub mod forest;
 
 use crate::catalog::{Filter, Product};
 use crate::error::Result;

@@ -1,0 +1,590 @@
+//! Approximate search that has to earn its place: Annoy trees built over a PCA projection
+//! of the descriptors (cheaper nodes, tighter splits), their candidates re-ranked exactly
+//! at full dimension, and in `auto` mode used only where the cost measured when the trees
+//! were built says they beat exact search.
+//!
+//! `index.ann` stays a plain spotify/annoy file (of the projected vectors);
+//! `index.ann.proj` holds the projection (little-endian f32: the mean, then the
+//! `dims x tree_dims` basis, row-major); `index.ann.keys` the identity of each item
+//! (little-endian u64, [`key`]); `index.ann.json` records all three and the cost. Photos
+//! added or removed since the build are a [`Delta`] beside the trees until it grows past
+//! [`DELTA_SHARE`].
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::annoy::{self, file_crc, Annoy, Built, DEFAULT_SEED};
+use super::exact::{dot, exact_top_k, Exact};
+use super::{Request, Scored, VectorIndex};
+use crate::config::{IndexConfig, SearchMode};
+use crate::descriptor::{Space, Whitening};
+use crate::error::{Error, IoContext, Result};
+use crate::files;
+use crate::state::StateDir;
+use crate::store::Store;
+
+/// Rows the projection is fit on: a PCA over more costs time, not accuracy.
+const FIT_ROWS: usize = 20_000;
+/// Candidates an unfiltered search re-ranks at full dimension (at least 2k): the trees'
+/// own order over the projection is good enough to cut there.
+const RERANK: usize = 100;
+/// Stored items that measure the cost when the trees are built.
+const PROBES: usize = 200;
+/// Trees stay in use while the photos added, changed or removed since they were built are
+/// at most this share of their items: the added ones are searched exactly beside them,
+/// the removed ones masked. Past it an index run builds them again.
+pub const DELTA_SHARE: f64 = 0.02;
+/// `auto` searches with the trees only when they answer this many times faster than exact
+/// search...
+pub const SPEEDUP: f64 = 3.0;
+/// ...and find at least this share of exact search's top 10 (the probe is small, so a
+/// little below the [`TARGET_RECALL`] it aims at).
+pub const MIN_RECALL: f64 = 0.98;
+/// The probe doubles `search_k` from `index.search_k` until the trees find this share of
+/// exact search's top 10, at most [`LADDER`] times: a bigger catalog needs more
+/// candidates, and the smallest number that suffices is the fastest.
+pub const TARGET_RECALL: f64 = 0.99;
+pub const LADDER: u32 = 5;
+
+/// What the trees cost against exact search, measured on stored items as queries (each
+/// query's own item left out) on the machine that built them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cost {
+    pub queries: usize,
+    /// The `search_k` the probe chose, which searches use...
+    pub search_k: usize,
+    /// ...starting from this one (`index.search_k`).
+    #[serde(default)]
+    pub search_k_from: usize,
+    pub exact_ms: f64,
+    pub forest_ms: f64,
+    pub recall_at_10: f64,
+}
+
+impl Cost {
+    pub fn speedup(&self) -> f64 {
+        self.exact_ms / self.forest_ms.max(1e-9)
+    }
+
+    /// Whether `auto` should search with the trees.
+    pub fn pays(&self) -> bool {
+        self.recall_at_10 >= MIN_RECALL && self.speedup() >= SPEEDUP
+    }
+}
+
+/// `index.ann.json`: what the trees were built from and over, so a stale file is never
+/// served, and what they cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sidecar {
+    /// The Annoy file; its `dims` are the trees' (what Python's `AnnoyIndex` needs).
+    #[serde(flatten)]
+    pub file: Built,
+    pub descriptor_dims: usize,
+    /// CRC-32 of `index.ann.proj`; none when the trees are over the descriptors themselves.
+    pub projection_crc: Option<u32>,
+    /// The descriptors' transform ([`Space::fit_id`]): within one, a photo's descriptor
+    /// never changes, so the trees stay valid for the photos they hold.
+    pub fit_id: String,
+    /// CRC-32 of `index.ann.keys`, one [`key`] per item.
+    pub keys_crc: u32,
+    /// When `index.ann` was written: while it still says so, opening skips reading the
+    /// whole file for its checksum (most of a second at a million items).
+    #[serde(default)]
+    pub written_ns: i64,
+    pub cost: Cost,
+}
+
+/// A file's modification time in nanoseconds (0 when unknown).
+fn modified_ns(path: &Path) -> i64 {
+    let since = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).ok();
+    std::fs::metadata(path).ok().and_then(|m| m.modified().ok()).and_then(since).map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// A photo's identity in the trees: its catalog path and content hash.
+pub fn key(path: &str, hash: &str) -> u64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::new().chain_update(path).chain_update([0]).chain_update(hash).finalize();
+    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// How the trees' items map to the store's rows now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delta {
+    /// The row of each item; [`MASKED`] when its photo was removed or changed.
+    rows: Vec<u32>,
+    /// Rows the trees lack, searched exactly beside them.
+    added: Vec<usize>,
+    masked: usize,
+}
+
+const MASKED: u32 = u32::MAX;
+
+impl Delta {
+    /// Items are rows, none added or masked: trees just built.
+    pub fn none(items: usize) -> Delta {
+        Delta { rows: (0..items as u32).collect(), added: Vec::new(), masked: 0 }
+    }
+
+    /// Matches the trees' item keys with the store's rows, given in row order.
+    pub fn of(items: &[u64], rows: impl Iterator<Item = u64>) -> Delta {
+        let mut item_of: std::collections::HashMap<u64, u32> =
+            items.iter().enumerate().map(|(i, &k)| (k, i as u32)).collect();
+        let mut map = vec![MASKED; items.len()];
+        let mut added = Vec::new();
+        for (row, k) in rows.enumerate() {
+            match item_of.remove(&k) {
+                Some(item) => map[item as usize] = row as u32,
+                None => added.push(row),
+            }
+        }
+        Delta { masked: item_of.len(), rows: map, added }
+    }
+
+    pub fn added(&self) -> usize {
+        self.added.len()
+    }
+
+    pub fn masked(&self) -> usize {
+        self.masked
+    }
+
+    /// Added and masked photos as a share of the trees' items.
+    pub fn share(&self) -> f64 {
+        (self.added.len() + self.masked) as f64 / self.rows.len().max(1) as f64
+    }
+}
+
+/// Whether a search in `mode` uses the trees.
+pub fn chooses(mode: SearchMode, cost: &Cost) -> bool {
+    match mode {
+        SearchMode::Exact => false,
+        SearchMode::Approx => true,
+        SearchMode::Auto => cost.pays(),
+    }
+}
+
+/// Dimensions the trees are built over for `items` descriptors of `dims`.
+pub fn tree_dims(config: &IndexConfig, dims: usize, items: usize) -> usize {
+    match config.project_dims {
+        0 => dims,
+        p if p >= dims || items < 2 => dims,
+        p => p,
+    }
+}
+
+/// The PCA of the descriptors, fit on up to [`FIT_ROWS`] rows spread over them.
+fn fit_projection(vectors: &[f32], dims: usize, tree_dims: usize) -> Result<Whitening> {
+    let items = vectors.len() / dims;
+    let step = items.div_ceil(FIT_ROWS).max(1);
+    let rows: Vec<f32> = vectors.chunks_exact(dims).step_by(step).flatten().copied().collect();
+    Whitening::pca(&rows, dims, tree_dims)
+}
+
+/// Every row projected, in blocks so the tensors stay small.
+fn project_all(projection: &Whitening, vectors: &[f32]) -> Result<Vec<f32>> {
+    let block = projection.in_dims * 16_384;
+    let parts: Vec<Vec<f32>> = vectors.chunks(block).map(|rows| projection.apply(rows)).collect::<Result<_>>()?;
+    Ok(parts.concat())
+}
+
+fn save_projection(projection: &Whitening, out: &Path) -> Result<u32> {
+    let bytes: Vec<u8> = projection.mean.iter().chain(&projection.proj).flat_map(|x| x.to_le_bytes()).collect();
+    files::write_atomic(out, &bytes)?;
+    Ok(crc32fast::hash(&bytes))
+}
+
+fn open_projection(path: &Path, dims: usize, tree_dims: usize, crc: u32) -> Result<Whitening> {
+    let bytes = std::fs::read(path).at("cannot read", path)?;
+    let want = 4 * (dims + dims * tree_dims);
+    if bytes.len() != want {
+        let reason = format!("{} bytes, a {dims} x {tree_dims} projection takes {want}", bytes.len());
+        return Err(Error::damaged(path, reason));
+    }
+    if crc32fast::hash(&bytes) != crc {
+        return Err(Error::damaged(path, "its checksum differs from the one in index.ann.json"));
+    }
+    let floats: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let (mean, proj) = floats.split_at(dims);
+    Ok(Whitening { mean: mean.to_vec(), proj: proj.to_vec(), in_dims: dims, out_dims: tree_dims })
+}
+
+/// The trees opened for searching, with the projection queries go through.
+pub struct Forest {
+    annoy: Annoy,
+    projection: Option<Whitening>,
+    search_k: usize,
+    delta: Delta,
+}
+
+impl Forest {
+    /// Opens the state folder's trees as its sidecar describes them, for the store's rows
+    /// as `delta` maps them.
+    pub fn open(state: &StateDir, sidecar: &Sidecar, search_k: usize, delta: Delta) -> Result<Forest> {
+        let forest = Self::open_at(&state.annoy(), &state.annoy_projection(), sidecar, search_k)?;
+        Ok(forest.with_delta(delta))
+    }
+
+    pub fn with_delta(self, delta: Delta) -> Forest {
+        Forest { delta, ..self }
+    }
+
+    /// Opens trees kept outside a state folder (`bench-annoy --out`).
+    pub fn open_at(ann: &Path, proj: &Path, sidecar: &Sidecar, search_k: usize) -> Result<Forest> {
+        let tree_dims = sidecar.file.dims;
+        let projection = match sidecar.projection_crc {
+            Some(crc) => Some(open_projection(proj, sidecar.descriptor_dims, tree_dims, crc)?),
+            None => None,
+        };
+        let annoy = Annoy::open(ann, tree_dims, sidecar.file.items)?;
+        Ok(Forest { annoy, projection, search_k, delta: Delta::none(sidecar.file.items) })
+    }
+
+    pub fn set_search_k(&mut self, search_k: usize) {
+        self.search_k = search_k;
+    }
+
+    /// The k best rows by exact cosine among the trees' candidates and the rows added
+    /// since they were built, those `keep` lets through; fewer than k when the candidates
+    /// run out. `spare` more candidates are taken for rows the caller will refuse; a
+    /// `filtered` search re-ranks every candidate, since a filter may refuse most of them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn top(
+        &self,
+        vectors: &[f32],
+        dims: usize,
+        query: &[f32],
+        k: usize,
+        spare: usize,
+        filtered: bool,
+        keep: impl Fn(usize) -> bool,
+    ) -> Vec<Scored> {
+        let rows = vectors.len() / dims.max(1);
+        let projected = self.projection.as_ref().map(|p| p.apply_one(query));
+        let wanted = if filtered { self.search_k } else { RERANK.max(2 * k) + spare };
+        let candidates =
+            self.annoy.candidates(projected.as_deref().unwrap_or(query), wanted, self.search_k.max(wanted));
+        let in_trees = candidates.into_iter().filter_map(|item| self.delta.rows.get(item).copied());
+        let mut top: Vec<Scored> = in_trees
+            .filter(|&row| row != MASKED)
+            .map(|row| row as usize)
+            .chain(self.delta.added.iter().copied())
+            .filter(|&row| row < rows && keep(row))
+            .map(|row| Scored { row, score: dot(&vectors[row * dims..(row + 1) * dims], query) })
+            .collect();
+        top.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
+        top.truncate(k);
+        top
+    }
+}
+
+/// Exact search's top 10 for stored items as queries, the yardstick of [`Truth::cost`].
+pub struct Truth {
+    rows: Vec<usize>,
+    top: Vec<Vec<usize>>,
+    exact_ms: f64,
+}
+
+impl Truth {
+    /// Up to `queries` stored items, spread over the store, each searched exactly (timed).
+    pub fn of(vectors: &[f32], dims: usize, queries: usize) -> Truth {
+        let items = vectors.len() / dims.max(1);
+        let count = queries.min(items);
+        let rows: Vec<usize> = (0..count).map(|i| i * items / count).collect();
+        let started = Instant::now();
+        let top = rows
+            .iter()
+            .map(|&q| {
+                let hits = exact_top_k(vectors, dims, &vectors[q * dims..(q + 1) * dims], 10, |r| r != q);
+                hits.iter().map(|s| s.row).collect()
+            })
+            .collect();
+        let exact_ms = ms_per(started, count);
+        Truth { rows, top, exact_ms }
+    }
+
+    /// Milliseconds per exact search.
+    pub fn exact_ms(&self) -> f64 {
+        self.exact_ms
+    }
+
+    /// Recall@10 and time per query of `forest` on the same queries.
+    pub fn cost(&self, vectors: &[f32], dims: usize, forest: &Forest) -> Cost {
+        let started = Instant::now();
+        let found: Vec<Vec<usize>> = self
+            .rows
+            .iter()
+            .map(|&q| {
+                let query = &vectors[q * dims..(q + 1) * dims];
+                forest.top(vectors, dims, query, 10, 1, false, |r| r != q).iter().map(|s| s.row).collect()
+            })
+            .collect();
+        let forest_ms = ms_per(started, self.rows.len());
+        let hits: usize = found.iter().zip(&self.top).map(|(f, t)| f.iter().filter(|r| t.contains(r)).count()).sum();
+        let recall_at_10 = hits as f64 / self.top.iter().map(Vec::len).sum::<usize>().max(1) as f64;
+        let (queries, search_k, search_k_from) = (self.rows.len(), forest.search_k, forest.search_k);
+        Cost { queries, search_k, search_k_from, exact_ms: self.exact_ms, forest_ms, recall_at_10 }
+    }
+}
+
+fn ms_per(started: Instant, count: usize) -> f64 {
+    started.elapsed().as_secs_f64() * 1000.0 / count.max(1) as f64
+}
+
+/// Builds the trees over `vectors` (projected when `config` says so) into `ann` and
+/// `proj`, and measures their cost; the caller writes the sidecar.
+pub fn build(
+    vectors: &[f32],
+    dims: usize,
+    config: &IndexConfig,
+    source_crc: u32,
+    ann: &Path,
+    proj: &Path,
+) -> Result<Sidecar> {
+    let mut sidecar = build_trees(vectors, dims, config, source_crc, ann, proj)?;
+    let mut forest = Forest::open_at(ann, proj, &sidecar, config.search_k)?;
+    sidecar.cost = probe(vectors, dims, &mut forest, config.search_k);
+    Ok(sidecar)
+}
+
+/// What the trees cost against exact search on a few stored items, at the smallest
+/// `search_k` of `from`, 2 `from`, 4 `from`, ... that reaches [`TARGET_RECALL`] (or the
+/// last of the ladder); `forest` is left at that `search_k`.
+pub fn probe(vectors: &[f32], dims: usize, forest: &mut Forest, from: usize) -> Cost {
+    let truth = Truth::of(vectors, dims, PROBES);
+    let mut step = 0;
+    loop {
+        forest.set_search_k(from << step);
+        let cost = truth.cost(vectors, dims, forest);
+        if cost.recall_at_10 >= TARGET_RECALL || step == LADDER {
+            return Cost { search_k_from: from, ..cost };
+        }
+        step += 1;
+    }
+}
+
+/// The projection and the trees, without the cost (left at zero).
+pub fn build_trees(
+    vectors: &[f32],
+    dims: usize,
+    config: &IndexConfig,
+    source_crc: u32,
+    ann: &Path,
+    proj: &Path,
+) -> Result<Sidecar> {
+    let items = vectors.len() / dims.max(1);
+    let tree_dims = tree_dims(config, dims, items);
+    let projection = if tree_dims < dims { Some(fit_projection(vectors, dims, tree_dims)?) } else { None };
+    let file = match &projection {
+        Some(p) => annoy::build(&project_all(p, vectors)?, tree_dims, config.n_trees, DEFAULT_SEED, source_crc, ann)?,
+        None => annoy::build(vectors, dims, config.n_trees, DEFAULT_SEED, source_crc, ann)?,
+    };
+    let projection_crc = match &projection {
+        Some(p) => Some(save_projection(p, proj)?),
+        None => {
+            files::remove_if_present(proj)?;
+            None
+        }
+    };
+    // The store's keys and transform are `build_for`'s to record.
+    let (fit_id, keys_crc, written_ns) = (String::new(), 0, 0);
+    Ok(Sidecar { file, descriptor_dims: dims, projection_crc, fit_id, keys_crc, written_ns, cost: Cost::default() })
+}
+
+/// The state folder's trees when they can serve `store` as it is now: built with these
+/// settings over descriptors of the same transform, intact, and with the photos changed
+/// since at most [`DELTA_SHARE`] of them; with how their items map to the rows now.
+pub fn current(state: &StateDir, store: &Store, space: &Space, config: &IndexConfig) -> Option<(Sidecar, Delta)> {
+    let sidecar: Sidecar = serde_json::from_slice(&std::fs::read(state.annoy_sidecar()).ok()?).ok()?;
+    let (f, ann) = (&sidecar.file, state.annoy());
+    let len = std::fs::metadata(&ann).map(|m| m.len()).unwrap_or(0);
+    let fresh = sidecar.descriptor_dims == space.dims()
+        && f.dims == tree_dims(config, space.dims(), f.items)
+        && f.n_trees == config.n_trees
+        && f.seed == DEFAULT_SEED
+        && sidecar.cost.search_k_from == config.search_k
+        && sidecar.fit_id == space.fit_id()
+        && f.file_len == len
+        && ((sidecar.written_ns != 0 && sidecar.written_ns == modified_ns(&ann))
+            || file_crc(&ann).is_ok_and(|crc| crc == f.file_crc));
+    if !fresh {
+        return None;
+    }
+    let keys = std::fs::read(state.annoy_keys()).ok()?;
+    if keys.len() != 8 * f.items || crc32fast::hash(&keys) != sidecar.keys_crc {
+        return None;
+    }
+    let items: Vec<u64> = keys.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))).collect();
+    let delta = Delta::of(&items, store.entries().iter().map(|e| key(&e.path, &e.hash)));
+    (delta.share() <= DELTA_SHARE).then_some((sidecar, delta))
+}
+
+/// Builds the state folder's trees over `space`, the descriptors of `store`; the caller
+/// holds the state lock. The sidecar goes last, so a crash never leaves stale trees that
+/// look current. None for an empty store.
+pub fn build_for(state: &StateDir, store: &Store, space: &Space, config: &IndexConfig) -> Result<Option<Sidecar>> {
+    let sidecar_path = state.annoy_sidecar();
+    files::remove_if_present(&sidecar_path)?;
+    if space.is_empty() {
+        for path in [state.annoy_projection(), state.annoy_keys(), state.annoy()] {
+            files::remove_if_present(&path)?;
+        }
+        return Ok(None);
+    }
+    let mut sidecar =
+        build(space.vectors(), space.dims(), config, space.crc(), &state.annoy(), &state.annoy_projection())?;
+    let keys: Vec<u8> = store.entries().iter().flat_map(|e| key(&e.path, &e.hash).to_le_bytes()).collect();
+    files::write_atomic(&state.annoy_keys(), &keys)?;
+    let paths: String = store.entries().iter().map(|e| format!("{}\n", e.path)).collect();
+    files::write_atomic(&state.annoy_paths(), paths.as_bytes())?;
+    (sidecar.fit_id, sidecar.keys_crc) = (space.fit_id(), crc32fast::hash(&keys));
+    sidecar.written_ns = modified_ns(&state.annoy());
+    files::write_atomic(&sidecar_path, &crate::store::json_pretty(&sidecar))?;
+    Ok(Some(sidecar))
+}
+
+/// The trees' candidates re-ranked exactly; exact search answers instead when a filter
+/// leaves fewer than k of them.
+pub struct ForestIndex {
+    forest: Forest,
+    exact: Exact,
+}
+
+impl ForestIndex {
+    pub fn new(forest: Forest, exact: Exact) -> ForestIndex {
+        ForestIndex { forest, exact }
+    }
+
+    /// The search itself, which cannot fail.
+    pub fn top(&self, request: &Request) -> Vec<Scored> {
+        let (space, rows) = (self.exact.vectors(), self.exact.rows());
+        let (k, spare, filtered) = (request.k, request.exclude.len(), !request.filters.is_empty());
+        let hits = self
+            .forest
+            .top(space.vectors(), space.dims(), request.vector, k, spare, filtered, |r| rows.keep(request, r));
+        if hits.len() >= k {
+            return hits;
+        }
+        self.exact.top(request)
+    }
+}
+
+impl VectorIndex for ForestIndex {
+    fn method(&self) -> &'static str {
+        "annoy"
+    }
+
+    fn search(&self, request: &Request) -> Result<Vec<Scored>> {
+        Ok(self.top(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rayon::prelude::*;
+
+    use super::*;
+
+    /// Every row projected without tensors, as queries are: what `project_all` must match.
+    fn project_each(projection: &Whitening, vectors: &[f32]) -> Vec<f32> {
+        vectors.par_chunks(projection.in_dims).flat_map_iter(|row| projection.apply_one(row)).collect()
+    }
+
+    /// Unit vectors around 40 centres in 64 dimensions.
+    fn clustered(n: usize, dims: usize) -> Vec<f32> {
+        let noise = crate::bench::pseudo_uniform(11, n * dims + 40 * dims);
+        let (centres, jitter) = noise.split_at(40 * dims);
+        let mut out: Vec<f32> = (0..n)
+            .flat_map(|i| {
+                let c = &centres[(i % 40) * dims..(i % 40 + 1) * dims];
+                c.iter().zip(&jitter[i * dims..(i + 1) * dims]).map(|(c, j)| c + 0.4 * j).collect::<Vec<_>>()
+            })
+            .collect();
+        out.chunks_mut(dims).for_each(super::super::exact::normalize);
+        out
+    }
+
+    #[test]
+    fn projected_trees_find_what_exact_search_finds_and_record_their_cost() {
+        let (n, dims) = (3000, 64);
+        let vectors = clustered(n, dims);
+        let dir = tempfile::tempdir().unwrap();
+        let (ann, proj) = (dir.path().join("i.ann"), dir.path().join("i.ann.proj"));
+        let config = IndexConfig { project_dims: 16, n_trees: 8, search_k: 2000, ..IndexConfig::default() };
+        let sidecar = build(&vectors, dims, &config, 7, &ann, &proj).unwrap();
+        assert_eq!((sidecar.file.dims, sidecar.descriptor_dims, sidecar.file.items), (16, 64, n));
+        assert!(sidecar.projection_crc.is_some() && proj.is_file());
+        assert_eq!((sidecar.cost.queries, sidecar.cost.search_k_from), (PROBES, 2000));
+        assert!(sidecar.cost.search_k >= 2000 && sidecar.cost.search_k <= 2000 << LADDER);
+        assert!(sidecar.cost.recall_at_10 >= 0.9, "{:?}", sidecar.cost);
+        assert!(sidecar.cost.exact_ms > 0.0 && sidecar.cost.forest_ms > 0.0);
+
+        // The projection as stored equals the one the trees were built with.
+        let projection = open_projection(&proj, dims, 16, sidecar.projection_crc.unwrap()).unwrap();
+        let (bulk, each) = (project_all(&projection, &vectors).unwrap(), project_each(&projection, &vectors));
+        assert!(bulk.iter().zip(&each).all(|(a, b)| (a - b).abs() < 1e-4));
+
+        // Trees over the first 2,900 rows with the last 100 beside them: found as if built in.
+        let some = build(&vectors[..2900 * dims], dims, &config, 7, &ann, &proj).unwrap();
+        let items: Vec<u64> = (0..2900).map(|i| key(&i.to_string(), "")).collect();
+        let delta = Delta::of(&items, (0..n).map(|i| key(&i.to_string(), "")));
+        let forest = Forest::open_at(&ann, &proj, &some, 2000).unwrap().with_delta(delta);
+        let query = &vectors[2950 * dims..2951 * dims];
+        assert_eq!(forest.top(&vectors, dims, query, 1, 0, false, |_| true)[0].row, 2950);
+        assert!(Truth::of(&vectors, dims, 100).cost(&vectors, dims, &forest).recall_at_10 >= 0.9);
+
+        // Without a projection the trees are over the descriptors, and a stale file goes.
+        let plain = IndexConfig { project_dims: 0, ..config };
+        let sidecar = build(&vectors, dims, &plain, 7, &ann, &proj).unwrap();
+        assert_eq!((sidecar.file.dims, sidecar.projection_crc), (64, None));
+        assert!(!proj.exists());
+    }
+
+    #[test]
+    fn a_damaged_projection_is_refused_naming_the_file() {
+        let (n, dims) = (500, 32);
+        let vectors = clustered(n, dims);
+        let dir = tempfile::tempdir().unwrap();
+        let (ann, proj) = (dir.path().join("i.ann"), dir.path().join("i.ann.proj"));
+        let config = IndexConfig { project_dims: 8, n_trees: 2, search_k: 500, ..IndexConfig::default() };
+        let sidecar = build(&vectors, dims, &config, 0, &ann, &proj).unwrap();
+        let mut bytes = std::fs::read(&proj).unwrap();
+        bytes[10] ^= 0x40;
+        std::fs::write(&proj, &bytes).unwrap();
+        let err = Forest::open_at(&ann, &proj, &sidecar, 500).err().unwrap().to_string();
+        assert!(err.contains("i.ann.proj") && err.contains("checksum"), "{err}");
+        std::fs::write(&proj, &bytes[..bytes.len() - 4]).unwrap();
+        let err = Forest::open_at(&ann, &proj, &sidecar, 500).err().unwrap().to_string();
+        assert!(err.contains("i.ann.proj") && err.contains("bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_delta_maps_items_to_rows_masks_the_gone_and_lists_the_new() {
+        let items: Vec<u64> = [10, 11, 12, 13].map(|i| key(&i.to_string(), "h")).to_vec();
+        // Row order now: 13, 10, 99 (new), 11 with other content, 12 gone.
+        let now = [key("13", "h"), key("10", "h"), key("99", "h"), key("11", "changed")];
+        let delta = Delta::of(&items, now.into_iter());
+        assert_eq!(delta.rows, vec![1, MASKED, MASKED, 0]);
+        assert_eq!((delta.added.clone(), delta.masked()), (vec![2, 3], 2));
+        assert_eq!(delta.share(), 1.0);
+        assert_eq!(Delta::of(&items, items.iter().copied()), Delta::none(4));
+    }
+
+    #[test]
+    fn auto_follows_the_measured_cost() {
+        let cost = |exact_ms, forest_ms, recall_at_10| Cost {
+            queries: 64,
+            search_k: 1,
+            search_k_from: 1,
+            exact_ms,
+            forest_ms,
+            recall_at_10,
+        };
+        assert!(chooses(SearchMode::Auto, &cost(12.0, 2.0, 0.995)));
+        assert!(!chooses(SearchMode::Auto, &cost(12.0, 6.0, 0.995)), "only twice as fast");
+        assert!(!chooses(SearchMode::Auto, &cost(12.0, 1.0, 0.95)), "misses too much");
+        assert!(chooses(SearchMode::Approx, &cost(1.0, 6.0, 0.5)));
+        assert!(!chooses(SearchMode::Exact, &cost(12.0, 1.0, 1.0)));
+    }
+}
