@@ -505,14 +505,28 @@ mod tests {
         out
     }
 
-    #[test]
-    fn projected_trees_find_what_exact_search_finds_and_record_their_cost() {
-        let (n, dims) = (3000, 64);
+    /// Trees built over `n` clustered vectors in a temporary folder.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        vectors: Vec<f32>,
+        ann: std::path::PathBuf,
+        proj: std::path::PathBuf,
+        sidecar: Sidecar,
+    }
+
+    fn built(n: usize, dims: usize, config: &IndexConfig) -> Fixture {
         let vectors = clustered(n, dims);
         let dir = tempfile::tempdir().unwrap();
         let (ann, proj) = (dir.path().join("i.ann"), dir.path().join("i.ann.proj"));
+        let sidecar = build(&vectors, dims, config, 7, &ann, &proj).unwrap();
+        Fixture { _dir: dir, vectors, ann, proj, sidecar }
+    }
+
+    #[test]
+    fn projected_trees_find_what_exact_search_finds_and_record_their_cost() {
+        let (n, dims) = (3000, 64);
         let config = IndexConfig { project_dims: 16, n_trees: 8, search_k: 2000, ..IndexConfig::default() };
-        let sidecar = build(&vectors, dims, &config, 7, &ann, &proj).unwrap();
+        let Fixture { _dir, vectors, ann, proj, sidecar } = built(n, dims, &config);
         assert_eq!((sidecar.file.dims, sidecar.descriptor_dims, sidecar.file.items), (16, 64, n));
         assert!(sidecar.projection_crc.is_some() && proj.is_file());
         assert_eq!((sidecar.cost.queries, sidecar.cost.search_k_from), (PROBES, 2000));
@@ -543,12 +557,8 @@ mod tests {
 
     #[test]
     fn a_damaged_projection_is_refused_naming_the_file() {
-        let (n, dims) = (500, 32);
-        let vectors = clustered(n, dims);
-        let dir = tempfile::tempdir().unwrap();
-        let (ann, proj) = (dir.path().join("i.ann"), dir.path().join("i.ann.proj"));
         let config = IndexConfig { project_dims: 8, n_trees: 2, search_k: 500, ..IndexConfig::default() };
-        let sidecar = build(&vectors, dims, &config, 0, &ann, &proj).unwrap();
+        let Fixture { _dir, ann, proj, sidecar, .. } = built(500, 32, &config);
         let mut bytes = std::fs::read(&proj).unwrap();
         bytes[10] ^= 0x40;
         std::fs::write(&proj, &bytes).unwrap();
