@@ -281,7 +281,7 @@ pub fn clustered(items: usize, dims: usize, seed: u64) -> Vec<f32> {
 
 /// Builds the trees over the input as an index run would with `config` (kept at `out`
 /// when given), then measures recall@10 against exact search and queries/s at each
-/// `search_ks`, with `queries` stored items as queries (each one's own item left out).
+/// `search_ks` (none: the probe's [`forest::ladder`]), with `queries` stored items as queries (each one's own item left out).
 /// With `delta` > 0 the trees are built without the last `delta` vectors, then those are
 /// added and `delta` others removed, and everything is measured on the result.
 pub fn annoy(
@@ -330,7 +330,7 @@ pub fn annoy(
     let sidecar = forest::build_trees(&vectors[..base * dims], dims, config, 0, &path, &proj)?;
     let build_s = started.elapsed().as_secs_f64();
     let peak_rss_mib = peak_rss_mib();
-    let mut trees = Forest::open_at(&path, &proj, &sidecar, config.search_k)?;
+    let mut trees = Forest::open_at(&path, &proj, &sidecar)?;
     let (current, delta) = match delta {
         0 => (std::borrow::Cow::Borrowed(vectors), None),
         _ => {
@@ -350,6 +350,8 @@ pub fn annoy(
     let vectors: &[f32] = &current;
     let cost = forest::probe(vectors, dims, &mut trees, config.search_k);
     let truth = Truth::of(vectors, dims, queries);
+    let ladder = forest::ladder(config.search_k);
+    let search_ks = if search_ks.is_empty() { &ladder[..] } else { search_ks };
     let search = search_ks
         .iter()
         .map(|&search_k| {

@@ -242,7 +242,7 @@ fn is_zero<T: Default + PartialEq>(v: &T) -> bool {
 }
 
 /// Which store a space was derived from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fingerprint {
     pub items: usize,
     pub features_crc: u32,

@@ -383,7 +383,7 @@ fn open_forest(engine: &Engine, store: &Store, space: &Space, mode: SearchMode) 
     if !forest::chooses(mode, &sidecar.cost) {
         return Ok(None);
     }
-    Forest::open(state, &sidecar, sidecar.cost.search_k, delta).map(Some)
+    Forest::open(state, &sidecar, delta).map(Some)
 }
 
 /// A query turned into a search vector against one snapshot.

@@ -148,7 +148,7 @@ fn default_trees_reach_the_recall_goal_on_100k_clustered_descriptors_and_python_
     let sidecar = forest::build(&vecs, dims, &config, 0, &ann, &proj).unwrap();
     assert_eq!((sidecar.file.dims, sidecar.descriptor_dims), (config.project_dims, dims));
     // At the search_k the build's probe chose, which searches use.
-    let trees = Forest::open_at(&ann, &proj, &sidecar, sidecar.cost.search_k).unwrap();
+    let trees = Forest::open_at(&ann, &proj, &sidecar).unwrap();
     let cost = Truth::of(&vecs, dims, 300).cost(&vecs, dims, &trees);
     eprintln!("defaults on {items} x {dims}: {cost:?} (probe at build: {:?})", sidecar.cost);
     assert!(cost.recall_at_10 >= 0.99, "recall@10 {}", cost.recall_at_10);

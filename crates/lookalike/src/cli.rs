@@ -853,9 +853,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let mut index = config.index;
             index.n_trees = trees.unwrap_or(index.n_trees);
             index.project_dims = project_dims.unwrap_or(index.project_dims);
-            let ladder = (0..=forest::LADDER).map(|i| index.search_k << i).collect();
-            let search_k = if search_k.is_empty() { ladder } else { search_k.clone() };
-            let r = bench::annoy(input, &index, &search_k, *queries, *delta, out.as_deref())?;
+            let r = bench::annoy(input, &index, search_k, *queries, *delta, out.as_deref())?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {

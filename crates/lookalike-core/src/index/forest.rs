@@ -19,7 +19,7 @@ use super::annoy::{self, file_crc, Annoy, Built, DEFAULT_SEED};
 use super::exact::{dot, exact_top_k, Exact};
 use super::{Request, Scored, VectorIndex};
 use crate::config::{IndexConfig, SearchMode};
-use crate::descriptor::{Space, Whitening};
+use crate::descriptor::{Fingerprint, Space, Whitening};
 use crate::error::{Error, IoContext, Result};
 use crate::files;
 use crate::state::StateDir;
@@ -89,6 +89,9 @@ pub struct Sidecar {
     pub fit_id: String,
     /// CRC-32 of `index.ann.keys`, one [`key`] per item.
     pub keys_crc: u32,
+    /// The store the trees were built for: while it is the same, its rows are the items
+    /// and the keys need not be read and matched.
+    pub store: Fingerprint,
     /// When `index.ann` was written: while it still says so, opening skips reading the
     /// whole file for its checksum (most of a second at a million items).
     #[serde(default)]
@@ -221,8 +224,8 @@ pub struct Forest {
 impl Forest {
     /// Opens the state folder's trees as its sidecar describes them, for the store's rows
     /// as `delta` maps them.
-    pub fn open(state: &StateDir, sidecar: &Sidecar, search_k: usize, delta: Delta) -> Result<Forest> {
-        let forest = Self::open_at(&state.annoy(), &state.annoy_projection(), sidecar, search_k)?;
+    pub fn open(state: &StateDir, sidecar: &Sidecar, delta: Delta) -> Result<Forest> {
+        let forest = Self::open_at(&state.annoy(), &state.annoy_projection(), sidecar)?;
         Ok(forest.with_delta(delta))
     }
 
@@ -231,13 +234,15 @@ impl Forest {
     }
 
     /// Opens trees kept outside a state folder (`bench-annoy --out`).
-    pub fn open_at(ann: &Path, proj: &Path, sidecar: &Sidecar, search_k: usize) -> Result<Forest> {
+    /// Searches go with the `search_k` the build's probe chose.
+    pub fn open_at(ann: &Path, proj: &Path, sidecar: &Sidecar) -> Result<Forest> {
         let tree_dims = sidecar.file.dims;
         let projection = match sidecar.projection_crc {
             Some(crc) => Some(open_projection(proj, sidecar.descriptor_dims, tree_dims, crc)?),
             None => None,
         };
         let annoy = Annoy::open(ann, tree_dims, sidecar.file.items)?;
+        let search_k = sidecar.cost.search_k;
         Ok(Forest { annoy, projection, search_k, delta: Delta::none(sidecar.file.items) })
     }
 
@@ -343,25 +348,30 @@ pub fn build(
     proj: &Path,
 ) -> Result<Sidecar> {
     let mut sidecar = build_trees(vectors, dims, config, source_crc, ann, proj)?;
-    let mut forest = Forest::open_at(ann, proj, &sidecar, config.search_k)?;
+    let mut forest = Forest::open_at(ann, proj, &sidecar)?;
     sidecar.cost = probe(vectors, dims, &mut forest, config.search_k);
     Ok(sidecar)
 }
 
-/// What the trees cost against exact search on a few stored items, at the smallest
-/// `search_k` of `from`, 2 `from`, 4 `from`, ... that reaches [`TARGET_RECALL`] (or the
-/// last of the ladder); `forest` is left at that `search_k`.
+/// The search_k values the probe tries: `from`, 2 `from`, 4 `from`, ... ([`LADDER`] doublings).
+pub fn ladder(from: usize) -> Vec<usize> {
+    (0..=LADDER).map(|i| from << i).collect()
+}
+
+/// What the trees cost against exact search on a few stored items, at the first
+/// search_k of the [`ladder`] that reaches [`TARGET_RECALL`] (or its last);
+/// `forest` is left at that search_k.
 pub fn probe(vectors: &[f32], dims: usize, forest: &mut Forest, from: usize) -> Cost {
     let truth = Truth::of(vectors, dims, PROBES);
-    let mut step = 0;
-    loop {
-        forest.set_search_k(from << step);
-        let cost = truth.cost(vectors, dims, forest);
-        if cost.recall_at_10 >= TARGET_RECALL || step == LADDER {
-            return Cost { search_k_from: from, ..cost };
+    let mut cost = Cost::default();
+    for search_k in ladder(from) {
+        forest.set_search_k(search_k);
+        cost = truth.cost(vectors, dims, forest);
+        if cost.recall_at_10 >= TARGET_RECALL {
+            break;
         }
-        step += 1;
     }
+    Cost { search_k_from: from, ..cost }
 }
 
 /// The projection and the trees, without the cost (left at zero).
@@ -388,8 +398,9 @@ pub fn build_trees(
         }
     };
     // The store's keys and transform are `build_for`'s to record.
-    let (fit_id, keys_crc, written_ns) = (String::new(), 0, 0);
-    Ok(Sidecar { file, descriptor_dims: dims, projection_crc, fit_id, keys_crc, written_ns, cost: Cost::default() })
+    let (fit_id, keys_crc, store, written_ns) = (String::new(), 0, Fingerprint::default(), 0);
+    let cost = Cost::default();
+    Ok(Sidecar { file, descriptor_dims: dims, projection_crc, fit_id, keys_crc, store, written_ns, cost })
 }
 
 /// The state folder's trees when they can serve `store` as it is now: built with these
@@ -410,6 +421,10 @@ pub fn current(state: &StateDir, store: &Store, space: &Space, config: &IndexCon
             || file_crc(&ann).is_ok_and(|crc| crc == f.file_crc));
     if !fresh {
         return None;
+    }
+    if sidecar.store == Fingerprint::of(store) {
+        let items = sidecar.file.items;
+        return Some((sidecar, Delta::none(items)));
     }
     let keys = std::fs::read(state.annoy_keys()).ok()?;
     if keys.len() != 8 * f.items || crc32fast::hash(&keys) != sidecar.keys_crc {
@@ -439,6 +454,7 @@ pub fn build_for(state: &StateDir, store: &Store, space: &Space, config: &IndexC
     let paths: String = store.entries().iter().map(|e| format!("{}\n", e.path)).collect();
     files::write_atomic(&state.annoy_paths(), paths.as_bytes())?;
     (sidecar.fit_id, sidecar.keys_crc) = (space.fit_id(), crc32fast::hash(&keys));
+    sidecar.store = Fingerprint::of(store);
     sidecar.written_ns = modified_ns(&state.annoy());
     files::write_atomic(&sidecar_path, &crate::store::json_pretty(&sidecar))?;
     Ok(Some(sidecar))
@@ -543,7 +559,7 @@ mod tests {
         let some = build(&vectors[..2900 * dims], dims, &config, 7, &ann, &proj).unwrap();
         let items: Vec<u64> = (0..2900).map(|i| key(&i.to_string(), "")).collect();
         let delta = Delta::of(&items, (0..n).map(|i| key(&i.to_string(), "")));
-        let forest = Forest::open_at(&ann, &proj, &some, 2000).unwrap().with_delta(delta);
+        let forest = Forest::open_at(&ann, &proj, &some).unwrap().with_delta(delta);
         let query = &vectors[2950 * dims..2951 * dims];
         assert_eq!(forest.top(&vectors, dims, query, 1, 0, false, |_| true)[0].row, 2950);
         assert!(Truth::of(&vectors, dims, 100).cost(&vectors, dims, &forest).recall_at_10 >= 0.9);
@@ -562,10 +578,10 @@ mod tests {
         let mut bytes = std::fs::read(&proj).unwrap();
         bytes[10] ^= 0x40;
         std::fs::write(&proj, &bytes).unwrap();
-        let err = Forest::open_at(&ann, &proj, &sidecar, 500).err().unwrap().to_string();
+        let err = Forest::open_at(&ann, &proj, &sidecar).err().unwrap().to_string();
         assert!(err.contains("i.ann.proj") && err.contains("checksum"), "{err}");
         std::fs::write(&proj, &bytes[..bytes.len() - 4]).unwrap();
-        let err = Forest::open_at(&ann, &proj, &sidecar, 500).err().unwrap().to_string();
+        let err = Forest::open_at(&ann, &proj, &sidecar).err().unwrap().to_string();
         assert!(err.contains("i.ann.proj") && err.contains("bytes"), "{err}");
     }
 
