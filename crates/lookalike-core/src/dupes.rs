@@ -5,17 +5,18 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::path::Path;
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::catalog::{self, Product};
-use crate::descriptor::Space;
+use crate::descriptor::{Fingerprint, Space};
 use crate::engine::Engine;
-use crate::error::Result;
+use crate::error::{Error, IoContext, Result};
 use crate::index::Scored;
 use crate::near::{self, Thumb};
-use crate::store::Entry;
+use crate::store::{Entry, Store};
 
 /// Photos with the same bytes, as store rows; the keeper first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +44,7 @@ impl Group {
 }
 
 /// The groups of byte-identical rows of a store, and each grouped row's group.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Copies {
     groups: Vec<Group>,
     group_of: HashMap<usize, usize>,
@@ -52,13 +53,43 @@ pub struct Copies {
 }
 
 impl Copies {
+    /// The byte-identical groups: rows with the same content hash.
     pub fn exact(entries: &[Entry]) -> Copies {
         let mut by_hash: HashMap<&str, Vec<usize>> = HashMap::new();
         for (row, e) in entries.iter().enumerate() {
             by_hash.entry(e.hash.as_str()).or_default().push(row);
         }
+        Copies::of_sets(entries, by_hash.into_values())
+    }
+
+    /// These groups joined with near-identical ones (sets of rows that are one picture,
+    /// [`SavedNear::row_sets`]); overlapping sets become one group.
+    pub fn with_near(&self, entries: &[Entry], near: Vec<Vec<usize>>) -> Copies {
+        Copies::of_sets(entries, self.groups.iter().map(|g| g.rows.clone()).chain(near))
+    }
+
+    /// Groups from sets of rows that are the same photo, merged where they share a row.
+    fn of_sets(entries: &[Entry], sets: impl IntoIterator<Item = Vec<usize>>) -> Copies {
+        fn root(parent: &HashMap<usize, usize>, mut row: usize) -> usize {
+            while let Some(&up) = parent.get(&row).filter(|&&up| up != row) {
+                row = up;
+            }
+            row
+        }
+        let mut parent: HashMap<usize, usize> = HashMap::new();
+        for set in sets {
+            for pair in set.windows(2) {
+                let (a, b) = (root(&parent, pair[0]), root(&parent, pair[1]));
+                parent.entry(a).or_insert(a);
+                parent.insert(b, a);
+            }
+        }
+        let mut by_root: HashMap<usize, Vec<usize>> = HashMap::new();
+        for &row in parent.keys() {
+            by_root.entry(root(&parent, row)).or_default().push(row);
+        }
         let mut groups: Vec<Group> =
-            by_hash.into_values().filter(|rows| rows.len() > 1).map(|rows| Group::ordered(rows, entries)).collect();
+            by_root.into_values().filter(|rows| rows.len() > 1).map(|rows| Group::ordered(rows, entries)).collect();
         groups.sort_by(|a, b| entries[a.keeper()].path.cmp(&entries[b.keeper()].path));
         let group_of =
             groups.iter().enumerate().flat_map(|(g, group)| group.rows.iter().map(move |&r| (r, g))).collect();
@@ -85,9 +116,9 @@ impl Copies {
         self.extra_rows
     }
 
-    /// One hit per photo: a row with the bytes of an earlier hit is left out, and a
-    /// group's hit is its keeper when the keeper ranked too (copies score the same). At
-    /// most `k` hits.
+    /// One hit per photo: a row of an earlier hit's group is left out, and a group's hit
+    /// is its keeper when the keeper ranked with the same score (a byte-identical copy;
+    /// an edited copy keeps its own place). At most `k` hits.
     pub fn collapse(&self, ranked: Vec<Scored>, k: usize) -> Vec<Scored> {
         let mut out: Vec<Scored> = Vec::with_capacity(k);
         let mut hit_of_group: HashMap<usize, usize> = HashMap::new();
@@ -96,7 +127,7 @@ impl Copies {
                 None if out.len() < k => out.push(s),
                 None => {}
                 Some(&g) => match hit_of_group.get(&g) {
-                    Some(&h) if s.row == self.groups[g].keeper() => out[h].row = s.row,
+                    Some(&h) if s.row == self.groups[g].keeper() && s.score == out[h].score => out[h].row = s.row,
                     Some(_) => {}
                     None if out.len() < k => {
                         hit_of_group.insert(g, out.len());
@@ -157,12 +188,140 @@ fn group_report(
     product: impl Fn(usize) -> Option<Product>,
     distance: impl Fn(usize) -> Option<f32>,
 ) -> GroupReport {
-    let member = |row: usize, keeper: bool| {
-        let e = &entries[row];
-        let id = catalog::product_id(&e.path).to_string();
-        Member { metadata: product(row), id, rel: e.path.clone(), size: e.size, keeper, distance: distance(row) }
-    };
-    GroupReport { tier, members: group.rows.iter().enumerate().map(|(i, &r)| member(r, i == 0)).collect() }
+    let members =
+        group.rows.iter().enumerate().map(|(i, &r)| member(entries, r, i == 0, distance(r), &product)).collect();
+    GroupReport { tier, members }
+}
+
+fn member(
+    entries: &[Entry],
+    row: usize,
+    keeper: bool,
+    distance: Option<f32>,
+    product: impl Fn(usize) -> Option<Product>,
+) -> Member {
+    let e = &entries[row];
+    let id = catalog::product_id(&e.path).to_string();
+    Member { metadata: product(row), id, rel: e.path.clone(), size: e.size, keeper, distance }
+}
+
+/// The groups a near-tier run found, saved in the state folder: searches collapse them
+/// and the review steps through them without reading every photo again. Each member is
+/// saved with its content hash, so after an index run the groups whose photos are
+/// unchanged still hold; a member that changed or left is dropped, and a group without
+/// its keeper is dropped whole (its members were each matched to the keeper).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedNear {
+    /// The store the run looked at: another one means photos added since were not checked.
+    source: Fingerprint,
+    pub threshold: f32,
+    groups: Vec<SavedGroup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct SavedGroup {
+    tier: String,
+    /// The keeper first.
+    members: Vec<SavedMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct SavedMember {
+    key: String,
+    hash: String,
+    /// To the keeper's picture.
+    distance: f32,
+}
+
+impl SavedNear {
+    pub fn new(store: &Store, threshold: f32, reports: &[GroupReport]) -> SavedNear {
+        let entries = store.entries();
+        let saved = |m: &Member| {
+            let hash = store.find(&m.rel).map(|row| entries[row].hash.clone()).unwrap_or_default();
+            SavedMember { key: m.rel.clone(), hash, distance: m.distance.unwrap_or(0.0) }
+        };
+        let groups = reports
+            .iter()
+            .map(|g| SavedGroup { tier: g.tier.to_string(), members: g.members.iter().map(saved).collect() })
+            .collect();
+        SavedNear { source: Fingerprint::of(store), threshold, groups }
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_vec(self).map_err(|e| Error::failed("saving near-identical groups", e))?;
+        crate::files::write_atomic(path, &json)
+    }
+
+    /// The groups saved at `path` that still hold in `store` (`None` when none are saved).
+    pub fn load(path: &Path, store: &Store) -> Result<Option<SavedNear>> {
+        let bytes = match std::fs::read(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            read => read.at("cannot read", path)?,
+        };
+        let mut saved: SavedNear = serde_json::from_slice(&bytes).map_err(|e| Error::damaged(path, e))?;
+        let entries = store.entries();
+        let unchanged = |m: &SavedMember| store.find(&m.key).is_some_and(|row| entries[row].hash == m.hash);
+        for group in &mut saved.groups {
+            if !group.members.first().is_some_and(unchanged) {
+                group.members.clear();
+            }
+            group.members.retain(unchanged);
+        }
+        saved.groups.retain(|g| g.members.len() > 1);
+        Ok(Some(saved))
+    }
+
+    /// Whether the run looked at this very store: otherwise photos indexed since then
+    /// were not compared.
+    pub fn is_current(&self, store: &Store) -> bool {
+        self.source == Fingerprint::of(store)
+    }
+
+    /// Each group's rows (every member is in the store: [`SavedNear::load`] kept only those).
+    pub fn row_sets(&self, store: &Store) -> Vec<Vec<usize>> {
+        self.groups.iter().map(|g| g.members.iter().filter_map(|m| store.find(&m.key)).collect()).collect()
+    }
+
+    /// The groups as `lookalike dupes --tier near` reported them, with today's metadata.
+    pub fn reports(&self, store: &Store, product: impl Fn(usize) -> Option<Product>) -> Vec<GroupReport> {
+        let entries = store.entries();
+        let report = |g: &SavedGroup| GroupReport {
+            tier: if g.tier == "near" { "near" } else { "exact" },
+            members: g
+                .members
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| Some(member(entries, store.find(&m.key)?, i == 0, Some(m.distance), &product)))
+                .collect(),
+        };
+        self.groups.iter().map(report).collect()
+    }
+}
+
+/// The duplicate groups known without reading photos: a saved near run's, as they hold
+/// for one version, or else the byte-identical ones.
+#[derive(Debug, Clone)]
+pub struct KnownGroups {
+    pub groups: Vec<GroupReport>,
+    /// The near run they come from: its threshold, and whether it looked at this very
+    /// version (false: photos indexed since were not compared). `None`: byte-identical only.
+    pub near: Option<(f32, bool)>,
+}
+
+impl KnownGroups {
+    /// Where the groups come from, in a line for people.
+    pub fn describe(&self) -> String {
+        match self.near {
+            None => "byte-identical photos only: `lookalike dupes --tier near` finds edited copies too".into(),
+            Some((threshold, true)) => {
+                format!("byte-identical and edited copies (the last near run, threshold {threshold})")
+            }
+            Some((threshold, false)) => format!(
+                "byte-identical and edited copies (the last near run, threshold {threshold}); photos indexed since \
+                 were not compared: run `lookalike dupes --tier near` again"
+            ),
+        }
+    }
 }
 
 /// What a near-tier run looked at, for its summary line.
@@ -174,6 +333,9 @@ pub struct NearRun {
     /// Photos that could not be read or decoded (left out of the near tier).
     pub unreadable: Vec<String>,
     pub threshold: f32,
+    /// Where the groups were saved for searches to collapse, or why they were not
+    /// (`None`: not asked to save them).
+    pub saved: Option<std::result::Result<std::path::PathBuf, String>>,
 }
 
 /// The groups of near-identical photos (byte-identical ones included, labelled "exact"
@@ -268,7 +430,7 @@ pub fn near_report(
             group_report(if *edited { "near" } else { "exact" }, g, entries, product, distance)
         })
         .collect();
-    let run = NearRun { photos: entries.len(), pairs_checked: candidates.len(), unreadable, threshold };
+    let run = NearRun { photos: entries.len(), pairs_checked: candidates.len(), unreadable, threshold, saved: None };
     Ok((reports, run))
 }
 
@@ -312,5 +474,30 @@ mod tests {
         // c is a's keeper (older): it stands for both.
         assert_eq!(rows, vec![2, 1]);
         assert_eq!(copies.collapse(ranked, 10).len(), 3);
+    }
+
+    #[test]
+    fn near_groups_join_byte_identical_ones_and_collapse_edited_copies_in_place() {
+        let entries = vec![
+            entry("a.jpg", "h1", 10, 5),
+            entry("b.jpg", "h1", 10, 1),
+            entry("c.jpg", "h2", 30, 1),
+            entry("d.jpg", "h3", 10, 1),
+            entry("e.jpg", "h4", 10, 1),
+            entry("f.jpg", "h5", 10, 1),
+        ];
+        let exact = Copies::exact(&entries);
+        // Near sets: a's picture edited as c; d and e one picture; f alone.
+        let copies = exact.with_near(&entries, vec![vec![0, 2], vec![3, 4], vec![5]]);
+        // a, b (same bytes) and c (edited, largest: the keeper) are one group.
+        assert_eq!(copies.groups(), &[Group { rows: vec![2, 1, 0] }, Group { rows: vec![3, 4] }]);
+        assert_eq!(copies.extra_rows(), 3);
+        assert_eq!(exact.groups().len(), 1, "the byte-identical groups are unchanged");
+        // The keeper stands in for a byte-identical copy's hit only at the same score: an
+        // edited keeper further down does not take the first place.
+        let ranked =
+            [(0, 0.99), (3, 0.8), (2, 0.7), (4, 0.75), (5, 0.5)].map(|(row, score)| Scored { row, score }).to_vec();
+        let hits: Vec<usize> = copies.collapse(ranked, 10).iter().map(|s| s.row).collect();
+        assert_eq!(hits, vec![0, 3, 5]);
     }
 }

@@ -27,6 +27,7 @@ pub mod indexer;
 pub mod model;
 pub mod near;
 pub mod published;
+pub mod review;
 pub mod runtime;
 pub mod schemes;
 pub mod service;

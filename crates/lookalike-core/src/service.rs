@@ -13,7 +13,7 @@ use crate::backend::Opening;
 use crate::catalog::{self, CatalogSource, Field, Filter, Grouping, Product};
 use crate::config::SearchMode;
 use crate::descriptor::Space;
-use crate::dupes::Copies;
+use crate::dupes::{Copies, GroupReport, KnownGroups, NearRun, SavedNear};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::index::exact::{dot, Exact};
@@ -49,7 +49,8 @@ pub struct Hit {
     /// its order.
     pub rank_score: f32,
     pub metadata: Option<Product>,
-    /// Ids of the catalog's byte-identical copies of this photo (collapsed into this hit).
+    /// Ids of the catalog's copies of this photo, collapsed into this hit: byte-identical
+    /// ones, and near-identical ones once a near run saved its groups.
     pub copies: Vec<String>,
 }
 
@@ -90,8 +91,12 @@ pub struct Snapshot {
     unsaved: bool,
     expand: usize,
     source: Arc<dyn CatalogSource>,
+    /// Byte-identical photos, and what searches collapse: those joined with the saved
+    /// near-identical groups of this version.
+    exact: Copies,
     copies: Copies,
-    /// Whether byte-identical copies collapse into one hit (`[search] collapse`).
+    near: Option<SavedNear>,
+    /// Whether copies collapse into one hit (`[search] collapse`).
     collapse: bool,
     feedback: FeedbackWeights,
 }
@@ -146,8 +151,26 @@ impl Snapshot {
             },
             None => (Box::new(exact), None),
         };
+        let exact_copies = Copies::exact(store.entries());
+        let (near, note) = match SavedNear::load(&state.near_dupes(), &store) {
+            Ok(near) => (near, note),
+            // A damaged file only costs the collapsing of edited copies; the next near run rewrites it.
+            Err(e) => (
+                None,
+                Some(
+                    note.map_or_else(String::new, |n| format!("{n}; "))
+                        + &format!("{e}: near-identical copies are not collapsed"),
+                ),
+            ),
+        };
+        let copies = match &near {
+            Some(near) => exact_copies.with_near(store.entries(), near.row_sets(&store)),
+            None => exact_copies.clone(),
+        };
         Ok(Snapshot {
-            copies: Copies::exact(store.entries()),
+            exact: exact_copies,
+            copies,
+            near,
             collapse: config.collapse,
             feedback: config.feedback,
             store,
@@ -273,28 +296,44 @@ impl Snapshot {
         self.index.search(&Request { vector, k, filters, exclude })
     }
 
-    /// The groups of byte-identical photos in the store.
+    /// The groups of photos that collapse into one hit: byte-identical ones, and the
+    /// near-identical ones a near run saved for this version.
     pub fn copies(&self) -> &Copies {
         &self.copies
     }
 
     /// The groups of byte-identical photos as `lookalike dupes` reports them.
-    pub fn dupes(&self) -> Vec<crate::dupes::GroupReport> {
-        crate::dupes::report(self.store.entries(), &self.copies, |row| self.product(row).cloned())
+    pub fn dupes(&self) -> Vec<GroupReport> {
+        crate::dupes::report(self.store.entries(), &self.exact, |row| self.product(row).cloned())
+    }
+
+    /// The duplicate groups known without reading photos: the last near run's that still
+    /// hold for this version, or the byte-identical ones when no near run was saved.
+    pub fn known_dupes(&self) -> KnownGroups {
+        match &self.near {
+            Some(near) => KnownGroups {
+                groups: near.reports(&self.store, |row| self.product(row).cloned()),
+                near: Some((near.threshold, near.is_current(&self.store))),
+            },
+            None => KnownGroups { groups: self.dupes(), near: None },
+        }
     }
 
     /// The near-identical groups of this version ([`crate::dupes::near_report`]): reads
-    /// every photo again, so it takes minutes on a large catalog.
-    pub fn near_dupes(
-        &self,
-        engine: &Engine,
-        threshold: f32,
-    ) -> Result<(Vec<crate::dupes::GroupReport>, crate::dupes::NearRun)> {
-        crate::dupes::near_report(engine, self.store.entries(), &self.copies, &self.space, threshold)
+    /// every photo again, so it takes minutes on a large catalog. The groups are saved
+    /// in the state folder for searches opened later to collapse (where it is writable:
+    /// the run says whether they were).
+    pub fn near_dupes(&self, engine: &Engine, threshold: f32) -> Result<(Vec<GroupReport>, NearRun)> {
+        let (groups, mut run) =
+            crate::dupes::near_report(engine, self.store.entries(), &self.exact, &self.space, threshold)?;
+        let path = engine.state().near_dupes();
+        let saved = SavedNear::new(&self.store, threshold, &groups).save(&path);
+        run.saved = Some(saved.map(|()| path).map_err(|e| e.to_string()));
+        Ok((groups, run))
     }
 
-    /// [`Snapshot::rank`] with byte-identical copies collapsed into one hit (unless
-    /// collapsing is off), so k hits are k different photos.
+    /// [`Snapshot::rank`] with copies collapsed into one hit (unless collapsing is off),
+    /// so k hits are k different photos.
     pub fn rank_distinct(
         &self,
         vector: &[f32],
@@ -563,7 +602,7 @@ impl SearchService {
         let crop = steering.crop.as_ref();
         let (vector, exclude) = match (query, features) {
             (Query::Item(item), _) if crop.is_none() => {
-                // The item is left out, and so are its byte-identical copies.
+                // The item is left out, and so are its copies.
                 let row = snapshot.find_item(item)?;
                 (snapshot.space.vector(row).to_vec(), snapshot.copies.of(row))
             }

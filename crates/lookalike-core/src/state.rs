@@ -14,6 +14,8 @@ const ANNOY_SIDECAR: &str = "index.ann.json";
 const ANNOY_PATHS: &str = "index.ann.paths";
 const ANNOY_PROJECTION: &str = "index.ann.proj";
 const ANNOY_KEYS: &str = "index.ann.keys";
+const NEAR_DUPES: &str = "near-dupes.json";
+const REVIEW: &str = "review.json";
 const LOCK: &str = "lock";
 /// What `lookalike publish` uploads: everything a search reads (not the journal of an
 /// unfinished run, not the lock). The store comes first.
@@ -82,6 +84,17 @@ impl StateDir {
     /// For users of the Annoy file outside lookalike: line i is the catalog path of item i.
     pub fn annoy_paths(&self) -> PathBuf {
         self.dir.join(ANNOY_PATHS)
+    }
+
+    /// The near-identical groups the last `dupes --tier near` found, for the store it
+    /// looked at: searches collapse them, the review steps through them.
+    pub fn near_dupes(&self) -> PathBuf {
+        self.dir.join(NEAR_DUPES)
+    }
+
+    /// Keep and drop decisions recorded while reviewing duplicates (by catalog key).
+    pub fn review(&self) -> PathBuf {
+        self.dir.join(REVIEW)
     }
 
     /// Takes the folder's lock (creating the folder), or says who holds it.

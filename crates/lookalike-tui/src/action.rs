@@ -9,10 +9,12 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButto
 
 pub use super::keymap::Action;
 use super::state::{
-    App, DirEntry, Facet, Marks, ModelState, Overlay, QuerySource, Region, Reindex, Status, View, Zoom, FACET_FIELDS,
+    App, DirEntry, Facet, Marks, ModelState, Overlay, QuerySource, Region, Reindex, Review, ReviewData, Status, View,
+    Zoom, FACET_FIELDS,
 };
 use super::{keymap, layout};
 use lookalike_core::catalog::{Field, Filter};
+use lookalike_core::review::{Decision, Decisions};
 use lookalike_core::{strength, ColourMode, Feedback, Hit, IndexReport, Phase, Progress, Query, Steering};
 
 /// Two clicks on one result within this time are a double-click.
@@ -45,6 +47,8 @@ pub enum Msg {
         phase_seconds: f64,
     },
     Reindexed(Result<Box<IndexReport>, String>),
+    /// The duplicate groups and the decisions saved so far, or why not.
+    ReviewLoaded(Result<Box<ReviewData>, String>),
     /// An effect failed (no system viewer, ...).
     Problem(String),
 }
@@ -66,6 +70,10 @@ pub enum Effect {
         full: bool,
     },
     CancelReindex,
+    /// Load the duplicate groups and the saved decisions.
+    LoadReview,
+    /// Save the review's decisions (each change saves them all, atomically).
+    SaveReview(Decisions),
     Open(PathBuf),
     Copy(String),
 }
@@ -85,6 +93,9 @@ pub fn action_for(app: &App, key: KeyEvent) -> Option<Action> {
     }
     if app.cropping.is_some() && app.overlay.is_none() {
         return keymap::lookup_in(keymap::CROP_KEYMAP, key.code);
+    }
+    if app.view == View::Review && app.overlay.is_none() {
+        return keymap::lookup_in(keymap::REVIEW_KEYMAP, key.code);
     }
     if app.view == View::Files && app.files.typing && app.overlay.is_none() {
         return match key.code {
@@ -160,14 +171,23 @@ impl App {
         if let Some(region) = self.cropping {
             return self.crop_action(action, region);
         }
+        if self.view == View::Review {
+            return self.review_action(action);
+        }
         match action {
             Action::SwitchView => {
                 self.view = match self.view {
                     View::Files => View::Results,
-                    View::Results => View::Files,
+                    _ => View::Files,
                 };
                 self.files.typing = false;
                 Vec::new()
+            }
+            Action::Review => {
+                self.before_review = self.view;
+                self.view = View::Review;
+                self.review = None;
+                vec![Effect::LoadReview]
             }
             Action::Reindex => self.start_reindex(false),
             Action::FullRebuild => {
@@ -187,9 +207,57 @@ impl App {
             }
             _ => match self.view {
                 View::Files => self.files_action(action),
-                View::Results => self.results_action(action),
+                _ => self.results_action(action),
             },
         }
+    }
+
+    /// Keys in the duplicate review; every decision is saved at once.
+    fn review_action(&mut self, action: Action) -> Vec<Effect> {
+        if action == Action::Review {
+            self.view = self.before_review;
+            return Vec::new();
+        }
+        let Some(review) = &mut self.review else { return Vec::new() };
+        let Some(group) = review.data.groups.get(review.group) else { return Vec::new() };
+        let (n_groups, n_photos) = (review.data.groups.len(), group.photos.len());
+        let Some(selected) = group.photos.get(review.photo).cloned() else { return Vec::new() };
+        match action {
+            Action::Left => review.photo = review.photo.saturating_sub(1),
+            Action::Right => review.photo = (review.photo + 1).min(n_photos - 1),
+            Action::Up | Action::Down => {
+                review.group = if action == Action::Up {
+                    review.group.saturating_sub(1)
+                } else {
+                    (review.group + 1).min(n_groups - 1)
+                };
+                review.photo = 0;
+            }
+            Action::Keep | Action::Drop | Action::Undecide => {
+                let d = match action {
+                    Action::Keep => Some(Decision::Keep),
+                    Action::Drop => Some(Decision::Drop),
+                    _ => None,
+                };
+                review.data.decisions.set(&selected.member.rel, d);
+                return vec![Effect::SaveReview(review.data.decisions.clone())];
+            }
+            Action::AcceptSuggestion => {
+                for p in &group.photos {
+                    let d = if p.member.keeper { Decision::Keep } else { Decision::Drop };
+                    review.data.decisions.set(&p.member.rel, Some(d));
+                }
+                if review.group + 1 < n_groups {
+                    review.group += 1;
+                    review.photo = 0;
+                }
+                return vec![Effect::SaveReview(review.data.decisions.clone())];
+            }
+            Action::Open => return self.open(selected.path),
+            Action::Copy => return self.copy(selected.path),
+            _ => {}
+        }
+        Vec::new()
     }
 
     fn files_action(&mut self, action: Action) -> Vec<Effect> {
@@ -686,6 +754,22 @@ impl App {
                 }
             }
             Msg::Problem(text) => self.complain(text),
+            Msg::ReviewLoaded(loaded) => match loaded {
+                // Only while the review is open: a late answer after leaving it is dropped.
+                Ok(data) if self.view == View::Review => {
+                    if data.groups.is_empty() {
+                        self.say("no duplicate photos in this catalog");
+                    }
+                    self.review = Some(Review { data: *data, group: 0, photo: 0 });
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if self.view == View::Review {
+                        self.view = self.before_review;
+                    }
+                    self.complain(format!("cannot review duplicates: {e}"));
+                }
+            },
             Msg::Reindexed(outcome) => {
                 self.reindex = None;
                 match outcome {

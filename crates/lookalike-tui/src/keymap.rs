@@ -52,6 +52,14 @@ pub enum Action {
     Wider,
     Shorter,
     Taller,
+    /// Open the duplicate review, or leave it.
+    Review,
+    /// Review: record keep or drop for the selected photo, or forget its decision.
+    Keep,
+    Drop,
+    Undecide,
+    /// Review: keep the suggested keeper, drop the group's other photos, go on.
+    AcceptSuggestion,
 }
 
 /// One line of the help: the keys as shown, what they do, and the bindings behind it.
@@ -97,8 +105,11 @@ pub const KEYMAP: &[Row] = &[
         bindings: &[(KeyCode::Tab, Action::SwitchView), (KeyCode::BackTab, Action::SwitchView)],
     },
     Row { keys: "/", help: "type to filter the file list (Esc clears)", bindings: &[(c('/'), Action::StartTyping)] },
-    Row { keys: "~", help: "go to the home folder", bindings: &[(c('~'), Action::Home)] },
-    Row { keys: ".", help: "show or hide hidden files", bindings: &[(c('.'), Action::ToggleHidden)] },
+    Row {
+        keys: "~ / .",
+        help: "go to the home folder / show or hide hidden files",
+        bindings: &[(c('~'), Action::Home), (c('.'), Action::ToggleHidden)],
+    },
     Row {
         keys: "f",
         help: "filter results by articleType, gender or colour",
@@ -129,10 +140,16 @@ pub const KEYMAP: &[Row] = &[
         help: "mark the selected result as more / less like what you want (again: unmark)",
         bindings: &[(c('+'), Action::Like), (c('-'), Action::Unlike)],
     },
-    Row { keys: "s", help: "search again, moved by the marked results", bindings: &[(c('s'), Action::Refine)] },
-    Row { keys: "x", help: "clear the marks (and search without them)", bindings: &[(c('x'), Action::ClearMarks)] },
-    Row { keys: "c", help: "choose a region of the query photo to search with", bindings: &[(c('c'), Action::Crop)] },
-    Row { keys: "C", help: "search with the whole query photo again", bindings: &[(c('C'), Action::ClearRegion)] },
+    Row {
+        keys: "s / x",
+        help: "search again moved by the marks / clear the marks",
+        bindings: &[(c('s'), Action::Refine), (c('x'), Action::ClearMarks)],
+    },
+    Row {
+        keys: "c / C",
+        help: "choose a region of the query photo / the whole photo again",
+        bindings: &[(c('c'), Action::Crop), (c('C'), Action::ClearRegion)],
+    },
     Row {
         keys: "a",
         help: "results in any colour / in the query's colours (searches again)",
@@ -145,11 +162,11 @@ pub const KEYMAP: &[Row] = &[
     },
     Row { keys: "v", help: "query and selected result side by side", bindings: &[(c('v'), Action::SideBySide)] },
     Row {
-        keys: "r",
-        help: "reindex: embed new and changed images, drop removed ones",
-        bindings: &[(c('r'), Action::Reindex)],
+        keys: "r / R",
+        help: "reindex new and changed images / rebuild all (asks first)",
+        bindings: &[(c('r'), Action::Reindex), (c('R'), Action::FullRebuild)],
     },
-    Row { keys: "R", help: "rebuild the whole index (asks first)", bindings: &[(c('R'), Action::FullRebuild)] },
+    Row { keys: "D", help: "review duplicate photos: keep or drop each copy", bindings: &[(c('D'), Action::Review)] },
     Row {
         keys: "Esc",
         help: "close overlay, cancel reindex, clear filters",
@@ -176,6 +193,56 @@ pub const CROP_KEYMAP: &[Row] = &[
     Row { keys: "c", help: "start again from the whole photo", bindings: &[(c('c'), Action::Crop)] },
     Row { keys: "Enter", help: "search with the region", bindings: &[(KeyCode::Enter, Action::Enter)] },
     Row { keys: "Esc", help: "leave the region as it was", bindings: &[(KeyCode::Esc, Action::Escape)] },
+    Row { keys: "?", help: "this help", bindings: &[(c('?'), Action::Help)] },
+];
+
+/// The keys in the duplicate review (after `D`).
+pub const REVIEW_KEYMAP: &[Row] = &[
+    Row {
+        keys: "←→ / hl",
+        help: "previous / next photo of the group",
+        bindings: &[
+            (KeyCode::Left, Action::Left),
+            (KeyCode::Right, Action::Right),
+            (c('h'), Action::Left),
+            (c('l'), Action::Right),
+        ],
+    },
+    Row {
+        keys: "↑↓ / jk / n p",
+        help: "previous / next group",
+        bindings: &[
+            (KeyCode::Up, Action::Up),
+            (KeyCode::Down, Action::Down),
+            (c('k'), Action::Up),
+            (c('j'), Action::Down),
+            (c('p'), Action::Up),
+            (c('n'), Action::Down),
+        ],
+    },
+    Row {
+        keys: "+ / -",
+        help: "keep / drop the selected photo",
+        bindings: &[(c('+'), Action::Keep), (c('-'), Action::Drop)],
+    },
+    Row { keys: "u", help: "no decision on the selected photo", bindings: &[(c('u'), Action::Undecide)] },
+    Row {
+        keys: "A",
+        help: "keep the suggested keeper, drop the rest, next group",
+        bindings: &[(c('A'), Action::AcceptSuggestion)],
+    },
+    Row {
+        keys: "o / y",
+        help: "open the photo (local only) / copy its path",
+        bindings: &[(c('o'), Action::Open), (c('y'), Action::Copy)],
+    },
+    Row {
+        keys: "Esc / D",
+        help: "leave the review (decisions are saved as you go)",
+        bindings: &[(KeyCode::Esc, Action::Review), (c('D'), Action::Review)],
+    },
+    Row { keys: "?", help: "this help", bindings: &[(c('?'), Action::Help)] },
+    Row { keys: "q / Ctrl-C", help: "quit", bindings: &[(c('q'), Action::Quit)] },
 ];
 
 /// The action bound to a key in a table, if any.

@@ -89,6 +89,28 @@ pub fn zoomed(app: &App, grid: Rect) -> Vec<(PathBuf, Rect)> {
     }
 }
 
+/// Photos of a duplicate group shown at once, side by side.
+const REVIEW_PAGE: usize = 6;
+
+/// The panes of the review's photos over the results grid's area, each with its index in
+/// the group: all of a small group side by side, else the page of the selected photo.
+pub fn review_panes(app: &App, grid: Rect) -> Vec<(usize, Rect)> {
+    let Some(review) = &app.review else { return Vec::new() };
+    let Some(group) = review.current() else { return Vec::new() };
+    let start = review.photo / REVIEW_PAGE * REVIEW_PAGE;
+    let shown = (group.photos.len() - start).min(REVIEW_PAGE);
+    let columns = shown.min(3) as u16;
+    let rows = shown.div_ceil(3) as u16;
+    let inner = inner(grid);
+    let (w, h) = (inner.width / columns.max(1), inner.height / rows.max(1));
+    (0..shown)
+        .map(|i| {
+            let (c, r) = ((i % 3) as u16, (i / 3) as u16);
+            (start + i, Rect::new(inner.x + c * w, inner.y + r * h, w, h))
+        })
+        .collect()
+}
+
 /// The images on screen now, where they go, and whether they are drawn in cells (half
 /// blocks) whatever the terminal's protocol: the query photo while a region is chosen
 /// over it, because sixel and iTerm2 images cover any text drawn on them.
@@ -113,6 +135,14 @@ pub fn images(app: &App, area: Rect) -> Vec<(PathBuf, Rect, bool)> {
             } else {
                 for (hit, tile) in app.page_hits().iter().zip(grid(s.grid).tiles) {
                     out.push((hit.path.clone(), picture(tile).0, false));
+                }
+            }
+        }
+        View::Review => {
+            let group = app.review.as_ref().and_then(|r| r.current());
+            for (i, pane) in review_panes(app, s.grid) {
+                if let Some(photo) = group.and_then(|g| g.photos.get(i)) {
+                    out.push((photo.path.clone(), picture(pane).0, false));
                 }
             }
         }

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use lookalike_core::catalog::{self, Field, Filter};
+use lookalike_core::dupes::Member;
+use lookalike_core::review::{Decision, Decisions};
 pub use lookalike_core::service::Facet;
 use lookalike_core::{ColourMode, Crop, Feedback, Hit, Phase, Progress, Query};
 
@@ -26,6 +28,8 @@ impl DirEntry {
 pub enum View {
     Files,
     Results,
+    /// Stepping through groups of duplicate photos, recording keep and drop decisions.
+    Review,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,6 +233,59 @@ pub struct Results {
     pub standing: Vec<f32>,
 }
 
+/// One photo of a duplicate group, with where its image is read from.
+#[derive(Debug, Clone)]
+pub struct ReviewPhoto {
+    pub path: PathBuf,
+    pub member: Member,
+}
+
+/// A group of duplicate photos, its suggested keeper first.
+#[derive(Debug, Clone)]
+pub struct ReviewGroup {
+    /// "exact" (the same bytes) or "near" (the same picture, edited).
+    pub tier: &'static str,
+    pub photos: Vec<ReviewPhoto>,
+}
+
+/// What the review steps through, as the search worker loaded it.
+#[derive(Debug, Clone)]
+pub struct ReviewData {
+    pub groups: Vec<ReviewGroup>,
+    /// Where the groups come from, in a line.
+    pub source: String,
+    pub decisions: Decisions,
+}
+
+/// The duplicate review: groups, where it stands, and the decisions made.
+#[derive(Debug, Clone)]
+pub struct Review {
+    pub data: ReviewData,
+    pub group: usize,
+    /// Index into the group's photos.
+    pub photo: usize,
+}
+
+impl Review {
+    pub fn current(&self) -> Option<&ReviewGroup> {
+        self.data.groups.get(self.group)
+    }
+
+    pub fn selected_photo(&self) -> Option<&ReviewPhoto> {
+        self.current()?.photos.get(self.photo)
+    }
+
+    pub fn decision(&self, photo: &ReviewPhoto) -> Option<Decision> {
+        self.data.decisions.get(&photo.member.rel)
+    }
+
+    /// Groups whose every photo has a decision.
+    pub fn decided_groups(&self) -> usize {
+        let decided = |g: &&ReviewGroup| g.photos.iter().all(|p| self.decision(p).is_some());
+        self.data.groups.iter().filter(decided).count()
+    }
+}
+
 /// The open catalog, as the search worker reported it.
 #[derive(Debug, Default)]
 pub struct CatalogState {
@@ -319,6 +376,10 @@ pub struct App {
     pub per_page: usize,
     pub columns: usize,
     pub reindex: Option<Reindex>,
+    /// The duplicate review, once loaded (`None` while loading or never opened).
+    pub review: Option<Review>,
+    /// The view the review returns to.
+    pub before_review: View,
     pub catalog: CatalogState,
     pub status: Option<Status>,
     /// Graphics protocol in use, for the status bar.
@@ -356,6 +417,8 @@ impl App {
             per_page: 1,
             columns: 1,
             reindex: None,
+            review: None,
+            before_review: View::Files,
             catalog: CatalogState { dir: catalog, method: "exact", ..Default::default() },
             status: None,
             graphics,

@@ -6,10 +6,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Gauge, List, ListItem, ListState, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::keymap::{Row, CROP_KEYMAP, KEYMAP};
+use super::keymap::{Row, CROP_KEYMAP, KEYMAP, REVIEW_KEYMAP};
 use super::layout::{self, Screen};
-use super::state::{App, Overlay, Region, View, FACET_FIELDS};
+use super::state::{App, Overlay, Region, Review, ReviewPhoto, View, FACET_FIELDS};
 use super::widgets::{self, drawn_area, human_size, render_key, render_thumb, Thumbs};
+use lookalike_core::review::Decision;
 use lookalike_core::{strength, ColourMode, Hit, Phase};
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
@@ -31,13 +32,21 @@ pub fn draw(frame: &mut Frame, app: &App, thumbs: &Thumbs) {
     match app.view {
         View::Files => draw_files(frame, app, thumbs, &s),
         View::Results => draw_results(frame, app, thumbs, &s),
+        View::Review => draw_review(frame, app, thumbs, &s),
     }
     if let Some(r) = &app.reindex {
         draw_reindex(frame, app, r, Rect::new(area.x, s.status.y.saturating_sub(3), area.width, 3));
     }
     draw_status(frame, app, s.status);
     match app.overlay {
-        Some(Overlay::Help) => draw_help(frame, area),
+        Some(Overlay::Help) => {
+            let mode = match (app.view, app.cropping) {
+                (View::Review, _) => HelpMode::Review,
+                (_, Some(_)) => HelpMode::Region,
+                _ => HelpMode::Main,
+            };
+            draw_help(frame, area, mode)
+        }
         Some(Overlay::FilterFields { selected }) => draw_filter_fields(frame, app, area, selected),
         Some(Overlay::FilterValues { field, selected }) => draw_filter_values(frame, app, area, field, selected),
         Some(Overlay::ConfirmRebuild) => draw_confirm(frame, app, area),
@@ -193,6 +202,139 @@ fn draw_results(frame: &mut Frame, app: &App, thumbs: &Thumbs, s: &Screen) {
         };
         draw_tile(frame, thumbs, hit, tile, look);
     }
+}
+
+/// The duplicate review: the group's photos with their decisions on the left, the photos
+/// side by side on the right.
+fn draw_review(frame: &mut Frame, app: &App, thumbs: &Thumbs, s: &Screen) {
+    let side = s.query.union(s.details);
+    let Some(review) = &app.review else {
+        frame.render_widget(pane(" Duplicates ", false), side);
+        let text = format!("{} loading the duplicate groups…", SPINNER[app.tick % SPINNER.len()]);
+        frame.render_widget(Paragraph::new(text), layout::inner(s.grid));
+        frame.render_widget(pane(" Photos ", true), s.grid);
+        return;
+    };
+    let n = review.data.groups.len();
+    let title = match n {
+        0 => " Duplicates: none ".to_string(),
+        _ => format!(" Duplicates {}/{n} ", review.group + 1),
+    };
+    let block = pane(title, false);
+    let inner = block.inner(side);
+    frame.render_widget(block, side);
+    frame.render_widget(Paragraph::new(review_lines(review, inner.width as usize)).wrap(Wrap { trim: false }), inner);
+
+    let Some(group) = review.current() else {
+        frame.render_widget(pane(" Photos ", true), s.grid);
+        let text = "No duplicate photos in this catalog. Esc goes back.";
+        frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), layout::inner(s.grid));
+        return;
+    };
+    let kind = if group.tier == "near" { "the same picture, edited" } else { "the same bytes" };
+    frame.render_widget(pane(format!(" {} photos: {kind} ", group.photos.len()), true), s.grid);
+    for (i, tile) in layout::review_panes(app, s.grid) {
+        let photo = &group.photos[i];
+        let decision = review.decision(photo);
+        let mut title = format!(" {}{} ", i + 1, if photo.member.keeper { " keeper" } else { "" });
+        if let Some(d) = decision {
+            title.push_str(&format!("· {} ", d.name()));
+        }
+        let border = match decision {
+            Some(Decision::Keep) => Style::new().green(),
+            Some(Decision::Drop) => Style::new().red(),
+            None => Style::new().gray(),
+        };
+        let block = if i == review.photo {
+            Block::bordered()
+                .border_type(BorderType::Thick)
+                .border_style(if decision.is_some() { border.bold() } else { Style::new().yellow().bold() })
+                .title(title.bold())
+        } else {
+            Block::bordered().border_style(border).title(title)
+        };
+        frame.render_widget(block, tile);
+        let (image, caption) = layout::picture(tile);
+        render_thumb(thumbs, &photo.path, image, frame.buffer_mut());
+        let w = caption.width as usize;
+        let lines =
+            vec![Line::from(truncate(&photo_name(photo), w)), Line::from(truncate(&photo_facts(photo), w)).dark_gray()];
+        frame.render_widget(Paragraph::new(lines), caption);
+    }
+}
+
+/// A review photo's product name, or its id.
+fn photo_name(photo: &ReviewPhoto) -> String {
+    let m = &photo.member;
+    match &m.metadata {
+        Some(p) if !p.name.is_empty() => format!("{} {}", m.id, p.name),
+        _ => m.id.clone(),
+    }
+}
+
+/// "123 KiB · d 0.012" (the picture distance to the keeper) for a review photo.
+fn photo_facts(photo: &ReviewPhoto) -> String {
+    let m = &photo.member;
+    match m.distance {
+        Some(d) if !m.keeper => format!("{} · d {d:.3}", human_size(m.size)),
+        _ => human_size(m.size),
+    }
+}
+
+/// The side panel of the review: the group's photos with their decisions, the selected
+/// one's metadata, progress and where the groups come from.
+fn review_lines(review: &Review, width: usize) -> Vec<Line<'static>> {
+    let field =
+        |k: &str, v: String| Line::from(vec![Span::styled(format!("{k}: "), Style::new().bold()), Span::raw(v)]);
+    let mut lines = Vec::new();
+    if let Some(group) = review.current() {
+        for (i, photo) in group.photos.iter().enumerate() {
+            let decision = review.decision(photo);
+            let mark = match decision {
+                Some(d) => Span::styled(
+                    format!("{:<5}", d.name()),
+                    match d {
+                        Decision::Keep => Style::new().green().bold(),
+                        Decision::Drop => Style::new().red().bold(),
+                    },
+                ),
+                None => Span::styled("  ·  ", Style::new().dark_gray()),
+            };
+            let pointer = if i == review.photo { "▸" } else { " " };
+            let how = match photo.member.distance {
+                _ if photo.member.keeper => "keeper".to_string(),
+                Some(d) => format!("d {d:.3}"),
+                None => "same bytes".to_string(),
+            };
+            let text = truncate(&format!(" {} · {how}", photo.member.id), width.saturating_sub(6));
+            let mut line = Line::from(vec![Span::raw(pointer), mark, Span::raw(text)]);
+            if i == review.photo {
+                line = line.reversed();
+            }
+            lines.push(line);
+        }
+        lines.push(Line::from(""));
+        if let Some(photo) = review.selected_photo() {
+            if let Some(p) = &photo.member.metadata {
+                for (k, v) in [("name", &p.name), ("type", &p.article_type), ("colour", &p.base_colour)] {
+                    if !v.is_empty() {
+                        lines.push(field(k, v.clone()));
+                    }
+                }
+            }
+            lines.push(field("file", photo.member.rel.clone()));
+        }
+        lines.push(Line::from(""));
+    }
+    let decided = review.data.decisions.len();
+    lines.push(Line::from(format!(
+        "{} of {} groups decided · {decided} decisions saved",
+        review.decided_groups(),
+        review.data.groups.len()
+    )));
+    lines.push(Line::from(review.data.source.clone()).dark_gray());
+    lines.push(Line::from("+ keep · - drop · A keeper only · ? keys").cyan());
+    lines
 }
 
 /// "region 10% 20%, 50%x60% · feedback 2 up, 1 down" for the query pane.
@@ -434,7 +576,14 @@ fn overlay_area(area: Rect, width: u16, height: u16) -> Rect {
     Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
 }
 
-fn draw_help(frame: &mut Frame, area: Rect) {
+/// Which keys the help lists.
+enum HelpMode {
+    Main,
+    Region,
+    Review,
+}
+
+fn draw_help(frame: &mut Frame, area: Rect, mode: HelpMode) {
     let rows = |table: &[Row]| -> Vec<Line<'static>> {
         table
             .iter()
@@ -446,10 +595,15 @@ fn draw_help(frame: &mut Frame, area: Rect) {
             })
             .collect()
     };
-    let mut lines = rows(KEYMAP);
-    lines.push(Line::from(" choosing a region (after c):").bold());
-    lines.extend(rows(CROP_KEYMAP));
-    let width = KEYMAP.iter().chain(CROP_KEYMAP).map(|r| r.help.chars().count()).max().unwrap_or(40) as u16 + 15 + 2;
+    // The keys of the mode the help was opened in, so each list fits an 80x24 terminal.
+    let (heading, table) = match mode {
+        HelpMode::Main => (None, KEYMAP),
+        HelpMode::Region => (Some(" choosing a region (after c):"), CROP_KEYMAP),
+        HelpMode::Review => (Some(" reviewing duplicates (after D):"), REVIEW_KEYMAP),
+    };
+    let mut lines: Vec<Line> = heading.map(|h| Line::from(h).bold()).into_iter().collect();
+    lines.extend(rows(table));
+    let width = table.iter().map(|r| r.help.chars().count()).max().unwrap_or(40) as u16 + 15 + 2;
     let rect = overlay_area(area, width, lines.len() as u16 + 2);
     frame.render_widget(Clear, rect);
     let block = Block::bordered().title(" Keys (? or Esc closes) ").border_style(Style::new().cyan());

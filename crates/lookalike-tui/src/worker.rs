@@ -13,11 +13,12 @@ use ratatui_image::picker::Picker;
 
 use lookalike_core::catalog::{self, Filter};
 use lookalike_core::indexer::Throttle;
+use lookalike_core::review::Decisions;
 use lookalike_core::{Config, Engine, Error, ErrorKind, Progress, Query, SearchService, Steering};
 
 use super::action::{Effect, Msg};
 use super::photo_cache::{self, PhotoCache};
-use super::state::{DirEntry, FACET_FIELDS};
+use super::state::{DirEntry, ReviewData, ReviewGroup, ReviewPhoto, FACET_FIELDS};
 use super::widgets::{self, Ready, ThumbKey};
 
 pub enum Event {
@@ -31,6 +32,8 @@ pub enum Event {
 enum SearchJob {
     /// Open the catalog, or open it again after an index run.
     Open,
+    /// Load the duplicate groups of the open version and the saved decisions.
+    Review,
     Search {
         id: u64,
         query: Query,
@@ -55,6 +58,9 @@ pub struct Workers {
     thumbs: Sender<ThumbKey>,
     cancel: Arc<AtomicBool>,
     reindex: Option<JoinHandle<()>>,
+    /// Review decisions to save, in order, on a thread of their own; quitting waits for it.
+    saves: Option<Sender<Decisions>>,
+    writer: Option<JoinHandle<()>>,
 }
 
 impl Workers {
@@ -99,7 +105,22 @@ impl Workers {
                 .expect("spawn thumbnail thread");
         }
         let _ = search.send(SearchJob::Open);
-        Workers { engine, events, search, thumbs, cancel: Arc::new(AtomicBool::new(false)), reindex: None }
+        let (saves, to_save) = mpsc::channel();
+        let (cell, tx) = (engine.clone(), events.clone());
+        let writer = std::thread::Builder::new()
+            .name("review-writer".into())
+            .spawn(move || save_decisions(&cell, &to_save, &tx))
+            .expect("spawn review writer thread");
+        Workers {
+            engine,
+            events,
+            search,
+            thumbs,
+            cancel: Arc::new(AtomicBool::new(false)),
+            reindex: None,
+            saves: Some(saves),
+            writer: Some(writer),
+        }
     }
 
     pub fn thumbnails(&self, keys: Vec<ThumbKey>) {
@@ -137,6 +158,14 @@ impl Workers {
                 );
             }
             Effect::CancelReindex => self.cancel.store(true, Ordering::SeqCst),
+            Effect::LoadReview => {
+                let _ = self.search.send(SearchJob::Review);
+            }
+            Effect::SaveReview(decisions) => {
+                if let Some(saves) = &self.saves {
+                    let _ = saves.send(decisions);
+                }
+            }
             Effect::Open(path) => {
                 if let Err(e) = open_with_system_viewer(&path) {
                     let _ = self.events.send(Event::Msg(Msg::Problem(e)));
@@ -153,11 +182,15 @@ impl Workers {
         }
     }
 
-    /// Stops a running reindex between batches and waits for it, so quitting never
-    /// leaves half-written state.
+    /// Stops a running reindex between batches and waits for it, and for the review
+    /// decisions still to be saved, so quitting never leaves half-written state.
     pub fn finish(mut self) {
         self.cancel.store(true, Ordering::SeqCst);
         self.join_reindex();
+        self.saves = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
     }
 }
 
@@ -187,11 +220,12 @@ fn search_loop(engine: Shared, jobs: Receiver<SearchJob>, tx: Sender<Event>) {
     let mut service: Option<SearchService> = None;
     while let Ok(first) = jobs.recv() {
         // Only the newest search matters; an Open among the queued jobs still happens.
-        let mut open = false;
+        let (mut open, mut review) = (false, false);
         let mut search = None;
         for job in std::iter::once(first).chain(jobs.try_iter()) {
             match job {
                 SearchJob::Open => open = true,
+                SearchJob::Review => review = true,
                 s @ SearchJob::Search { .. } => search = Some(s),
             }
         }
@@ -223,6 +257,16 @@ fn search_loop(engine: Shared, jobs: Receiver<SearchJob>, tx: Sender<Event>) {
                 return;
             }
         }
+        if review {
+            let loaded = match (&engine, &service) {
+                (Ok(e), Some(s)) => review_data(e, s).map(Box::new),
+                (Err(problem), _) => Err(problem.clone()),
+                (Ok(_), None) => Err("the catalog is not open".to_string()),
+            };
+            if tx.send(Event::Msg(Msg::ReviewLoaded(loaded))).is_err() {
+                return;
+            }
+        }
         let Some(SearchJob::Search { id, query, steering, k, filters }) = search else { continue };
         let started = Instant::now();
         let outcome = match &service {
@@ -234,6 +278,38 @@ fn search_loop(engine: Shared, jobs: Receiver<SearchJob>, tx: Sender<Event>) {
         };
         if tx.send(Event::Msg(Msg::Found { id, k, outcome })).is_err() {
             return;
+        }
+    }
+}
+
+/// The duplicate groups of the open version with their photos' locators, and the
+/// decisions saved so far.
+fn review_data(engine: &Engine, service: &SearchService) -> Result<ReviewData, String> {
+    let known = service.snapshot().known_dupes();
+    let decisions = Decisions::load(&engine.state().review()).map_err(|e| e.to_string())?;
+    let source = engine.source();
+    let groups = known
+        .groups
+        .iter()
+        .map(|g| ReviewGroup {
+            tier: g.tier,
+            photos: g.members.iter().map(|m| ReviewPhoto { path: source.locator(&m.rel), member: m.clone() }).collect(),
+        })
+        .collect();
+    Ok(ReviewData { groups, source: known.describe(), decisions })
+}
+
+/// Saves each set of decisions sent (the newest of those waiting), until the sender is gone.
+fn save_decisions(engine: &OnceLock<Shared>, to_save: &Receiver<Decisions>, tx: &Sender<Event>) {
+    while let Ok(first) = to_save.recv() {
+        let newest = to_save.try_iter().last().unwrap_or(first);
+        let saved = match engine.get() {
+            Some(Ok(engine)) => newest.save(&engine.state().review()).map_err(|e| e.to_string()),
+            Some(Err(problem)) => Err(problem.clone()),
+            None => Err("the catalog is still opening".to_string()),
+        };
+        if let Err(e) = saved {
+            let _ = tx.send(Event::Msg(Msg::Problem(format!("review decisions not saved: {e}"))));
         }
     }
 }

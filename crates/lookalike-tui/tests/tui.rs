@@ -5,11 +5,15 @@ use std::path::{Path, PathBuf};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use lookalike_core::catalog::{Field, Filter, Product};
+use lookalike_core::dupes::Member;
+use lookalike_core::review::{Decision, Decisions};
 use lookalike_core::{Crop, Hit, IndexReport, Phase, Progress, Query};
 use lookalike_tui::action::{Effect, Msg};
 use lookalike_tui::keymap::{self, KEYMAP};
 use lookalike_tui::layout;
-use lookalike_tui::state::{App, DirEntry, Overlay, QuerySource, Region, View, Zoom};
+use lookalike_tui::state::{
+    App, DirEntry, Overlay, QuerySource, Region, ReviewData, ReviewGroup, ReviewPhoto, View, Zoom,
+};
 use lookalike_tui::view;
 use lookalike_tui::widgets::{self, Thumb, Thumbs};
 use ratatui::backend::TestBackend;
@@ -396,10 +400,113 @@ fn snapshot_error_and_too_small() {
     insta::assert_snapshot!("too_small", render(&app, &Thumbs::default()).backend());
 }
 
+/// Two groups: a byte-identical pair, and an original with two edited copies.
+fn review_data(decisions: Decisions) -> ReviewData {
+    let photo = |i: usize, keeper: bool, distance: Option<f32>| {
+        let id = format!("{}", 1500 + i);
+        ReviewPhoto {
+            path: PathBuf::from(format!("/shop/catalog/images/{id}.jpg")),
+            member: Member {
+                rel: format!("images/{id}.jpg"),
+                id,
+                size: 60_000 - i as u64 * 1000,
+                keeper,
+                distance,
+                metadata: Some(product(i)),
+            },
+        }
+    };
+    ReviewData {
+        groups: vec![
+            ReviewGroup { tier: "exact", photos: vec![photo(0, true, None), photo(1, false, None)] },
+            ReviewGroup {
+                tier: "near",
+                photos: vec![photo(2, true, Some(0.0)), photo(3, false, Some(0.012)), photo(4, false, Some(0.031))],
+            },
+        ],
+        source: "byte-identical and edited copies (the last near run, threshold 0.035)".into(),
+        decisions,
+    }
+}
+
+fn saved(effects: &[Effect]) -> Vec<(String, Decision)> {
+    match effects {
+        [Effect::SaveReview(d)] => d.list().into_iter().map(|x| (x.id, x.decision)).collect(),
+        other => panic!("expected one save, got {other:?}"),
+    }
+}
+
+#[test]
+fn review_steps_through_groups_and_saves_every_decision() {
+    let mut app = results_app();
+    assert_eq!(press(&mut app, "D"), vec![Effect::LoadReview]);
+    assert_eq!(app.view, View::Review);
+    // Loading: keys wait for the groups; a decision from earlier is shown once they arrive.
+    assert!(press(&mut app, "+").is_empty());
+    let mut earlier = Decisions::default();
+    earlier.set("images/1503.jpg", Some(Decision::Keep));
+    app.on_msg(Msg::ReviewLoaded(Ok(Box::new(review_data(earlier)))));
+
+    // The copy of the first group is dropped.
+    press(&mut app, "l");
+    assert_eq!(saved(&press(&mut app, "-")), [("1501".into(), Decision::Drop), ("1503".into(), Decision::Keep)]);
+    // Right stops at the group's last photo; j goes to the next group at its first photo.
+    press(&mut app, "llj");
+    let review = app.review.as_ref().unwrap();
+    assert_eq!((review.group, review.photo), (1, 0));
+    insta::assert_snapshot!("review", render(&app, &thumbs_for(&app)).backend());
+
+    // A: keep the keeper, drop the rest (overriding the earlier keep of 1503).
+    let after = saved(&press(&mut app, "A"));
+    assert_eq!(
+        after,
+        [
+            ("1501".into(), Decision::Drop),
+            ("1502".into(), Decision::Keep),
+            ("1503".into(), Decision::Drop),
+            ("1504".into(), Decision::Drop)
+        ]
+    );
+    assert_eq!(app.review.as_ref().unwrap().decided_groups(), 1, "the first group's keeper is undecided");
+    // k goes back to the first group; u forgets a decision.
+    press(&mut app, "kl");
+    assert_eq!(saved(&press(&mut app, "u")), after.iter().filter(|(id, _)| id != "1501").cloned().collect::<Vec<_>>());
+    assert!(saved(&press(&mut app, "-")).contains(&("1501".into(), Decision::Drop)));
+
+    // The help shows the review's keys; Esc leaves the review for the view it came from.
+    press(&mut app, "?");
+    let help = format!("{:?}", render(&app, &Thumbs::default()).backend());
+    assert!(help.contains("reviewing duplicates") && help.contains("keep the suggested keeper"), "{help}");
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.overlay, None);
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.view, View::Results);
+    // A late answer after leaving is dropped; a failed load says why and leaves the review.
+    app.on_msg(Msg::ReviewLoaded(Ok(Box::new(review_data(Decisions::default())))));
+    assert_eq!(app.view, View::Results);
+    press(&mut app, "D");
+    app.on_msg(Msg::ReviewLoaded(Err("review.json is damaged".into())));
+    assert_eq!(app.view, View::Results);
+    assert!(app.status.as_ref().unwrap().text.contains("review.json is damaged"));
+}
+
+#[test]
+fn review_of_a_catalog_without_duplicates_says_so() {
+    let mut app = app(80, 24);
+    press(&mut app, "D");
+    let data = ReviewData { groups: Vec::new(), ..review_data(Decisions::default()) };
+    app.on_msg(Msg::ReviewLoaded(Ok(Box::new(data))));
+    assert!(press(&mut app, "+-Aljk").is_empty(), "nothing to decide");
+    let screen = format!("{:?}", render(&app, &Thumbs::default()).backend());
+    assert!(screen.contains("No duplicate photos in this catalog"), "{screen}");
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.view, View::Files);
+}
+
 #[test]
 fn every_key_is_in_the_readme() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
-    for row in KEYMAP.iter().chain(keymap::CROP_KEYMAP) {
+    for row in KEYMAP.iter().chain(keymap::CROP_KEYMAP).chain(keymap::REVIEW_KEYMAP) {
         assert!(
             readme.contains(&format!("| `{}` | {} |", row.keys, row.help)),
             "README lacks the row for {}",
@@ -410,7 +517,7 @@ fn every_key_is_in_the_readme() {
 
 #[test]
 fn the_help_names_every_bound_key_and_each_key_does_one_thing() {
-    for table in [KEYMAP, keymap::CROP_KEYMAP] {
+    for table in [KEYMAP, keymap::CROP_KEYMAP, keymap::REVIEW_KEYMAP] {
         let mut seen = std::collections::HashSet::new();
         for row in table {
             check_row(row, &mut seen);

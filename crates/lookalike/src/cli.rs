@@ -176,10 +176,17 @@ pub enum Command {
     /// photos, which are read again). The keeper is the largest file, then the oldest;
     /// every member comes with its metadata, so the same photo listed twice can be told
     /// from the same product shot twice. Nothing in the catalog is changed. Needs an index
-    /// run first.
+    /// run first. A near run saves its groups in the state folder: searches then collapse
+    /// edited copies too, and the TUI's review (`D`) steps through them.
+    ///
+    /// `--decisions`: the keep and drop decisions recorded in the TUI's review instead, for
+    /// your own tools to act on.
     Dupes {
-        #[arg(long, value_enum, default_value_t = Tier::Exact)]
+        #[arg(long, value_enum, default_value_t = Tier::Exact, conflicts_with = "decisions")]
         tier: Tier,
+        /// Print the review's keep and drop decisions (id, path, decision) instead of groups
+        #[arg(long)]
+        decisions: bool,
         /// Near tier: the largest picture distance (mean colour difference over the
         /// product, 0-1) that still counts as the same picture
         #[arg(long, default_value_t = lookalike_core::near::THRESHOLD)]
@@ -188,7 +195,7 @@ pub enum Command {
         #[arg(long, conflicts_with = "csv")]
         json: bool,
         /// Print one CSV row per member: group, tier, keeper, id, path, size, distance (near
-        /// tier), and metadata
+        /// tier), and metadata (with --decisions: id, path, decision)
         #[arg(long)]
         csv: bool,
     },
@@ -597,7 +604,12 @@ pub fn run(cli: Cli) -> Result<()> {
                 bail!("{failed} of {} queries failed", queries.len());
             }
         }
-        Command::Dupes { tier, threshold, json, csv } => {
+        Command::Dupes { decisions: true, json, csv, .. } => {
+            let engine = Engine::new(config)?;
+            let decisions = lookalike_core::review::Decisions::load(&engine.state().review())?;
+            print_decisions(&decisions.list(), json, csv)?;
+        }
+        Command::Dupes { tier, threshold, json, csv, .. } => {
             let engine = Engine::new(config)?;
             if !(0.0..=1.0).contains(&threshold) {
                 bail!("--threshold {threshold}: a picture distance is between 0 and 1");
@@ -613,6 +625,13 @@ pub fn run(cli: Cli) -> Result<()> {
                     );
                     for why in &run.unreadable {
                         eprintln!("left out (unreadable): {why}");
+                    }
+                    match &run.saved {
+                        Some(Ok(path)) => eprintln!("groups saved to {} for searches to collapse", path.display()),
+                        Some(Err(why)) => {
+                            eprintln!("warning: groups not saved, searches collapse byte-identical copies only: {why}")
+                        }
+                        None => {}
                     }
                     groups
                 }
@@ -965,6 +984,28 @@ fn print_hits(hits: &[lookalike_core::Hit], json: bool) -> Result<()> {
             if strong == Some(h.rank) {
                 println!("      ---- {} above: the scores drop sharply here ----", strength::describe(h.rank));
             }
+        }
+    }
+    Ok(())
+}
+
+fn print_decisions(decisions: &[lookalike_core::review::Decided], json: bool, csv: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(decisions)?);
+    } else if csv {
+        let mut w = ::csv::Writer::from_writer(std::io::stdout().lock());
+        w.write_record(["id", "path", "decision"])?;
+        for d in decisions {
+            w.write_record([d.id.as_str(), d.rel.as_str(), d.decision.name()])?;
+        }
+        w.flush()?;
+    } else if decisions.is_empty() {
+        println!("no review decisions yet: press D in the TUI to review duplicates");
+    } else {
+        let drops = decisions.iter().filter(|d| d.decision == lookalike_core::review::Decision::Drop).count();
+        println!("{} decisions: {} keep, {drops} drop", decisions.len(), decisions.len() - drops);
+        for d in decisions {
+            println!("  {:<4}  {:<10} {}", d.decision.name(), d.id, d.rel);
         }
     }
     Ok(())

@@ -454,4 +454,45 @@ fn dupes_near_tier_groups_edited_copies_with_their_original() {
         .map(|g| g["members"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect())
         .collect();
     assert!(exact_ids.iter().all(|g| g.len() == 2 && g.contains(&"900005")) && exact_ids.len() == 1, "{exact}");
+
+    // The near run saved its groups: a search shows the six photos as one hit that lists
+    // the other five (13 photos, 8 hits), and --no-collapse shows them all.
+    assert!(stderr.contains("groups saved to"), "{stderr}");
+    let photo = images.join(&files[0]);
+    let search = |extra: &[&str]| -> Vec<(String, Vec<String>)> {
+        let mut cmd = common::at(&catalog, &state);
+        let hits = json(&cmd.arg("query").arg(&photo).args(["-k", "20", "--json"]).args(extra).output().unwrap());
+        let copies = |h: &serde_json::Value| {
+            h["copies"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().into()).collect()
+        };
+        hits.as_array().unwrap().iter().map(|h| (h["id"].as_str().unwrap().to_string(), copies(h))).collect()
+    };
+    let group_of = |hits: &[(String, Vec<String>)]| -> Vec<String> {
+        let first = hits.iter().find(|(id, _)| ids.contains(&id.as_str())).unwrap();
+        let mut all: Vec<String> = std::iter::once(first.0.clone()).chain(first.1.iter().cloned()).collect();
+        all.sort();
+        all
+    };
+    let hits = search(&[]);
+    assert_eq!(hits.len(), 8, "{hits:?}");
+    assert_eq!(group_of(&hits), ids, "{hits:?}");
+    assert_eq!(hits.iter().filter(|(id, _)| ids.contains(&id.as_str())).count(), 1, "{hits:?}");
+    assert_eq!(search(&["--no-collapse"]).len(), 13);
+
+    // An index run that adds a photo and changes one copy keeps the rest of the group:
+    // the changed copy is a hit of its own again (14 photos, 10 hits).
+    let other = dir.path().join("other");
+    let new = dataset().subset(2, 5, &other);
+    std::fs::copy(other.join("images").join(&new[0]), images.join(&new[0])).unwrap();
+    std::fs::copy(other.join("images").join(&new[1]), images.join("900004.jpg")).unwrap();
+    common::run_json(&catalog, &state, &["index", "--json"]);
+    let hits = search(&[]);
+    assert_eq!(hits.len(), 10, "{hits:?}");
+    let still: Vec<String> = ids.iter().filter(|&&i| i != "900004").map(|i| i.to_string()).collect();
+    assert_eq!(group_of(&hits), still, "{hits:?}");
+    assert!(hits.iter().any(|(id, copies)| id == "900004" && copies.is_empty()), "{hits:?}");
+
+    // No decisions until the TUI's review records some.
+    let decisions = common::run_json(&catalog, &state, &["dupes", "--decisions", "--json"]);
+    assert_eq!(decisions, serde_json::json!([]));
 }

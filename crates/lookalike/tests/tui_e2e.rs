@@ -239,3 +239,59 @@ fn tui_over_ssh_in_tmux() {
     tmux.keys(&["k"]);
     drive(&tmux, &f, Duration::from_secs(10));
 }
+
+#[test]
+fn tui_reviews_duplicates_and_dupes_exports_the_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let (catalog, state) = (root.join("catalog"), root.join("state"));
+    let files = dataset().subset(4, 1, &catalog);
+    let images = catalog.join("images");
+    // A later byte-identical copy: the original is the older file, so the suggested keeper.
+    let ext = Path::new(&files[0]).extension().unwrap().to_string_lossy().into_owned();
+    std::fs::copy(images.join(&files[0]), images.join(format!("900001.{ext}"))).unwrap();
+    let out = at(&catalog, &state).args(["index"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let f = Fixture { photos: images, _dir: dir, root, catalog, state, spare: Vec::new(), article_types: Vec::new() };
+    let tmux = Tmux::start(&f.root, 100, 30, &tui_command(&f, Some("halfblocks")));
+    tmux.wait_for("the picker with 5 catalog items", Duration::from_secs(20), |s| s.contains("5 items"));
+
+    tmux.keys(&["D"]);
+    tmux.wait_for("the first group of the review", Duration::from_secs(20), |s| {
+        s.contains("Duplicates 1/1") && s.contains("1 keeper") && s.contains("900001")
+    });
+    tmux.keys(&["A"]);
+    tmux.wait_for("the decided group", Duration::from_secs(10), |s| s.contains("1 of 1 groups decided"));
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the picker again", Duration::from_secs(10), |s| s.contains("Files:"));
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("the shell after quitting", Duration::from_secs(30), |s| s.contains("lookalike exited"));
+    assert!(screen.contains("lookalike exited 0"), "{screen}");
+
+    let out = at(&f.catalog, &f.state).args(["dupes", "--decisions", "--json"]).output().unwrap();
+    let decisions: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let original = Path::new(&files[0]).file_stem().unwrap().to_string_lossy().into_owned();
+    let mut found: Vec<(String, String, String)> = decisions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["id"].as_str().unwrap().into(),
+                d["rel"].as_str().unwrap().into(),
+                d["decision"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    found.sort();
+    let mut want = vec![
+        (original, format!("images/{}", files[0]), "keep".to_string()),
+        ("900001".to_string(), format!("images/900001.{ext}"), "drop".to_string()),
+    ];
+    want.sort();
+    assert_eq!(found, want, "{decisions}");
+    let out = at(&f.catalog, &f.state).args(["dupes", "--decisions", "--csv"]).output().unwrap();
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(csv.lines().next(), Some("id,path,decision"), "{csv}");
+    assert!(csv.contains(&format!("900001,images/900001.{ext},drop")), "{csv}");
+}
