@@ -18,6 +18,10 @@ use crate::index::Scored;
 use crate::near::{self, Thumb};
 use crate::store::{Entry, Store};
 
+/// The similar tier's default least similarity of two photos' search descriptors
+/// (measured on the fashion sample: see the README's duplicates section).
+pub const SIMILAR_THRESHOLD: f32 = 0.9;
+
 /// Photos with the same bytes, as store rows; the keeper first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
@@ -154,14 +158,18 @@ pub struct Member {
     /// keeper and its byte-identical copies).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub distance: Option<f32>,
+    /// Similar tier: the similarity of its descriptor to the keeper's (1 for the keeper and
+    /// its byte-identical copies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<f32>,
     pub metadata: Option<Product>,
 }
 
 /// A group of copies as `lookalike dupes` reports it.
 #[derive(Debug, Clone, Serialize)]
 pub struct GroupReport {
-    /// How the copies match: "exact" (the same bytes) or "near" (the same picture,
-    /// edited).
+    /// How the copies match: "exact" (the same bytes), "near" (the same picture, edited)
+    /// or "similar" (descriptors at least the similar tier's threshold alike).
     pub tier: &'static str,
     /// The keeper first.
     pub members: Vec<Member>,
@@ -202,7 +210,7 @@ fn member(
 ) -> Member {
     let e = &entries[row];
     let id = catalog::product_id(&e.path).to_string();
-    Member { metadata: product(row), id, rel: e.path.clone(), size: e.size, keeper, distance }
+    Member { metadata: product(row), id, rel: e.path.clone(), size: e.size, keeper, distance, similarity: None }
 }
 
 /// The groups a near-tier run found, saved in the state folder: searches collapse them
@@ -349,23 +357,13 @@ pub fn near_report(
     space: &Space,
     threshold: f32,
 ) -> Result<(Vec<GroupReport>, NearRun)> {
-    // One photo per content hash: its copies are identical pixels.
-    let reps: Vec<usize> = (0..entries.len()).filter(|&r| exact.keeper_of(r) == r).collect();
+    let reps = representatives(entries, exact);
     let dims = space.dims();
     let colour = space.colour_dims();
-    let pick = |from: usize, to: usize| -> Vec<f32> {
-        reps.iter().flat_map(|&r| space.vector(r)[from..to].iter().copied()).collect()
-    };
-    let mut candidates: Vec<(usize, usize)> = Vec::new();
-    let mut add = |vectors: Vec<f32>, width: usize| -> Result<()> {
-        for (i, list) in near::neighbours(&vectors, width, near::CANDIDATES)?.into_iter().enumerate() {
-            candidates.extend(list.into_iter().map(|s| (i.min(s.row), i.max(s.row))));
-        }
-        Ok(())
-    };
-    add(pick(0, dims), dims)?;
+    let mut candidates: Vec<(usize, usize)> =
+        descriptor_pairs(&reps, space, 0, dims)?.into_iter().map(|(a, b, _)| (a, b)).collect();
     if colour > 0 {
-        add(pick(dims - colour, dims), colour)?;
+        candidates.extend(descriptor_pairs(&reps, space, dims - colour, dims)?.into_iter().map(|(a, b, _)| (a, b)));
     }
     candidates.sort_unstable();
     candidates.dedup();
@@ -383,18 +381,78 @@ pub fn near_report(
     let unreadable = thumbs.iter().filter_map(|t| t.as_ref().err().cloned()).collect();
     let thumbs: Vec<Option<Thumb>> = thumbs.into_iter().map(|t| t.ok()).collect();
     let pairs = near::verify(&candidates, &thumbs, threshold);
+    let labels = source.labels()?;
+    let product = |row: usize| labels.get(catalog::product_id(&entries[row].path)).cloned();
+    let reports = star_reports(Tier::Near, &pairs, &reps, entries, exact, product);
+    let run = NearRun { photos: entries.len(), pairs_checked: candidates.len(), unreadable, threshold, saved: None };
+    Ok((reports, run))
+}
 
-    // Star groups: a photo joins the group of the first (best-kept) photo it is the same
-    // picture as, never through a third one, so look-alikes cannot chain.
+/// The groups of visually similar photos: pairs whose search descriptors are at least
+/// `threshold` similar (cosine), grouped around the keeper like the near tier, from the
+/// descriptors alone (no photo is read). Similar is not the same picture: the same
+/// product shot twice, or look-alikes; each member carries its similarity to the keeper.
+pub fn similar_report(
+    entries: &[Entry],
+    exact: &Copies,
+    space: &Space,
+    threshold: f32,
+    product: impl Fn(usize) -> Option<Product>,
+) -> Result<Vec<GroupReport>> {
+    let reps = representatives(entries, exact);
+    let pairs: Vec<(usize, usize, f32)> =
+        descriptor_pairs(&reps, space, 0, space.dims())?.into_iter().filter(|&(_, _, s)| s >= threshold).collect();
+    Ok(star_reports(Tier::Similar, &pairs, &reps, entries, exact, product))
+}
+
+/// One row per content hash: its copies are identical pixels.
+fn representatives(entries: &[Entry], exact: &Copies) -> Vec<usize> {
+    (0..entries.len()).filter(|&r| exact.keeper_of(r) == r).collect()
+}
+
+/// Each representative's nearest ones by columns `from..to` of the descriptors, as pairs
+/// of indices into `reps` (lower first, each once) with their similarity.
+fn descriptor_pairs(reps: &[usize], space: &Space, from: usize, to: usize) -> Result<Vec<(usize, usize, f32)>> {
+    let vectors: Vec<f32> = reps.iter().flat_map(|&r| space.vector(r)[from..to].iter().copied()).collect();
+    let mut pairs: Vec<(usize, usize, f32)> = near::neighbours(&vectors, to - from, near::CANDIDATES)?
+        .into_iter()
+        .enumerate()
+        .flat_map(|(i, list)| list.into_iter().map(move |s| (i.min(s.row), i.max(s.row), s.score)))
+        .collect();
+    pairs.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    pairs.dedup_by(|a, b| (a.0, a.1) == (b.0, b.1));
+    Ok(pairs)
+}
+
+/// How the members of a non-exact group match their keeper.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tier {
+    /// The same picture: the value is the picture distance.
+    Near,
+    /// Similar descriptors: the value is the similarity.
+    Similar,
+}
+
+/// Star groups from matched pairs of representatives (`(a, b, value)`): a photo joins the
+/// group of the first (best-kept) photo it matched, never through a third one, so
+/// look-alikes cannot chain; each representative brings its byte-identical copies.
+fn star_reports(
+    tier: Tier,
+    pairs: &[(usize, usize, f32)],
+    reps: &[usize],
+    entries: &[Entry],
+    exact: &Copies,
+    product: impl Fn(usize) -> Option<Product>,
+) -> Vec<GroupReport> {
     let mut partners: HashMap<usize, Vec<(usize, f32)>> = HashMap::new();
-    for &(a, b, d) in &pairs {
-        partners.entry(a).or_default().push((b, d));
-        partners.entry(b).or_default().push((a, d));
+    for &(a, b, v) in pairs {
+        partners.entry(a).or_default().push((b, v));
+        partners.entry(b).or_default().push((a, v));
     }
     let mut order: Vec<usize> = (0..reps.len()).collect();
     order.sort_by(|&a, &b| keep_first(entries, reps[a], reps[b]));
     let mut taken = vec![false; reps.len()];
-    let mut nearest: HashMap<usize, f32> = HashMap::new();
+    let mut to_keeper: HashMap<usize, f32> = HashMap::new();
     let mut members: Vec<Vec<usize>> = Vec::new();
     for &centre in &order {
         if taken[centre] {
@@ -402,36 +460,44 @@ pub fn near_report(
         }
         taken[centre] = true;
         let mut set = vec![centre];
-        for &(other, d) in partners.get(&centre).map_or(&[][..], |p| p.as_slice()) {
+        for &(other, v) in partners.get(&centre).map_or(&[][..], |p| p.as_slice()) {
             if !taken[other] {
                 taken[other] = true;
                 set.push(other);
-                nearest.insert(reps[other], d);
+                to_keeper.insert(reps[other], v);
             }
         }
         members.push(set);
     }
-    let labels = source.labels()?;
-    let product = |row: usize| labels.get(catalog::product_id(&entries[row].path)).cloned();
     let mut groups: Vec<(Group, bool)> = members
         .into_iter()
         .map(|set| {
-            let edited = set.len() > 1;
-            (Group::ordered(set.into_iter().flat_map(|i| exact.of(reps[i])).collect(), entries), edited)
+            let matched = set.len() > 1;
+            (Group::ordered(set.into_iter().flat_map(|i| exact.of(reps[i])).collect(), entries), matched)
         })
         .filter(|(g, _)| g.rows.len() > 1)
         .collect();
     groups.sort_by(|a, b| entries[a.0.keeper()].path.cmp(&entries[b.0.keeper()].path));
-    let reports = groups
+    groups
         .iter()
-        .map(|(g, edited)| {
-            // To the keeper's picture: 0 for its byte-identical copies.
-            let distance = |row: usize| Some(nearest.get(&exact.keeper_of(row)).copied().unwrap_or(0.0));
-            group_report(if *edited { "near" } else { "exact" }, g, entries, product, distance)
+        .map(|(g, matched)| {
+            // To the keeper's picture (its byte-identical copies: distance 0, similarity 1).
+            let value = |row: usize| to_keeper.get(&exact.keeper_of(row)).copied();
+            let label = match (matched, tier) {
+                (false, _) => "exact",
+                (true, Tier::Near) => "near",
+                (true, Tier::Similar) => "similar",
+            };
+            let mut report = group_report(label, g, entries, &product, |_| None);
+            for (m, &row) in report.members.iter_mut().zip(&g.rows) {
+                match tier {
+                    Tier::Near => m.distance = Some(value(row).unwrap_or(0.0)),
+                    Tier::Similar => m.similarity = Some(value(row).unwrap_or(1.0)),
+                }
+            }
+            report
         })
-        .collect();
-    let run = NearRun { photos: entries.len(), pairs_checked: candidates.len(), unreadable, threshold, saved: None };
-    Ok((reports, run))
+        .collect()
 }
 
 #[cfg(test)]

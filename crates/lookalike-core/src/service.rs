@@ -332,6 +332,14 @@ impl Snapshot {
         Ok((groups, run))
     }
 
+    /// The groups of visually similar photos of this version
+    /// ([`crate::dupes::similar_report`]): from the descriptors alone.
+    pub fn similar_dupes(&self, threshold: f32) -> Result<Vec<GroupReport>> {
+        crate::dupes::similar_report(self.store.entries(), &self.exact, &self.space, threshold, |row| {
+            self.product(row).cloned()
+        })
+    }
+
     /// [`Snapshot::rank`] with copies collapsed into one hit (unless collapsing is off),
     /// so k hits are k different photos.
     pub fn rank_distinct(

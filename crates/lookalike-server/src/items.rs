@@ -201,7 +201,7 @@ pub async fn facets(State(app): State<Arc<App>>) -> Json<Vec<FacetOut>> {
 /// Duplicate photos listed under several ids, as `lookalike dupes` reports them.
 #[derive(Serialize, ToSchema)]
 pub struct DupesOut {
-    /// "exact" or "near".
+    /// "exact", "near" or "similar".
     tier: &'static str,
     /// "done", or "running" while a near-tier scan of this version is under way (ask
     /// again after the Retry-After seconds).
@@ -215,9 +215,12 @@ pub struct DupesOut {
 
 #[derive(Deserialize, IntoParams)]
 pub struct DupesParams {
-    /// "exact" (byte-identical, the default) or "near" (also the same picture edited:
-    /// re-encoded, resized, cropped, mirrored, turned, brightened).
+    /// "exact" (byte-identical, the default), "near" (also the same picture edited:
+    /// re-encoded, resized, cropped, mirrored, turned, brightened) or "similar" (photos
+    /// whose descriptors are at least `threshold` alike).
     tier: Option<String>,
+    /// Similar tier: the least descriptor similarity, -1 to 1 (default 0.9).
+    threshold: Option<f32>,
 }
 
 /// The near tier of the version being searched: one scan at a time, kept until a
@@ -246,7 +249,18 @@ pub async fn dupes(State(app): State<Arc<App>>, Query(params): Query<DupesParams
     match params.tier.as_deref().unwrap_or("exact") {
         "exact" => Ok(Json(DupesOut { tier: "exact", status: "done", groups: snapshot.dupes() }).into_response()),
         "near" => near_dupes(&app, snapshot),
-        other => Err(ApiError::bad_request(format!("tier={other}: the tiers are exact and near"))),
+        "similar" => {
+            let threshold = params.threshold.unwrap_or(lookalike_core::dupes::SIMILAR_THRESHOLD);
+            if !(-1.0..=1.0).contains(&threshold) {
+                return Err(ApiError::bad_request(format!("threshold={threshold}: a similarity is between -1 and 1")));
+            }
+            // From the descriptors alone: seconds for tens of thousands of photos.
+            let groups = tokio::task::spawn_blocking(move || snapshot.similar_dupes(threshold))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))??;
+            Ok(Json(DupesOut { tier: "similar", status: "done", groups }).into_response())
+        }
+        other => Err(ApiError::bad_request(format!("tier={other}: the tiers are exact, near and similar"))),
     }
 }
 

@@ -275,9 +275,11 @@ fn photo_name(photo: &ReviewPhoto) -> String {
 /// "123 KiB · d 0.012" (the picture distance to the keeper) for a review photo.
 fn photo_facts(photo: &ReviewPhoto) -> String {
     let m = &photo.member;
-    match m.distance {
-        Some(d) if !m.keeper => format!("{} · d {d:.3}", human_size(m.size)),
-        _ => human_size(m.size),
+    match (m.distance, m.similarity) {
+        _ if m.keeper => human_size(m.size),
+        (Some(d), _) => format!("{} · d {d:.3}", human_size(m.size)),
+        (None, Some(s)) => format!("{} · sim {s:.3}", human_size(m.size)),
+        (None, None) => human_size(m.size),
     }
 }
 

@@ -412,6 +412,7 @@ fn review_data(decisions: Decisions) -> ReviewData {
                 size: 60_000 - i as u64 * 1000,
                 keeper,
                 distance,
+                similarity: None,
                 metadata: Some(product(i)),
             },
         }

@@ -173,7 +173,9 @@ pub enum Command {
     /// `--tier exact` (the default): byte-identical files, from the store alone.
     /// `--tier near`: also the same picture re-encoded, resized, cropped, mirrored,
     /// slightly turned or brightened (candidates from the descriptors, verified on the
-    /// photos, which are read again). The keeper is the largest file, then the oldest;
+    /// photos, which are read again). `--tier similar`: photos whose search descriptors
+    /// are at least --threshold similar (the same product shot twice, or look-alikes;
+    /// from the descriptors alone). The keeper is the largest file, then the oldest;
     /// every member comes with its metadata, so the same photo listed twice can be told
     /// from the same product shot twice. Nothing in the catalog is changed. Needs an index
     /// run first. A near run saves its groups in the state folder: searches then collapse
@@ -188,14 +190,16 @@ pub enum Command {
         #[arg(long)]
         decisions: bool,
         /// Near tier: the largest picture distance (mean colour difference over the
-        /// product, 0-1) that still counts as the same picture
-        #[arg(long, default_value_t = lookalike_core::near::THRESHOLD)]
-        threshold: f32,
+        /// product, 0-1) that still counts as the same picture [default: 0.035]. Similar
+        /// tier: the least descriptor similarity (cosine, -1 to 1) [default: 0.9]
+        #[arg(long, allow_negative_numbers = true)]
+        threshold: Option<f32>,
         /// Print the groups as JSON
         #[arg(long, conflicts_with = "csv")]
         json: bool,
         /// Print one CSV row per member: group, tier, keeper, id, path, size, distance (near
-        /// tier), and metadata (with --decisions: id, path, decision)
+        /// tier), similarity (similar tier), and metadata (with --decisions: id, path,
+        /// decision)
         #[arg(long)]
         csv: bool,
     },
@@ -385,6 +389,8 @@ pub(crate) enum Tier {
     Exact,
     /// Byte-identical files and the same picture edited
     Near,
+    /// Byte-identical files and photos with similar descriptors
+    Similar,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -611,12 +617,13 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Dupes { tier, threshold, json, csv, .. } => {
             let engine = Engine::new(config)?;
-            if !(0.0..=1.0).contains(&threshold) {
-                bail!("--threshold {threshold}: a picture distance is between 0 and 1");
-            }
             let groups = match tier {
                 Tier::Exact => lookalike_core::dupes::exact_report(&engine)?,
                 Tier::Near => {
+                    let threshold = threshold.unwrap_or(lookalike_core::near::THRESHOLD);
+                    if !(0.0..=1.0).contains(&threshold) {
+                        bail!("--threshold {threshold}: a picture distance is between 0 and 1");
+                    }
                     let snapshot = lookalike_core::Snapshot::open(&engine, None)?;
                     let (groups, run) = snapshot.near_dupes(&engine, threshold)?;
                     eprintln!(
@@ -634,6 +641,13 @@ pub fn run(cli: Cli) -> Result<()> {
                         None => {}
                     }
                     groups
+                }
+                Tier::Similar => {
+                    let threshold = threshold.unwrap_or(lookalike_core::dupes::SIMILAR_THRESHOLD);
+                    if !(-1.0..=1.0).contains(&threshold) {
+                        bail!("--threshold {threshold}: a similarity is between -1 and 1");
+                    }
+                    lookalike_core::Snapshot::open(&engine, None)?.similar_dupes(threshold)?
                 }
             };
             print_dupes(&groups, json, csv)?;
@@ -1026,6 +1040,7 @@ fn print_dupes(groups: &[lookalike_core::dupes::GroupReport], json: bool, csv: b
             "path",
             "size",
             "distance",
+            "similarity",
             "productDisplayName",
             "articleType",
             "baseColour",
@@ -1037,6 +1052,7 @@ fn print_dupes(groups: &[lookalike_core::dupes::GroupReport], json: bool, csv: b
                 let keeper = if m.keeper { "yes" } else { "no" };
                 let size = m.size.to_string();
                 let distance = m.distance.map_or(String::new(), |d| format!("{d:.4}"));
+                let similarity = m.similarity.map_or(String::new(), |s| format!("{s:.4}"));
                 let row = [
                     &number,
                     group.tier,
@@ -1045,6 +1061,7 @@ fn print_dupes(groups: &[lookalike_core::dupes::GroupReport], json: bool, csv: b
                     &m.rel,
                     &size,
                     &distance,
+                    &similarity,
                     &p.name,
                     &p.article_type,
                     &p.base_colour,
@@ -1056,17 +1073,24 @@ fn print_dupes(groups: &[lookalike_core::dupes::GroupReport], json: bool, csv: b
         return Ok(());
     }
     let copies: usize = groups.iter().map(|g| g.members.len() - 1).sum();
-    let near = groups.iter().filter(|g| g.tier == "near").count();
-    println!(
-        "{} groups of duplicate photos, {near} of them near-identical ({copies} copies beyond the keepers)",
-        groups.len()
-    );
+    let count = |tier: &str| groups.iter().filter(|g| g.tier == tier).count();
+    let (near, similar) = (count("near"), count("similar"));
+    let kinds = match (near, similar) {
+        (0, 0) => String::new(),
+        (n, 0) => format!(", {n} of them near-identical"),
+        (_, n) => format!(", {n} of them similar"),
+    };
+    println!("{} groups of duplicate photos{kinds} ({copies} copies beyond the keepers)", groups.len());
     for (g, group) in groups.iter().enumerate() {
         println!("\ngroup {} ({}, {} photos)", g + 1, group.tier, group.members.len());
         for m in &group.members {
             let p = m.metadata.clone().unwrap_or_default();
             let mark = if m.keeper { "keep" } else { "copy" };
-            let distance = m.distance.map_or(String::new(), |d| format!("  distance {d:.3}"));
+            let distance = match (m.distance, m.similarity) {
+                (Some(d), _) => format!("  distance {d:.3}"),
+                (None, Some(s)) => format!("  similarity {s:.3}"),
+                (None, None) => String::new(),
+            };
             println!(
                 "  {mark}  {:<10} {:>8} B  {:<16} {:<12} {}{distance}",
                 m.id, m.size, p.article_type, p.base_colour, m.rel

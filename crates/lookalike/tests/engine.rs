@@ -455,6 +455,23 @@ fn dupes_near_tier_groups_edited_copies_with_their_original() {
         .collect();
     assert!(exact_ids.iter().all(|g| g.len() == 2 && g.contains(&"900005")) && exact_ids.len() == 1, "{exact}");
 
+    // The similar tier, from the descriptors: at -1 every photo is like the keeper (the
+    // largest file), each with its similarity; at 1 only the byte-identical pair is left.
+    let similar =
+        |t: &str| common::run_json(&catalog, &state, &["dupes", "--tier", "similar", "--threshold", t, "--json"]);
+    let all = similar("-1");
+    assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
+    let members = all[0]["members"].as_array().unwrap();
+    assert_eq!((all[0]["tier"].as_str(), members.len()), (Some("similar"), 13), "{all}");
+    assert_eq!(members[0]["size"].as_u64(), members.iter().map(|m| m["size"].as_u64()).max().unwrap(), "{all}");
+    assert!(members.iter().all(|m| (-1.0..=1.0001).contains(&m["similarity"].as_f64().unwrap())), "{all}");
+    let ids_of = |groups: &serde_json::Value| -> Vec<Vec<String>> {
+        let ids =
+            |g: &serde_json::Value| g["members"].as_array().unwrap().iter().map(|m| m["id"].to_string()).collect();
+        groups.as_array().unwrap().iter().map(ids).collect()
+    };
+    assert_eq!(ids_of(&similar("1")), ids_of(&exact));
+
     // The near run saved its groups: a search shows the six photos as one hit that lists
     // the other five (13 photos, 8 hits), and --no-collapse shows them all.
     assert!(stderr.contains("groups saved to"), "{stderr}");

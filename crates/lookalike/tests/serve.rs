@@ -221,6 +221,13 @@ fn the_http_api_answers_like_the_cli_and_refuses_bad_requests_with_json() {
     assert_eq!(near["groups"], cli, "{near}");
     let (status, bad) = answer(ureq::get(&url("/v1/dupes?tier=fuzzy")).call());
     assert_eq!((status, bad["error"]["kind"].as_str()), (400, Some("bad_request")), "{bad}");
+    // The similar tier answers at once, as the CLI lists it.
+    let (status, similar) = answer(ureq::get(&url("/v1/dupes?tier=similar&threshold=0.5")).call());
+    assert_eq!((status, similar["status"].as_str()), (200, Some("done")), "{similar}");
+    let args = ["dupes", "--tier", "similar", "--threshold", "0.5", "--json"];
+    assert_eq!(similar["groups"], common::json(&common::at(&catalog, &state).args(args).output().unwrap()));
+    let (status, bad) = answer(ureq::get(&url("/v1/dupes?tier=similar&threshold=7")).call());
+    assert_eq!((status, bad["error"]["kind"].as_str()), (400, Some("bad_request")), "{bad}");
 
     // The OpenAPI document names every endpoint; metrics count what happened.
     let (_, doc) = answer(ureq::get(&url("/v1/openapi.json")).call());
