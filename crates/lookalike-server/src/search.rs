@@ -124,7 +124,8 @@ pub struct HitOut {
     /// The item's styles.csv row, when it has one.
     #[schema(value_type = Option<Object>)]
     metadata: Option<Product>,
-    /// Ids of the catalog's byte-identical copies of this photo, collapsed into this hit.
+    /// Ids of the catalog's copies of this photo (byte-identical, and edited ones a near run
+    /// saved), collapsed into this hit.
     copies: Vec<String>,
     image_url: String,
     thumbnail_url: String,

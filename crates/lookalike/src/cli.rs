@@ -140,8 +140,9 @@ pub enum Command {
         /// Print results as JSON
         #[arg(long)]
         json: bool,
-        /// Show byte-identical copies of a photo as hits of their own [default: they
-        /// collapse into one hit that lists them; config search.collapse]
+        /// Show copies of a photo as hits of their own (byte-identical ones, and edited ones
+        /// a `dupes --tier near` run saved) [default: they collapse into one hit that lists
+        /// them; config search.collapse]
         #[arg(long)]
         no_collapse: bool,
         /// Search with a region of the photo (or of the --item's photo): X,Y,W,H from its
@@ -984,7 +985,9 @@ fn print_hits(hits: &[lookalike_core::Hit], json: bool) -> Result<()> {
             let m = h.metadata.clone().unwrap_or_default();
             let mut name = if m.name.is_empty() { h.path.display().to_string() } else { m.name };
             if !h.copies.is_empty() {
-                name.push_str(&format!(" (+{} identical: {})", h.copies.len(), h.copies.join(", ")));
+                let n = h.copies.len();
+                let copies = if n == 1 { "copy" } else { "copies" };
+                name.push_str(&format!(" (+{n} {copies}: {})", h.copies.join(", ")));
             }
             println!(
                 "{:>4}  {:>5.1}%  {:<10} {:<16} {:<12} {}",
