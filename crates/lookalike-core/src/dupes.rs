@@ -419,7 +419,7 @@ fn descriptor_pairs(reps: &[usize], space: &Space, from: usize, to: usize) -> Re
         .enumerate()
         .flat_map(|(i, list)| list.into_iter().map(move |s| (i.min(s.row), i.max(s.row), s.score)))
         .collect();
-    pairs.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    pairs.sort_unstable_by_key(|a| (a.0, a.1));
     pairs.dedup_by(|a, b| (a.0, a.1) == (b.0, b.1));
     Ok(pairs)
 }

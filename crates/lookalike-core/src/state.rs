@@ -18,8 +18,9 @@ const NEAR_DUPES: &str = "near-dupes.json";
 const REVIEW: &str = "review.json";
 const LOCK: &str = "lock";
 /// What `lookalike publish` uploads: everything a search reads (not the journal of an
-/// unfinished run, not the lock). The store comes first.
-pub const PUBLISHED: [&str; 7] = [STORE, DESCRIPTORS, ANNOY, ANNOY_PROJECTION, ANNOY_KEYS, ANNOY_SIDECAR, ANNOY_PATHS];
+/// unfinished run, not the lock, not the review's decisions). The store comes first.
+pub const PUBLISHED: [&str; 8] =
+    [STORE, DESCRIPTORS, ANNOY, ANNOY_PROJECTION, ANNOY_KEYS, ANNOY_SIDECAR, ANNOY_PATHS, NEAR_DUPES];
 /// Prefixes of the temp files of atomic writes (store, Annoy index, small files).
 const TEMP_PREFIXES: [&str; 3] = [".store-", ".index-", files::TEMP_PREFIX];
 

@@ -245,21 +245,15 @@ fn draw_review(frame: &mut Frame, app: &App, thumbs: &Thumbs, s: &Screen) {
             Some(Decision::Drop) => Style::new().red(),
             None => Style::new().gray(),
         };
-        let block = if i == review.photo {
-            Block::bordered()
-                .border_type(BorderType::Thick)
-                .border_style(if decision.is_some() { border.bold() } else { Style::new().yellow().bold() })
-                .title(title.bold())
-        } else {
-            Block::bordered().border_style(border).title(title)
+        let tile = Tile {
+            area: tile,
+            path: &photo.path,
+            title,
+            border,
+            selected: i == review.photo,
+            marked: decision.is_some(),
         };
-        frame.render_widget(block, tile);
-        let (image, caption) = layout::picture(tile);
-        render_thumb(thumbs, &photo.path, image, frame.buffer_mut());
-        let w = caption.width as usize;
-        let lines =
-            vec![Line::from(truncate(&photo_name(photo), w)), Line::from(truncate(&photo_facts(photo), w)).dark_gray()];
-        frame.render_widget(Paragraph::new(lines), caption);
+        draw_photo_tile(frame, thumbs, tile, [photo_name(photo), photo_facts(photo)]);
     }
 }
 
@@ -451,19 +445,38 @@ fn draw_tile(frame: &mut Frame, thumbs: &Thumbs, hit: &Hit, tile: Rect, look: Lo
         None if look.strong => Style::new().gray(),
         None => Style::new().dark_gray(),
     };
-    let block = if look.selected {
-        let style = if look.mark.is_some() { border.bold() } else { Style::new().yellow().bold() };
-        Block::bordered().border_type(BorderType::Thick).border_style(style).title(title.bold())
-    } else {
-        Block::bordered().border_style(border).title(title)
-    };
-    frame.render_widget(block, tile);
-    let (image, caption) = layout::picture(tile);
-    render_thumb(thumbs, &hit.path, image, frame.buffer_mut());
-    let w = caption.width as usize;
     let (name, kind) = tile_text(hit);
-    let lines = vec![Line::from(truncate(&name, w)), Line::from(truncate(&kind, w)).dark_gray()];
-    frame.render_widget(Paragraph::new(lines), caption);
+    let tile =
+        Tile { area: tile, path: &hit.path, title, border, selected: look.selected, marked: look.mark.is_some() };
+    draw_photo_tile(frame, thumbs, tile, [name, kind]);
+}
+
+/// A photo in a bordered tile.
+struct Tile<'a> {
+    area: Rect,
+    path: &'a std::path::Path,
+    title: String,
+    border: Style,
+    /// Drawn thick and bold: yellow, or the border's colour when it carries a mark.
+    selected: bool,
+    marked: bool,
+}
+
+/// A tile: its border and title, the photo, and two caption lines (the second dimmed).
+fn draw_photo_tile(frame: &mut Frame, thumbs: &Thumbs, tile: Tile, caption: [String; 2]) {
+    let block = if tile.selected {
+        let style = if tile.marked { tile.border.bold() } else { Style::new().yellow().bold() };
+        Block::bordered().border_type(BorderType::Thick).border_style(style).title(tile.title.bold())
+    } else {
+        Block::bordered().border_style(tile.border).title(tile.title)
+    };
+    frame.render_widget(block, tile.area);
+    let (image, text) = layout::picture(tile.area);
+    render_thumb(thumbs, tile.path, image, frame.buffer_mut());
+    let w = text.width as usize;
+    let [first, second] = caption;
+    let lines = vec![Line::from(truncate(&first, w)), Line::from(truncate(&second, w)).dark_gray()];
+    frame.render_widget(Paragraph::new(lines), text);
 }
 
 /// A hit's name (or path) and its "type · colour".

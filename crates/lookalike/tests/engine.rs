@@ -509,6 +509,13 @@ fn dupes_near_tier_groups_edited_copies_with_their_original() {
     assert_eq!(group_of(&hits), still, "{hits:?}");
     assert!(hits.iter().any(|(id, copies)| id == "900004" && copies.is_empty()), "{hits:?}");
 
+    // A damaged groups file costs only the collapsing of edited copies, and says so.
+    std::fs::write(state.join("near-dupes.json"), b"{\"groups\": [").unwrap();
+    let out = common::at(&catalog, &state).arg("query").arg(&photo).args(["-k", "20", "--json"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("near-dupes.json") && stderr.contains("not collapsed"), "{stderr}");
+    assert_eq!(json(&out).as_array().unwrap().len(), 13, "only the byte-identical pair collapses");
+
     // No decisions until the TUI's review records some.
     let decisions = common::run_json(&catalog, &state, &["dupes", "--decisions", "--json"]);
     assert_eq!(decisions, serde_json::json!([]));
