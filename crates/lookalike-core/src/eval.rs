@@ -23,6 +23,9 @@ pub struct EvalOptions {
     pub min_class: usize,
     /// Queries prefer their own colours, or ignore colour.
     pub colour: ColourMode,
+    /// Score the first page as searches show it, copies collapsed into one hit
+    /// ([`Snapshot::rank_distinct`]).
+    pub collapse: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -207,7 +210,10 @@ pub fn evaluate(
             // The query and its byte-identical copies.
             let exclude = row_group[q].map_or_else(|| vec![q], |g| members[g].clone());
             let (_, vector) = snapshot.prepared(space.vector(q).to_vec(), &exclude, opts.colour)?;
-            let top = snapshot.rank(&vector, opts.k, &[], &exclude)?;
+            let top = match opts.collapse {
+                true => snapshot.rank_distinct(&vector, opts.k, &[], &exclude)?,
+                false => snapshot.rank(&vector, opts.k, &[], &exclude)?,
+            };
             let relevant: Vec<bool> = top.iter().map(|s| class_of[s.row] == class_of[q]).collect();
             let (precision, ap) = precision_and_ap(&relevant, opts.k);
             let marked = |up: bool| top.iter().zip(&relevant).filter(move |(_, &r)| r == up).map(|(s, _)| s.row);

@@ -606,7 +606,7 @@ fn a_joint_field_eval_needs_every_field_to_match() {
     index(&engine);
     let snapshot = lookalike_core::Snapshot::open(&engine, Some(SearchMode::Exact)).unwrap();
     let eval = |field: &str| {
-        let opts = EvalOptions { field: field.into(), k: 3, min_class: 2, colour: Default::default() };
+        let opts = EvalOptions { field: field.into(), k: 3, min_class: 2, colour: Default::default(), collapse: false };
         evaluate(&snapshot, &[], None, &opts)
     };
     let (kind, colour, joint) =
@@ -620,4 +620,34 @@ fn a_joint_field_eval_needs_every_field_to_match() {
     assert!(joint.precision <= kind.precision.min(colour.precision) + 1e-12, "{joint:?}");
     let err = eval("articleType+colour").unwrap_err().to_string();
     assert!(err.contains("\"colour\"") && err.contains("join with +"), "{err}");
+}
+
+#[test]
+fn eval_with_collapse_scores_the_results_as_searches_show_them() {
+    use lookalike_core::eval::{evaluate, EvalOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let cat = dir.path().join("catalog");
+    catalog(&cat, 16);
+    // Three later byte-identical copies of photo 0, labelled a class of their own: photo 0
+    // (the oldest) is their keeper.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut csv = std::fs::read_to_string(cat.join("styles.csv")).unwrap();
+    for id in [100, 101, 102] {
+        std::fs::copy(cat.join("images/0.png"), cat.join(format!("images/{id}.png"))).unwrap();
+        csv.push_str(&format!("{id},dup\n"));
+    }
+    std::fs::write(cat.join("styles.csv"), csv).unwrap();
+    let engine = engine(dir.path(), Arc::new(FakeEmbedder::new(ResizePolicy::Crop)));
+    index(&engine);
+    let snapshot = lookalike_core::Snapshot::open(&engine, Some(SearchMode::Exact)).unwrap();
+    let dup_precision = |collapse: bool| {
+        let opts =
+            EvalOptions { field: "articleType".into(), k: 3, min_class: 2, colour: Default::default(), collapse };
+        let report = evaluate(&snapshot, &[], None, &opts).unwrap();
+        report.classes.iter().find(|c| c.class == "dup").unwrap().precision
+    };
+    // As they come, a copy's first page is photo 0 and the two other copies (same
+    // vector); collapsed, those are one hit, photo 0's, and two other photos.
+    assert!((dup_precision(false) - 2.0 / 3.0).abs() < 1e-9, "{}", dup_precision(false));
+    assert_eq!(dup_precision(true), 0.0);
 }

@@ -226,6 +226,11 @@ pub enum Command {
         /// Queries prefer their own colours ("same") or ignore colour ("any")
         #[arg(long, value_name = "same|any", default_value = "same")]
         colour: ColourMode,
+        /// Score the results as searches show them, copies collapsed into one hit
+        /// (byte-identical ones, and edited ones a near run saved); the protocol's figures
+        /// leave them as they come
+        #[arg(long)]
+        collapse: bool,
         /// Print the report as JSON
         #[arg(long)]
         json: bool,
@@ -653,7 +658,7 @@ pub fn run(cli: Cli) -> Result<()> {
             };
             print_dupes(&groups, json, csv)?;
         }
-        Command::Eval { field, k, duplicates, queries, min_class, variant, colour, json } => {
+        Command::Eval { field, k, duplicates, queries, min_class, variant, colour, collapse, json } => {
             // The variant applies to this evaluation only; the saved descriptors keep the
             // configured settings.
             let mut eval_config = config.clone();
@@ -662,7 +667,7 @@ pub fn run(cli: Cli) -> Result<()> {
             if !json {
                 print_index_report(&report);
             }
-            let opts = EvalOptions { field, k, min_class, colour };
+            let opts = EvalOptions { field, k, min_class, colour, collapse };
             let result = eval::evaluate_catalog(&eval_config, duplicates.as_deref(), queries.as_deref(), &opts)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&result.report)?);
