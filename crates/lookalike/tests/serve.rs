@@ -325,6 +325,20 @@ fn the_http_api_answers_like_the_cli_and_refuses_bad_requests_with_json() {
 }
 
 #[test]
+fn a_saved_near_run_answers_the_near_tier_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (catalog, state) = common::fixture_v1_copy(dir.path());
+    let args = ["dupes", "--tier", "near", "--json"];
+    let cli = common::json(&common::at(&catalog, &state).args(args).output().unwrap());
+    let config = dir.path().join("server.toml");
+    std::fs::write(&config, "[server]\n").unwrap();
+    let server = start(&catalog, &state, &config, &[]);
+    let (status, near) = answer(ureq::get(&server.url("/v1/dupes?tier=near")).call());
+    assert_eq!((status, near["status"].as_str()), (200, Some("done")), "no scan needed: {near}");
+    assert_eq!(near["groups"], cli);
+}
+
+#[test]
 fn thirty_two_clients_get_single_client_answers_while_a_reindex_switches_versions() {
     let dir = tempfile::tempdir().unwrap();
     let settings = "max_queue = 64\nbatch_wait_ms = 5\n";
