@@ -91,10 +91,12 @@ pub struct Snapshot {
     unsaved: bool,
     expand: usize,
     source: Arc<dyn CatalogSource>,
-    /// Byte-identical photos, and what searches collapse: those joined with the saved
-    /// near-identical groups of this version.
+    /// Byte-identical photos.
     exact: Copies,
+    /// What searches collapse: the byte-identical groups joined with the saved
+    /// near-identical ones.
     copies: Copies,
+    /// The groups of the last near run that still hold for this version.
     near: Option<SavedNear>,
     /// Whether copies collapse into one hit (`[search] collapse`).
     collapse: bool,

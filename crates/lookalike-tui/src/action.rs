@@ -186,7 +186,6 @@ impl App {
             Action::Review => {
                 self.before_review = self.view;
                 self.view = View::Review;
-                self.review = None;
                 vec![Effect::LoadReview]
             }
             Action::Reindex => self.start_reindex(false),
@@ -757,10 +756,20 @@ impl App {
             Msg::ReviewLoaded(loaded) => match loaded {
                 // Only while the review is open: a late answer after leaving it is dropped.
                 Ok(data) if self.view == View::Review => {
+                    let mut data = *data;
                     if data.groups.is_empty() {
                         self.say("no duplicate photos in this catalog");
                     }
-                    self.review = Some(Review { data: *data, group: 0, photo: 0 });
+                    // Decisions made since the TUI started are the newest: the file may not
+                    // hold the last of them yet (its save can still be on its way).
+                    let group = match self.review.take() {
+                        Some(old) => {
+                            data.decisions = old.data.decisions;
+                            old.group.min(data.groups.len().saturating_sub(1))
+                        }
+                        None => 0,
+                    };
+                    self.review = Some(Review { data, group, photo: 0 });
                 }
                 Ok(_) => {}
                 Err(e) => {

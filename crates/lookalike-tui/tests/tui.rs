@@ -482,9 +482,18 @@ fn review_steps_through_groups_and_saves_every_decision() {
     assert_eq!(app.overlay, None);
     app.on_key(key(KeyCode::Esc));
     assert_eq!(app.view, View::Results);
-    // A late answer after leaving is dropped; a failed load says why and leaves the review.
+    // A late answer after leaving is dropped.
     app.on_msg(Msg::ReviewLoaded(Ok(Box::new(review_data(Decisions::default())))));
     assert_eq!(app.view, View::Results);
+    // Reopened, the review keeps this session's decisions, even where the file it read
+    // does not hold them yet, and the group it was at.
+    assert_eq!(press(&mut app, "D"), vec![Effect::LoadReview]);
+    app.on_msg(Msg::ReviewLoaded(Ok(Box::new(review_data(Decisions::default())))));
+    let review = app.review.as_ref().unwrap();
+    assert_eq!((review.data.decisions.get("images/1501.jpg"), review.group), (Some(Decision::Drop), 0));
+    assert_eq!(review.data.decisions.len(), 4);
+    app.on_key(key(KeyCode::Esc));
+    // A failed load says why and leaves the review.
     press(&mut app, "D");
     app.on_msg(Msg::ReviewLoaded(Err("review.json is damaged".into())));
     assert_eq!(app.view, View::Results);
