@@ -186,7 +186,7 @@ pub fn exact_report(engine: &Engine) -> Result<Vec<GroupReport>> {
 
 /// The groups of `copies` as reported, each member with its metadata from `product`.
 pub fn report(entries: &[Entry], copies: &Copies, product: impl Fn(usize) -> Option<Product>) -> Vec<GroupReport> {
-    copies.groups().iter().map(|g| group_report("exact", g, entries, &product, |_| None)).collect()
+    copies.groups().iter().map(|g| group_report("exact", g, entries, &product)).collect()
 }
 
 fn group_report(
@@ -194,23 +194,16 @@ fn group_report(
     group: &Group,
     entries: &[Entry],
     product: impl Fn(usize) -> Option<Product>,
-    distance: impl Fn(usize) -> Option<f32>,
 ) -> GroupReport {
-    let members =
-        group.rows.iter().enumerate().map(|(i, &r)| member(entries, r, i == 0, distance(r), &product)).collect();
+    let members = group.rows.iter().enumerate().map(|(i, &r)| member(entries, r, i == 0, &product)).collect();
     GroupReport { tier, members }
 }
 
-fn member(
-    entries: &[Entry],
-    row: usize,
-    keeper: bool,
-    distance: Option<f32>,
-    product: impl Fn(usize) -> Option<Product>,
-) -> Member {
+/// A group's photo without how it matches the keeper (the tiers that measure it set that).
+fn member(entries: &[Entry], row: usize, keeper: bool, product: impl Fn(usize) -> Option<Product>) -> Member {
     let e = &entries[row];
     let id = catalog::product_id(&e.path).to_string();
-    Member { metadata: product(row), id, rel: e.path.clone(), size: e.size, keeper, distance, similarity: None }
+    Member { metadata: product(row), id, rel: e.path.clone(), size: e.size, keeper, distance: None, similarity: None }
 }
 
 /// The groups a near-tier run found, saved in the state folder: searches collapse them
@@ -299,7 +292,10 @@ impl SavedNear {
                 .members
                 .iter()
                 .enumerate()
-                .filter_map(|(i, m)| Some(member(entries, store.find(&m.key)?, i == 0, Some(m.distance), &product)))
+                .filter_map(|(i, m)| {
+                    let found = member(entries, store.find(&m.key)?, i == 0, &product);
+                    Some(Member { distance: Some(m.distance), ..found })
+                })
                 .collect(),
         };
         self.groups.iter().map(report).collect()
@@ -488,7 +484,7 @@ fn star_reports(
                 (true, Tier::Near) => "near",
                 (true, Tier::Similar) => "similar",
             };
-            let mut report = group_report(label, g, entries, &product, |_| None);
+            let mut report = group_report(label, g, entries, &product);
             for (m, &row) in report.members.iter_mut().zip(&g.rows) {
                 match tier {
                     Tier::Near => m.distance = Some(value(row).unwrap_or(0.0)),

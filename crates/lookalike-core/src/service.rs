@@ -315,10 +315,16 @@ impl Snapshot {
         match &self.near {
             Some(near) => KnownGroups {
                 groups: near.reports(&self.store, |row| self.product(row).cloned()),
-                near: Some((near.threshold, near.is_current(&self.store))),
+                near: self.saved_near_run(),
             },
             None => KnownGroups { groups: self.dupes(), near: None },
         }
+    }
+
+    /// The saved near run's threshold, and whether it looked at this very version (false:
+    /// photos indexed since were not compared); `None` when no near run was saved.
+    pub fn saved_near_run(&self) -> Option<(f32, bool)> {
+        self.near.as_ref().map(|near| (near.threshold, near.is_current(&self.store)))
     }
 
     /// The near-identical groups of this version ([`crate::dupes::near_report`]): reads

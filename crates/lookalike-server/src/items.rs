@@ -267,9 +267,9 @@ pub async fn dupes(State(app): State<Arc<App>>, Query(params): Query<DupesParams
 fn near_dupes(app: &Arc<App>, snapshot: Arc<lookalike_core::Snapshot>) -> ApiResult<Response> {
     // A near run (`lookalike dupes --tier near`, or an earlier scan) that looked at this
     // very version at the default threshold answers at once.
-    let known = snapshot.known_dupes();
-    if known.near == Some((lookalike_core::near::THRESHOLD, true)) {
-        return Ok(Json(DupesOut { tier: "near", status: "done", groups: known.groups }).into_response());
+    if snapshot.saved_near_run() == Some((lookalike_core::near::THRESHOLD, true)) {
+        let groups = snapshot.known_dupes().groups;
+        return Ok(Json(DupesOut { tier: "near", status: "done", groups }).into_response());
     }
     let version = Arc::downgrade(&snapshot);
     let mut state = app.near.state.lock().unwrap_or_else(|e| e.into_inner());
