@@ -3,6 +3,7 @@
 //! build cost and recall, and the process's peak memory.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -10,15 +11,19 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, IndexConfig, SearchMode};
 use crate::engine::Engine;
 use crate::error::{Error, IoContext, Result};
-use crate::index::exact::exact_top_k;
+use crate::index::device::DeviceExact;
+use crate::index::exact::{exact_top_k, Exact};
 use crate::index::forest::{self, Cost, Delta, Forest, Truth};
-use crate::model::{self, Embedder, ResNetEmbedder};
+use crate::index::{Request, Rows};
+use crate::model::{self, Embedder, Opened, ResNetEmbedder};
 use crate::runtime::peak_rss_mib;
 use crate::service::Snapshot;
 use crate::store::{self, Entry, Identity, Store};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct EmbedFigure {
+    /// Where the model ran, as the device resolved.
+    pub device: String,
     pub threads: usize,
     pub batch: usize,
     pub images: usize,
@@ -36,7 +41,22 @@ pub struct SearchFigure {
     pub shape_only_query_ms: f64,
     pub store_open_ms: f64,
     pub store_mib: f64,
+    /// The same search with the descriptors on the model's GPU, when it runs on one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GpuSearchFigure>,
 }
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GpuSearchFigure {
+    pub device: String,
+    /// One query per call (median).
+    pub query_ms: f64,
+    /// Queries per second at [`GPU_QUERY_BATCH`] queries per call.
+    pub batched_queries_per_s: f64,
+}
+
+/// Queries per call in the batched GPU measurement.
+pub const GPU_QUERY_BATCH: usize = 64;
 
 /// The first `n` images of the configured catalog, decoded and preprocessed.
 pub fn catalog_inputs(engine: &Engine, n: usize) -> Result<Vec<Vec<f32>>> {
@@ -94,6 +114,7 @@ pub fn embed_throughput(embedder: &dyn Embedder, inputs: &[Vec<f32>], batch: usi
     }
     let secs = started.elapsed().as_secs_f64();
     Ok(EmbedFigure {
+        device: embedder.device().to_string(),
         threads,
         batch,
         images: inputs.len(),
@@ -156,8 +177,9 @@ fn random_unit_vectors(n: usize, dims: usize, seed: u64) -> Vec<f32> {
 }
 
 /// Exact top-10 latency (median of `repeats`) over `n` descriptors of the default size,
-/// and the open time and size of a store of `n` rows (features and colour).
-pub fn search_latency(n: usize, repeats: usize, scratch: &Path) -> Result<SearchFigure> {
+/// and the open time and size of a store of `n` rows (features and colour); on `gpu`
+/// too when given.
+pub fn search_latency(n: usize, repeats: usize, scratch: &Path, gpu: Option<&Opened>) -> Result<SearchFigure> {
     let row = model::ROW_DIMS;
     let features = random_unit_vectors(n, row, 0x9E3779B97F4A7C15 ^ n as u64);
     let entries: Vec<Entry> =
@@ -165,7 +187,7 @@ pub fn search_latency(n: usize, repeats: usize, scratch: &Path) -> Result<Search
     let colour = crate::colour::COLOUR_ID.to_string();
     let identity = Identity { model: "bench".into(), preprocessing: "bench".into(), dims: row, colour };
     let path = scratch.join(format!("bench-{n}.lks"));
-    store::write(&path, &identity, &entries, |i| features[i * row..][..row].into())?;
+    store::write(&path, &identity, &[], &entries, |i| features[i * row..][..row].into())?;
     drop(features);
     let started = Instant::now();
     let opened = Store::open(&path)?;
@@ -192,7 +214,33 @@ pub fn search_latency(n: usize, repeats: usize, scratch: &Path) -> Result<Search
         times[times.len() / 2]
     };
     let (query_ms, shape_only_query_ms) = (median_ms(dims), median_ms(shape));
-    Ok(SearchFigure { vectors: n, dims, query_ms, shape_only_query_ms, store_open_ms, store_mib })
+    let gpu = gpu.map(|gpu| gpu_search(n, dims, repeats, gpu)).transpose()?;
+    Ok(SearchFigure { vectors: n, dims, query_ms, shape_only_query_ms, store_open_ms, store_mib, gpu })
+}
+
+/// [`search_latency`]'s exact search with the descriptors resident on `gpu`: one query
+/// per call, then [`GPU_QUERY_BATCH`] per call.
+fn gpu_search(n: usize, dims: usize, repeats: usize, gpu: &Opened) -> Result<GpuSearchFigure> {
+    let space = Arc::new(crate::descriptor::Space::from_rows(random_unit_vectors(n, dims, 7 ^ n as u64), dims));
+    let index = DeviceExact::new(Exact::new(space, Arc::new(Rows::default())), &gpu.candle)?;
+    let queries = random_unit_vectors(repeats.max(GPU_QUERY_BATCH), dims, 42);
+    let requests: Vec<Request> =
+        queries.chunks(dims).map(|vector| Request { vector, k: 10, filters: &[], exclude: &[] }).collect();
+    index.search_batch(&requests[..1])?;
+    let mut times = Vec::new();
+    for r in &requests[..repeats] {
+        let started = Instant::now();
+        assert_eq!(index.search_batch(std::slice::from_ref(r))?[0].len(), 10.min(n));
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    let started = Instant::now();
+    let rounds = 10;
+    for _ in 0..rounds {
+        index.search_batch(&requests[..GPU_QUERY_BATCH])?;
+    }
+    let batched_queries_per_s = (rounds * GPU_QUERY_BATCH) as f64 / started.elapsed().as_secs_f64();
+    Ok(GpuSearchFigure { device: gpu.name.clone(), query_ms: times[times.len() / 2], batched_queries_per_s })
 }
 
 #[derive(Debug, Serialize)]
@@ -398,8 +446,12 @@ pub fn run(
         out.embed = embed_at_threads(engine.embedder()?.as_ref(), &inputs, batch, thread_counts)?;
     }
     let scratch = tempfile::tempdir().map_err(|e| Error::io("cannot create", &std::env::temp_dir(), e))?;
+    let gpu = match sizes.is_empty() {
+        true => None,
+        false => Some(config.device.open()?).filter(Opened::is_gpu),
+    };
     for &n in sizes {
-        out.search.push(search_latency(n, 21, scratch.path())?);
+        out.search.push(search_latency(n, 21, scratch.path(), gpu.as_ref())?);
     }
     Ok(out)
 }

@@ -47,7 +47,8 @@ pub struct Config {
     pub weights: PathBuf,
     pub device: Device,
     pub resize: ResizePolicy,
-    pub batch_size: usize,
+    /// Photos per model call; `None` means [`Device::default_batch`] (see [`Config::batch`]).
+    pub batch_size: Option<usize>,
     /// Compute threads; 0 means one per physical core.
     pub threads: usize,
     pub k: usize,
@@ -197,9 +198,9 @@ impl Default for Config {
             state_dir: None,
             pulled_dir: None,
             weights: default_weights(),
-            device: Device::Cpu,
+            device: Device::Auto,
             resize: ResizePolicy::Crop,
-            batch_size: 16,
+            batch_size: None,
             threads: 0,
             k: 10,
             descriptor: Recipe::DEFAULT,
@@ -302,11 +303,17 @@ pub struct Overrides {
     pub state_dir: Option<PathBuf>,
     pub weights: Option<PathBuf>,
     pub threads: Option<usize>,
+    pub device: Option<Device>,
     pub backend: Option<Backend>,
     pub postgres_url: Option<String>,
 }
 
 impl Config {
+    /// Photos per model call: `[model] batch_size`, else what suits the device.
+    pub fn batch(&self) -> usize {
+        self.batch_size.unwrap_or_else(|| self.device.default_batch())
+    }
+
     /// Resolves the configuration the way the binary does: file, environment, flags.
     pub fn load(overrides: &Overrides) -> Result<Config> {
         let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
@@ -340,6 +347,9 @@ impl Config {
                 Error::config(format!("LOOKALIKE_THREADS: {text:?} is not a thread count (0 = all cores)"))
             })?;
         }
+        if let Some(v) = env("LOOKALIKE_DEVICE") {
+            config.device = v.to_string_lossy().parse()?;
+        }
         if let Some(v) = env("LOOKALIKE_INDEX_BACKEND") {
             config.index.backend =
                 v.to_string_lossy().parse().map_err(|e| Error::config(format!("LOOKALIKE_INDEX_BACKEND: {e}")))?;
@@ -371,6 +381,9 @@ impl Config {
         }
         if let Some(v) = overrides.threads {
             config.threads = v;
+        }
+        if let Some(v) = overrides.device {
+            config.device = v;
         }
         Ok(config)
     }
@@ -423,7 +436,7 @@ impl Config {
             config.fetch.keep_bytes = in_range("catalog.fetch_keep_mib", v, 0, 1 << 20)? << 20;
         }
         if let Some(v) = file.model.batch_size {
-            config.batch_size = in_range("model.batch_size", v, 1, 1024)?;
+            config.batch_size = Some(in_range("model.batch_size", v, 1, 1024)?);
         }
         if let Some(v) = file.model.threads {
             config.threads = in_range("model.threads", v, 0, 1024)?;
@@ -569,10 +582,33 @@ mod tests {
     }
 
     #[test]
-    fn only_the_cpu_device_is_accepted() {
-        assert_eq!(Config::from_toml("[model]\ndevice = \"cpu\"\n", Path::new("")).unwrap().device, Device::Cpu);
-        let err = Config::from_toml("[model]\ndevice = \"cuda\"\n", Path::new("")).unwrap_err();
-        assert!(matches!(err, Error::Device(ref d) if d == "cuda"), "{err}");
+    fn devices_are_read_and_checked() {
+        let device = |d: &str| Config::from_toml(&format!("[model]\ndevice = \"{d}\"\n"), Path::new(""));
+        assert_eq!(Config::default().device, Device::Auto);
+        assert_eq!(device("cpu").unwrap().device, Device::Cpu);
+        assert_eq!(device("auto").unwrap().device, Device::Auto);
+        assert_eq!(device("cuda").unwrap().device, Device::Cuda(0));
+        assert_eq!(device("cuda:2").unwrap().device, Device::Cuda(2));
+        for bad in ["gpu", "cuda:", "cuda:x", "cuda:-1", "CPU"] {
+            let err = device(bad).unwrap_err();
+            assert!(matches!(err, Error::Device { ref device, .. } if device == bad), "{bad}: {err}");
+            assert!(err.to_string().contains("\"auto\", \"cpu\" or \"cuda:N\""), "{err}");
+        }
+        for d in [Device::Auto, Device::Cpu, Device::Cuda(3)] {
+            assert_eq!(d.to_string().parse::<Device>().unwrap(), d);
+        }
+    }
+
+    #[test]
+    fn the_batch_follows_the_device_unless_set() {
+        let c = Config::from_toml("[model]\ndevice = \"cpu\"\n", Path::new("")).unwrap();
+        assert_eq!(c.batch(), 16);
+        let c = Config::from_toml("[model]\ndevice = \"cuda:0\"\nbatch_size = 8\n", Path::new("")).unwrap();
+        assert_eq!(c.batch(), 8);
+        // A build without CUDA runs every device setting on the CPU's batch size.
+        let want = if candle_core::utils::cuda_is_available() { 64 } else { 16 };
+        let c = Config { device: Device::Cuda(0), ..Config::default() };
+        assert_eq!(c.batch(), want);
     }
 
     #[test]

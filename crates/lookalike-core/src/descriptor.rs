@@ -283,6 +283,22 @@ pub struct Space {
 }
 
 impl Space {
+    /// Descriptors given as they are (unit length), for benchmarks and tests of the
+    /// indexes over them.
+    pub fn from_rows(vectors: Vec<f32>, dims: usize) -> Space {
+        let source = Fingerprint { items: vectors.len() / dims, features_crc: 0 };
+        Space {
+            recipe: Recipe::DEFAULT,
+            whitening: None,
+            vectors,
+            dims,
+            source,
+            fitted_on: 0,
+            changed_since_fit: 0,
+            colour_dims: 0,
+        }
+    }
+
     /// Fits the recipe's whitening on `store` and describes every item.
     pub fn fit(store: &Store, recipe: Recipe) -> Result<Space> {
         let base = base_rows(store, &recipe);
@@ -615,7 +631,7 @@ mod tests {
         let identity =
             Identity { model: "test".into(), preprocessing: "test".into(), dims: FEATURE_DIMS, colour: String::new() };
         let path = dir.join(name);
-        store::write(&path, &identity, &entries, |i| rows[i * FEATURE_DIMS..][..FEATURE_DIMS].into()).unwrap();
+        store::write(&path, &identity, &[], &entries, |i| rows[i * FEATURE_DIMS..][..FEATURE_DIMS].into()).unwrap();
         Store::open(&path).unwrap()
     }
 

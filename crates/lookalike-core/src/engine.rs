@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::files::keyed_name;
 use crate::index::forest::{self, Cost};
 use crate::indexer::{self, Cancel, IndexReport, Phase, Progress};
-use crate::model::{self, Embedder, ResNetEmbedder};
+use crate::model::{self, Device, Embedder, Opened, ResNetEmbedder};
 use crate::published::{self, PublishReport, PullReport, Remote};
 use crate::schemes;
 use crate::state::StateDir;
@@ -26,6 +26,8 @@ pub struct Engine {
     state: StateDir,
     model_id: String,
     embedder: Mutex<Option<Arc<dyn Embedder>>>,
+    /// `[model] device`, opened on first use and shared by the model and the searches.
+    device: Mutex<Option<Opened>>,
     /// Set when the state folder is a pulled published state: searched, never indexed.
     pulled: Option<PullReport>,
     /// The shared search backend (`[index] backend`), when not local.
@@ -64,6 +66,7 @@ impl Engine {
             state: StateDir::new(state),
             model_id,
             embedder: Mutex::new(embedder),
+            device: Mutex::new(None),
             pulled,
             backend,
         })
@@ -127,9 +130,20 @@ impl Engine {
             return Ok(e.clone());
         }
         let loaded: Arc<dyn Embedder> =
-            Arc::new(ResNetEmbedder::load(&self.config.weights, self.config.resize, self.config.device)?);
+            Arc::new(ResNetEmbedder::load_on(&self.config.weights, self.config.resize, &self.device()?)?);
         *slot = Some(loaded.clone());
         Ok(loaded)
+    }
+
+    /// The configured device, opened once (a CUDA context is costly to make).
+    pub fn device(&self) -> Result<Opened> {
+        let mut slot = self.device.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = slot.as_ref() {
+            return Ok(d.clone());
+        }
+        let opened = self.config.device.open()?;
+        *slot = Some(opened.clone());
+        Ok(opened)
     }
 
     /// Loads the model and runs it once on a blank photo, so that the first real query
@@ -221,7 +235,8 @@ impl Engine {
             model: identity.model.clone(),
             preprocessing: identity.preprocessing.clone(),
             colour: identity.colour.clone(),
-            device: self.config.device.name(),
+            device: self.config.device,
+            embedded_on: store.as_ref().map(Store::embedded_on),
             weights: self.config.weights.clone(),
             weights_present: self.config.weights.is_file(),
             stale: store.as_ref().is_some_and(|s| s.identity() != &identity && !identity.recolours(s.identity())),
@@ -309,7 +324,10 @@ pub struct Info {
     pub preprocessing: String,
     /// The colour descriptor stores are made with.
     pub colour: String,
-    pub device: &'static str,
+    /// As configured; `auto` resolves when the model loads.
+    pub device: Device,
+    /// The kinds of device whose model made the stored rows ([`Store::embedded_on`]).
+    pub embedded_on: Option<Vec<String>>,
     pub weights: PathBuf,
     pub weights_present: bool,
     /// The store was made with another model or preprocessing than configured.

@@ -38,8 +38,9 @@ pub enum Error {
     Published { at: String, reason: String },
     #[error("{0}")]
     Config(String),
-    #[error("model device {0:?} is not available: this build runs the model on \"cpu\" only")]
-    Device(String),
+    /// `device` as configured ("cuda:1", or a name that is none).
+    #[error("model device {device:?}: {reason}")]
+    Device { device: String, reason: String },
     #[error("the model failed: {0}")]
     Model(String),
     #[error("{what}: {reason}")]
@@ -89,7 +90,7 @@ impl Error {
             Error::Catalog { .. } => ErrorKind::Catalog,
             Error::Published { .. } => ErrorKind::Published,
             Error::Config(_) => ErrorKind::Config,
-            Error::Device(_) => ErrorKind::Device,
+            Error::Device { .. } => ErrorKind::Device,
             Error::Model(_) => ErrorKind::Model,
             Error::Failed { .. } => ErrorKind::Failed,
             Error::Backend { .. } => ErrorKind::Backend,

@@ -349,7 +349,7 @@ pub fn run(parts: Parts, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progres
     };
     let kept = old.as_ref().map(|s| Kept { store: s, rows: &recoloured });
     let todo = EmbedList { files: &scan.files, todo: &to_colour, fetched: HashMap::new(), kept };
-    embed_files(source, embedder.as_ref(), config.batch_size, todo, cancel, progress, |batch| {
+    embed_files(source, embedder.as_ref(), config.batch(), todo, cancel, progress, |batch| {
         report.recoloured += on_batch(batch, &mut report)?;
         Ok(())
     })?;
@@ -375,7 +375,7 @@ pub fn run(parts: Parts, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progres
                 break;
             }
             let wanted: Vec<&str> = remaining.iter().map(|&i| hash(i)).collect();
-            let claim = shared.claim(&id, &wanted, config.batch_size * 4)?;
+            let claim = shared.claim(&id, &wanted, config.batch() * 4)?;
             let mine: Vec<usize> = claim.hashes().iter().filter_map(|h| by_hash.get(h.as_str()).copied()).collect();
             if mine.is_empty() {
                 // Other machines hold the rest: wait for their features (or their claims to end).
@@ -387,7 +387,7 @@ pub fn run(parts: Parts, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progres
             let bytes = mine.iter().filter_map(|i| fetched.remove(i).map(|b| (*i, b))).collect();
             let list = EmbedList { files: &scan.files, todo: &mine, fetched: bytes, kept: None };
             let mut rows = Vec::new();
-            embed_files(source, embedder.as_ref(), config.batch_size, list, cancel, &progress, |batch| {
+            embed_files(source, embedder.as_ref(), config.batch(), list, cancel, &progress, |batch| {
                 rows.extend(
                     batch.iter().filter_map(|(i, r)| r.as_ref().ok().map(|v| (hash(*i).to_string(), v.clone()))),
                 );
@@ -404,7 +404,7 @@ pub fn run(parts: Parts, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progres
         to_embed.retain(|i| remaining.contains(i));
     }
     let todo = EmbedList { files: &scan.files, todo: &to_embed, fetched, kept: None };
-    embed_files(source, embedder.as_ref(), config.batch_size, todo, cancel, progress, |batch| {
+    embed_files(source, embedder.as_ref(), config.batch(), todo, cancel, progress, |batch| {
         report.embedded += on_batch(batch, &mut report)?;
         Ok(())
     })?;
@@ -471,7 +471,13 @@ pub fn run(parts: Parts, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progres
                 Source::Journal(at) => journal_vectors.get(at).into(),
             }
         };
-        store::write(&store_path, &identity, &final_entries, vector)?;
+        // Rows made in this run (or a resumed one) join the old rows' devices.
+        let mut embedded_on = old.as_ref().map(Store::embedded_on).unwrap_or_default();
+        let kind = model::device_kind(embedder.device()).to_string();
+        if final_sources.iter().any(|s| matches!(s, Source::Journal(_))) && !embedded_on.contains(&kind) {
+            embedded_on.push(kind);
+        }
+        store::write(&store_path, &identity, &embedded_on, &final_entries, vector)?;
     }
     drop(journal);
     // An unchanged store is the one already open; only a rewritten one is read again.

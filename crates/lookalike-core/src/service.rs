@@ -16,10 +16,11 @@ use crate::descriptor::Space;
 use crate::dupes::{Copies, GroupReport, KnownGroups, NearRun, SavedNear};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::index::device::DeviceExact;
 use crate::index::exact::{dot, Exact};
 use crate::index::forest::{self, Delta, Forest, ForestIndex};
 use crate::index::{Request, Rows, Scored, VectorIndex};
-use crate::model;
+use crate::model::{self, Opened};
 use crate::steer::{self, ColourMode, Crop, Feedback, FeedbackWeights, Steering};
 use crate::store::Store;
 
@@ -129,9 +130,19 @@ impl Snapshot {
         let exact = Exact::new(space.clone(), rows.clone());
         let unsaved = why_unsaved.is_some();
         let mode = mode.unwrap_or(config.index.mode);
+        // Large catalogs are searched exactly on the model's GPU, if it has one, rather
+        // than by the Annoy trees (unless asked for), or by the CPU scan.
+        let gpu = match mode != SearchMode::Approx && store.len() >= DEVICE_EXACT_FROM && engine.backend().is_none() {
+            true => engine.device().ok().filter(Opened::is_gpu),
+            false => None,
+        };
         let (index, note): (Box<dyn VectorIndex>, _) = match why_unsaved {
             // Searches never write the state folder behind an index run's back.
-            Some(why) => (Box::new(exact), Some(format!("searching exactly on descriptors made in memory ({why})"))),
+            Some(why) => {
+                let (index, gpu_note) = exact_index(exact, gpu.as_ref());
+                let why = format!("searching exactly on descriptors made in memory ({why})");
+                (index, Some(gpu_note.map_or(why.clone(), |n| format!("{why}; {n}"))))
+            }
             None if engine.backend().is_some() => {
                 let backend = engine.backend().unwrap();
                 // In a database, `auto` means its HNSW index: its exact scan is the slow one
@@ -146,12 +157,14 @@ impl Snapshot {
                     Err(why) => (Box::new(exact), Some(format!("searching here, not in {}: {why}", backend.at()))),
                 }
             }
-            None if mode != SearchMode::Exact && !space.is_empty() => match open_forest(engine, &store, &space, mode) {
-                Ok(Some(forest)) => (Box::new(ForestIndex::new(forest, exact)), None),
-                Ok(None) => (Box::new(exact), None),
-                Err(e) => (Box::new(exact), Some(format!("searching exactly: the Annoy index is unusable ({e})"))),
-            },
-            None => (Box::new(exact), None),
+            None if mode != SearchMode::Exact && !space.is_empty() && gpu.is_none() => {
+                match open_forest(engine, &store, &space, mode) {
+                    Ok(Some(forest)) => (Box::new(ForestIndex::new(forest, exact)), None),
+                    Ok(None) => (Box::new(exact), None),
+                    Err(e) => (Box::new(exact), Some(format!("searching exactly: the Annoy index is unusable ({e})"))),
+                }
+            }
+            None => exact_index(exact, gpu.as_ref()),
         };
         let exact_copies = Copies::exact(store.entries());
         let (near, note) = match SavedNear::load(&state.near_dupes(), &store) {
@@ -420,6 +433,21 @@ impl Snapshot {
 /// The Annoy trees of the state folder, rebuilt first (under the state lock) when they
 /// are stale or damaged; none when `auto` finds from their measured cost that exact
 /// search is the better choice.
+/// Catalogs from this size on are searched on the model's GPU when it runs on one. A
+/// provisional figure: exact search on the CPU takes about 1 ms at 10,000 items, and the
+/// GPU's round trip is of that order; the GPU script (gpu/check.sh) measures both sides.
+pub const DEVICE_EXACT_FROM: usize = 20_000;
+
+/// Exact search, on `gpu` when given; a device that cannot take the descriptors (out of
+/// memory) leaves the search on the CPU, and the note says why.
+fn exact_index(exact: Exact, gpu: Option<&Opened>) -> (Box<dyn VectorIndex>, Option<String>) {
+    let Some(gpu) = gpu else { return (Box::new(exact), None) };
+    match DeviceExact::new(exact.clone(), &gpu.candle) {
+        Ok(on_device) => (Box::new(on_device), None),
+        Err(e) => (Box::new(exact), Some(format!("searching on the CPU, not on {}: {e}", gpu.name))),
+    }
+}
+
 fn open_forest(engine: &Engine, store: &Store, space: &Space, mode: SearchMode) -> Result<Option<Forest>> {
     let (state, config) = (engine.state(), &engine.config().index);
     let (sidecar, delta) = match forest::current(state, store, space, config) {
@@ -684,7 +712,7 @@ impl SearchService {
         let mut inputs: Vec<Option<Result<model::Photo>>> = queries.par_iter().map(|q| self.prepare(q, crop)).collect();
         let mut features: Vec<Option<Result<Vec<f32>>>> = (0..queries.len()).map(|_| None).collect();
         let ready: Vec<usize> = (0..queries.len()).filter(|&i| matches!(inputs[i], Some(Ok(_)))).collect();
-        for chunk in ready.chunks(self.engine.config().batch_size.max(1)) {
+        for chunk in ready.chunks(self.engine.config().batch()) {
             let photos: Vec<model::Photo> =
                 chunk.iter().filter_map(|&i| inputs[i].take().and_then(Result::ok)).collect();
             let (batch, colours): (Vec<Vec<f32>>, Vec<Vec<f32>>) =

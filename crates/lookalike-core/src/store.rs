@@ -97,6 +97,11 @@ struct Header {
     manifest_offset: u64,
     manifest_len: u64,
     manifest_crc: u32,
+    /// The kinds of device whose model made the rows ("cpu", "cuda"): one store may hold
+    /// rows of both (README, GPU); empty in stores made before devices were recorded, all
+    /// on the CPU.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    embedded_on: Vec<String>,
 }
 
 /// An open, verified store, its vectors memory-mapped.
@@ -187,6 +192,14 @@ impl Store {
         &self.entries
     }
 
+    /// The kinds of device whose model made the rows, in the order first used.
+    pub fn embedded_on(&self) -> Vec<String> {
+        match self.header.embedded_on.is_empty() {
+            true => vec!["cpu".to_string()],
+            false => self.header.embedded_on.clone(),
+        }
+    }
+
     /// CRC-32 of all vectors: changes whenever the searchable content changes.
     pub fn vectors_crc(&self) -> u32 {
         self.header.vectors_crc
@@ -212,10 +225,12 @@ impl Store {
     }
 }
 
-/// Writes a store atomically: entries must be sorted by path, `vector(i)` gives row i.
+/// Writes a store atomically: entries must be sorted by path, `vector(i)` gives row i;
+/// `embedded_on` as [`Store::embedded_on`].
 pub fn write<'a>(
     path: &Path,
     identity: &Identity,
+    embedded_on: &[String],
     entries: &[Entry],
     vector: impl Fn(usize) -> Cow<'a, [f32]>,
 ) -> Result<()> {
@@ -253,6 +268,7 @@ pub fn write<'a>(
         manifest_offset: VECTORS_OFFSET + vec_bytes,
         manifest_len: manifest.len() as u64,
         manifest_crc: crc32fast::hash(&manifest),
+        embedded_on: embedded_on.to_vec(),
     };
     let head = FRAME.encode(&json(&header));
     let file = tmp.as_file_mut();
@@ -438,12 +454,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.lks");
         let vecs = [[1.0f32, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]];
-        write(&path, &identity(), &[entry("a"), entry("b")], |i| vecs[i].as_slice().into()).unwrap();
+        write(&path, &identity(), &["cpu".into(), "cuda".into()], &[entry("a"), entry("b")], |i| {
+            vecs[i].as_slice().into()
+        })
+        .unwrap();
         let store = Store::open(&path).unwrap();
         assert_eq!(store.len(), 2);
         assert_eq!(store.vector(1), &vecs[1]);
         assert_eq!(store.find("b"), Some(1));
         assert_eq!(store.identity(), &identity());
+        assert_eq!(store.embedded_on(), ["cpu", "cuda"]);
     }
 
     #[test]
@@ -451,7 +471,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.lks");
         let vecs = [[0.5f32; 4]];
-        write(&path, &identity(), &[entry("a")], |i| vecs[i].as_slice().into()).unwrap();
+        write(&path, &identity(), &[], &[entry("a")], |i| vecs[i].as_slice().into()).unwrap();
+        // Stores made before devices were recorded were made on the CPU.
+        assert_eq!(Store::open(&path).unwrap().embedded_on(), ["cpu"]);
         let good = std::fs::read(&path).unwrap();
         let header_len = 24 + u32::from_le_bytes(good[12..16].try_into().unwrap()) as usize;
         let meaningful = (0..header_len).chain(VECTORS_OFFSET as usize..good.len());

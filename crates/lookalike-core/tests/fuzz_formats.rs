@@ -47,7 +47,7 @@ fn fixture() -> &'static Fixture {
         let dir = tempfile::tempdir().unwrap();
         let (rows, entries) = (rows(), entries());
         let path = dir.path().join("store.lks");
-        store::write(&path, &identity(), &entries, |i| rows[i * FEATURE_DIMS..][..FEATURE_DIMS].into()).unwrap();
+        store::write(&path, &identity(), &[], &entries, |i| rows[i * FEATURE_DIMS..][..FEATURE_DIMS].into()).unwrap();
         let opened = Store::open(&path).unwrap();
         let space = Space::fit(&opened, Recipe::DEFAULT).unwrap();
         let dpath = dir.path().join("descriptors.lkd");

@@ -43,7 +43,8 @@ fn engine(dir: &Path, embedder: Arc<dyn Embedder>) -> Engine {
 }
 
 fn engine_with(dir: &Path, embedder: Arc<dyn Embedder>, base: Config) -> Engine {
-    let config = Config { catalog: dir.join("catalog"), state_dir: Some(dir.join("state")), batch_size: 4, ..base };
+    let config =
+        Config { catalog: dir.join("catalog"), state_dir: Some(dir.join("state")), batch_size: Some(4), ..base };
     let source = Arc::new(LocalFolder::new(config.catalog.clone(), None));
     Engine::with_parts(config, source, Some(embedder)).unwrap()
 }
@@ -512,7 +513,10 @@ fn strip_colours(dir: &Path) {
     let path = dir.join("state/store.lks");
     let store = Store::open(&path).unwrap();
     let old = Identity { dims: FEATURE_DIMS, colour: String::new(), ..store.identity().clone() };
-    store::write(&path, &old, store.entries(), |i| store.vector(i)[..FEATURE_DIMS].to_vec().into()).unwrap();
+    store::write(&path, &old, &store.embedded_on(), store.entries(), |i| {
+        store.vector(i)[..FEATURE_DIMS].to_vec().into()
+    })
+    .unwrap();
 }
 
 #[test]

@@ -94,7 +94,7 @@ impl ServerConfig {
             anyhow::bail!("invalid [server] section: the token must be at least 16 characters");
         }
         if parsed.batch_size == 0 {
-            parsed.batch_size = config.batch_size.max(1);
+            parsed.batch_size = config.batch();
         }
         Ok(parsed)
     }

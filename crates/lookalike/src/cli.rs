@@ -14,6 +14,7 @@ use lookalike_core::descriptor::Layers;
 use lookalike_core::eval::{self, EvalOptions};
 use lookalike_core::index::forest;
 use lookalike_core::indexer::Throttle;
+use lookalike_core::model::Device;
 use lookalike_core::{bench, demo, published, schemes, strength, weights};
 use lookalike_core::{
     Cancel, ColourMode, Config, Crop, Engine, Feedback, IndexReport, Phase, Progress, Query, SearchService, Steering,
@@ -74,6 +75,9 @@ pub struct GlobalArgs {
     /// Compute threads, 0 = one per core [env: LOOKALIKE_THREADS]
     #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
+    /// Where the model runs: auto, cpu or cuda:N (CUDA needs a build with --features cuda) [env: LOOKALIKE_DEVICE]
+    #[arg(long, global = true, value_name = "DEVICE")]
+    pub device: Option<Device>,
     /// Where searches run: this machine's state folder, or a PostgreSQL database shared by many machines [env: LOOKALIKE_INDEX_BACKEND]
     #[arg(long, global = true, value_name = "KIND", value_parser = ["local", "postgres"])]
     pub backend: Option<String>,
@@ -469,6 +473,7 @@ impl Cli {
             state_dir: self.global.state_dir.clone(),
             weights: self.global.weights.clone(),
             threads: self.global.threads,
+            device: self.global.device,
             backend: self.global.backend.as_deref().map(|b| b.parse().expect("clap allows only known backends")),
             postgres_url: self.global.postgres_url.clone(),
         }
@@ -736,7 +741,9 @@ pub fn run(cli: Cli) -> Result<()> {
                 println!("catalog:       {}", info.catalog);
                 println!("labels:        {}", info.labels.as_ref().map_or("none".into(), |p| p.display().to_string()));
                 println!("items:         {}", info.items.map_or("not indexed yet".into(), |n| n.to_string()));
-                println!("model:         {} ({}, on {})", info.model, info.preprocessing, info.device);
+                let made_on =
+                    info.embedded_on.as_ref().map_or(String::new(), |d| format!("; rows made on {}", d.join(" and ")));
+                println!("model:         {} ({}, on {}{made_on})", info.model, info.preprocessing, info.device);
                 println!("colour:        {}", info.colour);
                 println!(
                     "weights:       {}{}",
@@ -782,7 +789,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Bench { images, batch, thread_counts, sizes, no_embed, no_search, layers, json } => {
-            let batch = batch.unwrap_or(config.batch_size);
+            let batch = batch.unwrap_or(config.batch());
             if layers {
                 let figures = bench::layers(&config, images, batch)?;
                 if json {
@@ -799,8 +806,8 @@ pub fn run(cli: Cli) -> Result<()> {
             } else {
                 for f in &figures.embed {
                     println!(
-                        "embed  threads {}  batch {:>2}: {:6.2} images/s ({:6.1} ms/image, {} images)",
-                        f.threads, f.batch, f.images_per_s, f.ms_per_image, f.images
+                        "embed  {}  threads {}  batch {:>2}: {:6.2} images/s ({:6.1} ms/image, {} images)",
+                        f.device, f.threads, f.batch, f.images_per_s, f.ms_per_image, f.images
                     );
                 }
                 for f in &figures.search {
@@ -809,6 +816,18 @@ pub fn run(cli: Cli) -> Result<()> {
                          shape part alone); store open {:7.2} ms ({:.0} MiB)",
                         f.vectors, f.dims, f.query_ms, f.shape_only_query_ms, f.store_open_ms, f.store_mib
                     );
+                    if let Some(g) = &f.gpu {
+                        println!(
+                            "search {:>7} items on {}: {:7.2} ms per query (median of 21); {:.0} queries/s at {} per call \
+                             ({:.0} on the CPU)",
+                            f.vectors,
+                            g.device,
+                            g.query_ms,
+                            g.batched_queries_per_s,
+                            bench::GPU_QUERY_BATCH,
+                            1000.0 / f.query_ms
+                        );
+                    }
                 }
             }
         }

@@ -74,13 +74,13 @@ pub fn normalize(v: &mut [f32]) {
 }
 
 /// Keeps the k best hits; ties go to the lower row so results are deterministic.
-struct TopK {
+pub(crate) struct TopK {
     k: usize,
-    hits: Vec<Scored>,
+    pub(crate) hits: Vec<Scored>,
 }
 
 impl TopK {
-    fn new(k: usize) -> Self {
+    pub(crate) fn new(k: usize) -> Self {
         TopK { k, hits: Vec::with_capacity(k + 1) }
     }
 
@@ -88,7 +88,7 @@ impl TopK {
         a.score > b.score || (a.score == b.score && a.row < b.row)
     }
 
-    fn push(&mut self, hit: Scored) {
+    pub(crate) fn push(&mut self, hit: Scored) {
         if self.hits.len() == self.k {
             match self.hits.last() {
                 Some(worst) if Self::better(&hit, worst) => {}
@@ -141,6 +141,7 @@ pub fn exact_top_k(
 }
 
 /// Exact search over the descriptors of a store.
+#[derive(Clone)]
 pub struct Exact {
     vectors: Vectors,
     rows: Arc<Rows>,

@@ -4,6 +4,7 @@
 //! database can apply them itself.
 
 pub mod annoy;
+pub mod device;
 pub mod exact;
 pub mod forest;
 

@@ -9,6 +9,7 @@ use candle_nn::VarBuilder;
 mod conv;
 pub mod decode;
 pub mod fake;
+mod nchw;
 mod resnet;
 
 pub use crate::error::DecodeError;
@@ -44,65 +45,193 @@ pub trait Embedder: Send + Sync {
     /// Embeds preprocessed inputs (from [`preprocess`]); returns `n * FEATURE_DIMS` floats,
     /// per image `[layer4 | layer3]` with each part scaled to unit length.
     fn embed(&self, inputs: &[Vec<f32>]) -> Result<Vec<f32>>;
+
+    /// Where it runs, as the configured device resolved ("cpu (auto: ...)", "cuda:0").
+    fn device(&self) -> &str {
+        "cpu"
+    }
 }
 
-/// Where the model runs: `[model] device` in the configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+/// Where the model runs: `[model] device` in the configuration, `--device` on the
+/// command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Device {
+    /// CUDA device 0 when this build has CUDA and the device opens; the CPU otherwise.
     #[default]
+    Auto,
     Cpu,
+    /// A CUDA device by ordinal; an error where this build has no CUDA or it does not open.
+    Cuda(usize),
 }
 
 impl Device {
-    pub fn name(self) -> &'static str {
-        match self {
-            Device::Cpu => "cpu",
+    /// Photos per model call when `[model] batch_size` is not set: a GPU needs larger
+    /// batches to be kept busy than the CPU kernels, whose speed per image is flat from
+    /// batch 8 on (README, Embedding speed).
+    pub fn default_batch(self) -> usize {
+        if self != Device::Cpu && candle_core::utils::cuda_is_available() {
+            64
+        } else {
+            16
         }
     }
 
-    fn candle(self) -> candle_core::Device {
+    /// Opens the device; `auto` falls back to the CPU, saying why in the name.
+    pub fn open(self) -> Result<Opened> {
+        let cuda = |n| {
+            candle_core::Device::new_cuda(n).map_err(|e| match e {
+                candle_core::Error::NotCompiledWithCudaSupport => {
+                    "this lookalike was built without CUDA (build with --features cuda; README, GPU)".to_string()
+                }
+                e => format!("it did not open ({e})"),
+            })
+        };
+        let opened = |candle, name: String| Opened { candle, name, cpu_kernels: true };
         match self {
-            Device::Cpu => candle_core::Device::Cpu,
+            Device::Cpu => Ok(opened(candle_core::Device::Cpu, "cpu".into())),
+            Device::Cuda(n) => match cuda(n) {
+                Ok(d) => Ok(opened(d, self.to_string())),
+                Err(reason) => Err(Error::Device { device: self.to_string(), reason }),
+            },
+            Device::Auto if !candle_core::utils::cuda_is_available() => {
+                Ok(opened(candle_core::Device::Cpu, "cpu (auto: built without CUDA)".into()))
+            }
+            Device::Auto => match cuda(0) {
+                Ok(d) => Ok(opened(d, "cuda:0 (auto)".into())),
+                Err(reason) => Ok(opened(candle_core::Device::Cpu, format!("cpu (auto: cuda:0 {reason})"))),
+            },
         }
+    }
+}
+
+/// The kind of device a resolved name is on: "cpu" or "cuda".
+pub fn device_kind(resolved: &str) -> &str {
+    if resolved.starts_with("cuda") {
+        "cuda"
+    } else {
+        "cpu"
+    }
+}
+
+/// A device opened for the model and the searches of one engine.
+#[derive(Clone)]
+pub struct Opened {
+    pub candle: candle_core::Device,
+    /// As the configured device resolved: "cpu", "cuda:0", "cpu (auto: ...)".
+    pub name: String,
+    /// On the CPU, whether the network runs on the custom NHWC kernels (always, but in
+    /// tests that check candle's own ops there).
+    cpu_kernels: bool,
+}
+
+impl Opened {
+    /// candle's own ops on the CPU: what a CUDA device runs, for tests that compare it
+    /// with the NHWC kernels on machines without a GPU.
+    pub fn candle_ops_on_cpu() -> Opened {
+        Opened { candle: candle_core::Device::Cpu, name: "cpu (candle ops)".into(), cpu_kernels: false }
+    }
+
+    /// A GPU rather than the CPU.
+    pub fn is_gpu(&self) -> bool {
+        !self.candle.is_cpu()
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Auto => f.write_str("auto"),
+            Device::Cpu => f.write_str("cpu"),
+            Device::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl serde::Serialize for Device {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
 impl std::str::FromStr for Device {
     type Err = Error;
     fn from_str(s: &str) -> Result<Device> {
-        match s {
-            "cpu" => Ok(Device::Cpu),
-            other => Err(Error::Device(other.to_string())),
-        }
+        let ordinal = match s {
+            "auto" => return Ok(Device::Auto),
+            "cpu" => return Ok(Device::Cpu),
+            "cuda" => Some(0),
+            _ => s.strip_prefix("cuda:").and_then(|n| n.parse().ok()),
+        };
+        ordinal.map(Device::Cuda).ok_or_else(|| Error::Device {
+            device: s.to_string(),
+            reason: "not a device; use \"auto\", \"cpu\" or \"cuda:N\"".into(),
+        })
     }
+}
+
+/// How a device runs the network: the custom NHWC kernels on the CPU, candle's own ops
+/// elsewhere.
+enum Net {
+    Nhwc(resnet::ResNet50),
+    Candle(nchw::ResNet50),
 }
 
 /// The ResNet50 encoder up to global average pooling.
 pub struct ResNetEmbedder {
-    net: resnet::ResNet50,
+    net: Net,
     device: candle_core::Device,
+    /// The device as it resolved ("cpu (auto: ...)", "cuda:0").
+    device_name: String,
     policy: ResizePolicy,
 }
 
 impl ResNetEmbedder {
-    /// Memory-maps the safetensors weights written by `lookalike fetch-weights`.
+    /// Memory-maps the safetensors weights written by `lookalike fetch-weights` and loads
+    /// them onto `device`.
     pub fn load(weights: &Path, policy: ResizePolicy, device: Device) -> Result<ResNetEmbedder> {
+        ResNetEmbedder::load_on(weights, policy, &device.open()?)
+    }
+
+    /// [`ResNetEmbedder::load`] on a device already opened.
+    pub fn load_on(weights: &Path, policy: ResizePolicy, device: &Opened) -> Result<ResNetEmbedder> {
         if !weights.is_file() {
             return Err(Error::WeightsMissing(weights.to_path_buf()));
         }
         let invalid = |reason: String| Error::WeightsInvalid { path: weights.to_path_buf(), reason };
-        let device = device.candle();
         // SAFETY: the file is only read; fetch-weights replaces it by rename, never in place.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &device) }
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &device.candle) }
             .map_err(|e| invalid(format!("cannot read them ({e})")))?;
-        let net = resnet::ResNet50::load(vb)
-            .map_err(|e| invalid(format!("they do not hold a torchvision ResNet50 ({e})")))?;
-        Ok(ResNetEmbedder { net, device, policy })
+        let not_resnet = |e| invalid(format!("they do not hold a torchvision ResNet50 ({e})"));
+        let net = if device.candle.is_cpu() && device.cpu_kernels {
+            Net::Nhwc(resnet::ResNet50::load(vb).map_err(not_resnet)?)
+        } else {
+            Net::Candle(nchw::ResNet50::load(vb).map_err(not_resnet)?)
+        };
+        Ok(ResNetEmbedder { net, device: device.candle.clone(), device_name: device.name.clone(), policy })
     }
 
-    /// [`Embedder::embed`], also timing every layer.
+    /// A failed pass names the device, and says what to do when it ran out of memory.
+    fn device_failed(&self, batch: usize, e: candle_core::Error) -> Error {
+        let e = e.to_string();
+        if e.contains("OUT_OF_MEMORY") {
+            Error::Model(format!(
+                "{} ran out of memory at a batch of {batch}; lower [model] batch_size ({e})",
+                self.device_name
+            ))
+        } else {
+            Error::Model(format!("on {}: {e}", self.device_name))
+        }
+    }
+
+    /// [`Embedder::embed`], also timing every layer (the NHWC kernels only; other devices
+    /// run asynchronously, so a layer's wall time would not be its own).
     pub fn profile(&self, inputs: &[Vec<f32>]) -> Result<Profile> {
+        if !matches!(self.net, Net::Nhwc(_)) {
+            return Err(Error::Model(format!(
+                "per-layer times are measured on the CPU only, not on {}",
+                self.device_name
+            )));
+        }
         let mut profile = Profile::default();
         self.run(inputs, Some(&mut profile))?;
         Ok(profile)
@@ -117,10 +246,14 @@ impl ResNetEmbedder {
         let flat: Vec<f32> = inputs.concat();
         let side = INPUT as usize;
         let x = Tensor::from_vec(flat, (n, side, side, 3), &self.device)?;
-        // One hand-over to the thread pool for the whole pass: the layers' parallel loops
-        // then start from a pool thread instead of each waking the pool from outside.
-        let pooled = rayon::scope(|_| self.net.forward(&x, profile))?;
-        let mut out = Tensor::cat(&[&pooled.layer4, &pooled.layer3], 1)?.flatten_all()?.to_vec1::<f32>()?;
+        let pooled = match &self.net {
+            // One hand-over to the thread pool for the whole pass: the layers' parallel
+            // loops then start from a pool thread instead of each waking the pool from outside.
+            Net::Nhwc(net) => rayon::scope(|_| net.forward(&x, profile))?,
+            Net::Candle(net) => net.forward(&x).map_err(|e| self.device_failed(n, e))?,
+        };
+        let out = Tensor::cat(&[&pooled.layer4, &pooled.layer3], 1).and_then(|t| t.flatten_all()?.to_vec1::<f32>());
+        let mut out = out.map_err(|e| self.device_failed(n, e))?;
         out.chunks_mut(FEATURE_DIMS).for_each(normalize_parts);
         Ok(out)
     }
@@ -137,6 +270,10 @@ impl Embedder for ResNetEmbedder {
 
     fn embed(&self, inputs: &[Vec<f32>]) -> Result<Vec<f32>> {
         self.run(inputs, None)
+    }
+
+    fn device(&self) -> &str {
+        &self.device_name
     }
 }
 

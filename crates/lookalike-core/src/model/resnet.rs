@@ -17,6 +17,24 @@ use super::conv::{AvgPool, Conv, MaxPool, Winograd};
 
 const BN_EPS: f64 = 1e-5;
 
+/// A convolution's weights `(c_out, c_in, k, k)` and bias `(c_out)` with the eval-mode
+/// batch norm after it folded in; shared by both ways of running the network.
+pub(super) fn fold(
+    (c_in, c_out, k): (usize, usize, usize),
+    conv: VarBuilder,
+    bn: VarBuilder,
+) -> Result<(Tensor, Tensor)> {
+    let w = conv.get((c_out, c_in, k, k), "weight")?;
+    let gamma = bn.get(c_out, "weight")?;
+    let beta = bn.get(c_out, "bias")?;
+    let mean = bn.get(c_out, "running_mean")?;
+    let var = bn.get(c_out, "running_var")?;
+    let scale = (gamma / (var + BN_EPS)?.sqrt()?)?;
+    let w = w.broadcast_mul(&scale.reshape((c_out, 1, 1, 1))?)?;
+    let b = (beta - (mean * &scale)?)?;
+    Ok((w, b))
+}
+
 /// A convolution followed by an eval-mode batch norm (and ReLU when `relu`), as one
 /// packed convolution with bias; `winograd` as in [`Conv::new`].
 fn conv_bn(
@@ -26,14 +44,7 @@ fn conv_bn(
     conv: VarBuilder,
     bn: VarBuilder,
 ) -> Result<Conv> {
-    let w = conv.get((c_out, c_in, k, k), "weight")?;
-    let gamma = bn.get(c_out, "weight")?;
-    let beta = bn.get(c_out, "bias")?;
-    let mean = bn.get(c_out, "running_mean")?;
-    let var = bn.get(c_out, "running_var")?;
-    let scale = (gamma / (var + BN_EPS)?.sqrt()?)?;
-    let w = w.broadcast_mul(&scale.reshape((c_out, 1, 1, 1))?)?;
-    let b = (beta - (mean * &scale)?)?;
+    let (w, b) = fold((c_in, c_out, k), conv, bn)?;
     Conv::new(&w.flatten_all()?.to_vec1()?, &b.to_vec1()?, (c_out, c_in, k), (stride, k / 2), relu, winograd)
 }
 
@@ -126,21 +137,39 @@ impl Bottleneck {
 /// convolution). Not in layer4: its 7x7 maps leave a third of the 2x2 tiles' outputs
 /// unused, and the transformed weights are read once per image at batch 1 (no gain
 /// measured).
-fn stage(
-    name: &str,
-    (c_in, width): (usize, usize),
-    stride: usize,
-    blocks: usize,
-    winograd: Option<Winograd>,
-    vb: VarBuilder,
-) -> Result<Vec<Bottleneck>> {
-    (0..blocks)
-        .map(|i| {
-            let (c, s) = if i == 0 { (c_in, stride) } else { (4 * width, 1) };
-            Bottleneck::load(format!("{name}.{i}"), c, width, s, winograd, vb.pp(i))
-        })
+fn stage(stage: &Stage, winograd: Option<Winograd>, vb: VarBuilder) -> Result<Vec<Bottleneck>> {
+    let name = stage.name;
+    stage
+        .inputs()
+        .map(|(i, c, s)| Bottleneck::load(format!("{name}.{i}"), c, stage.width, s, winograd, vb.pp(i)))
         .collect()
 }
+
+/// One stage of torchvision's ResNet50: `blocks` bottlenecks of `width` (4 x width out).
+pub(super) struct Stage {
+    pub name: &'static str,
+    pub c_in: usize,
+    pub width: usize,
+    pub stride: usize,
+    pub blocks: usize,
+}
+
+impl Stage {
+    /// Each block's index, input channels and stride: only the first one changes either.
+    pub fn inputs(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        (0..self.blocks).map(|i| if i == 0 { (i, self.c_in, self.stride) } else { (i, 4 * self.width, 1) })
+    }
+}
+
+pub(super) const STAGES: [Stage; 4] = [
+    Stage { name: "layer1", c_in: 64, width: 64, stride: 1, blocks: 3 },
+    Stage { name: "layer2", c_in: 256, width: 128, stride: 2, blocks: 4 },
+    Stage { name: "layer3", c_in: 512, width: 256, stride: 2, blocks: 6 },
+    Stage { name: "layer4", c_in: 1024, width: 512, stride: 2, blocks: 3 },
+];
+
+/// The Winograd form of each stage's 3x3 convolutions (see [`stage`]).
+const WINOGRAD: [Option<Winograd>; 4] = [Some(Winograd::F2), Some(Winograd::F4), Some(Winograd::F2), None];
 
 pub struct ResNet50 {
     stem: Conv,
@@ -155,14 +184,10 @@ pub struct Pooled {
 
 impl ResNet50 {
     pub fn load(vb: VarBuilder) -> Result<ResNet50> {
+        let [l1, l2, l3, l4] = [0, 1, 2, 3].map(|i| stage(&STAGES[i], WINOGRAD[i], vb.pp(STAGES[i].name)));
         Ok(ResNet50 {
             stem: conv_bn((3, 64, 7), 2, (true, None), vb.pp("conv1"), vb.pp("bn1"))?,
-            layers: [
-                stage("layer1", (64, 64), 1, 3, Some(Winograd::F2), vb.pp("layer1"))?,
-                stage("layer2", (256, 128), 2, 4, Some(Winograd::F4), vb.pp("layer2"))?,
-                stage("layer3", (512, 256), 2, 6, Some(Winograd::F2), vb.pp("layer3"))?,
-                stage("layer4", (1024, 512), 2, 3, None, vb.pp("layer4"))?,
-            ],
+            layers: [l1?, l2?, l3?, l4?],
         })
     }
 
