@@ -12,10 +12,12 @@
 # Linking needs libcuda.so, which only a driver brings; a stub exporting the driver
 # functions cudarc calls (the names it would load, taken from its own source) stands in
 # at link time, under the driver's soname, so that the real libcuda.so.1 is loaded at
-# run time. CARGO_TARGET_DIR defaults to target/cuda, apart from the CPU build's.
+# run time. CARGO_TARGET_DIR defaults to target/cuda-13.0, apart from the CPU build's and
+# named for the toolkit: candle's kernels are compiled once per target folder, and a
+# folder first built with a newer nvcc keeps PTX that driver 580 refuses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target/cuda}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target/cuda-13.0}"
 out=gpu/out
 stub="$CARGO_TARGET_DIR/libcuda-stub"
 mkdir -p "$out/deps" "$stub"

@@ -53,6 +53,8 @@ pub struct SchemaStatus {
     pub applied: Vec<u32>,
     /// The descriptor set searches of this catalog use, with its items, if any.
     pub set: Option<(i64, usize)>,
+    /// The TLS version of the connection that answered ("TLSv1.3"); `None` unencrypted.
+    pub tls: Option<String>,
 }
 
 pub trait SharedIndex: Send + Sync {

@@ -7,7 +7,8 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use lookalike_core::{Error, Result};
 use tokio_postgres::config::Host;
-use tokio_postgres::NoTls;
+
+use crate::tls;
 
 /// How long a connection attempt to one host may take before the next host is tried.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -21,9 +22,11 @@ pub struct Db {
 }
 
 impl Db {
-    /// A pool of at most `size` connections to `url` (a libpq URL or key=value string).
+    /// A pool of at most `size` connections to `url` (a libpq URL or key=value string,
+    /// with libpq's `sslmode` and `sslrootcert`: [`crate::tls`]).
     pub fn connect(url: &str, size: usize) -> Result<Db> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(|e| Error::Backend {
+        let tls = tls::split(url);
+        let mut config: tokio_postgres::Config = tls.url.parse().map_err(|e| Error::Backend {
             at: "postgres".into(),
             reason: format!("the postgres URL does not parse ({e}); it is not shown, as it may hold a password"),
         })?;
@@ -31,7 +34,10 @@ impl Db {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         let at = describe(&config);
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let connector = tls::connector(tls.verify, tls.root_cert.as_deref())
+            .map_err(|reason| Error::Backend { at: at.clone(), reason })?;
+        let manager =
+            Manager::from_config(config, connector, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("lookalike-postgres")

@@ -8,6 +8,7 @@
 //! - [`work`]: index runs on many machines sharing the embedding of one catalog.
 //! - [`search`]: a [`VectorIndex`](lookalike_core::index::VectorIndex) answered by the
 //!   database's HNSW index (or its exact scan), filters as SQL conditions.
+//! - [`tls`]: TLS with libpq's `sslmode` meanings, through rustls.
 //!
 //! The client is rust-postgres's async one in a private runtime (the core is synchronous,
 //! as with the S3 source); several hosts and `target_session_attrs` in the URL give
@@ -17,6 +18,7 @@ mod db;
 pub mod schema;
 pub mod search;
 pub mod sync;
+pub mod tls;
 pub mod work;
 
 use std::sync::Arc;

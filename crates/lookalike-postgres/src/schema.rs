@@ -115,7 +115,11 @@ pub fn status(db: &Db, catalog: &str) -> Result<SchemaStatus> {
             }
             None => None,
         };
-        Ok(SchemaStatus { at: String::new(), version: have, wanted: wanted(), applied: Vec::new(), set })
+        let tls = client
+            .query_opt("SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl", &[])
+            .await?
+            .map(|r| r.get(0));
+        Ok(SchemaStatus { at: String::new(), version: have, wanted: wanted(), applied: Vec::new(), set, tls })
     })
     .map(|s| SchemaStatus { at: db.at().to_string(), ..s })
 }

@@ -1273,7 +1273,8 @@ fn db(engine: Engine, command: DbCommand) -> Result<()> {
         println!("applied migrations {}", applied.join(", "));
     }
     let state = if status.version == status.wanted { "current" } else { "behind: run `lookalike db migrate`" };
-    println!("database: {}\nschema: version {} of {} ({state})", status.at, status.version, status.wanted);
+    let tls = status.tls.as_deref().map_or("not encrypted".to_string(), |v| format!("encrypted, {v}"));
+    println!("database: {} ({tls})\nschema: version {} of {} ({state})", status.at, status.version, status.wanted);
     match status.set {
         Some((set, items)) => println!("catalog {catalog}: descriptor set {set}, {items} items"),
         None => {

@@ -59,7 +59,12 @@ fn agrees_with_the_cpu_and_onnx(device: &Opened) {
     let v = model::embed_bytes(&stretched, &png, "shirt.png").unwrap();
     let onnx = cosine(&v[..LAYER4_DIMS], &reference);
     assert!(onnx >= 0.9998, "{}: cosine to the ONNX reference {onnx}", device.name);
-    eprintln!("{}: 1 - cosine at most {:.1e} to the CPU kernels, {:.1e} to ONNX Runtime", device.name, 1.0 - lowest, 1.0 - onnx);
+    eprintln!(
+        "{}: 1 - cosine at most {:.1e} to the CPU kernels, {:.1e} to ONNX Runtime",
+        device.name,
+        1.0 - lowest,
+        1.0 - onnx
+    );
 }
 
 #[test]

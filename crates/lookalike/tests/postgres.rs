@@ -416,3 +416,99 @@ fn postgres_index_workers_share_the_embedding_and_a_killed_one_loses_nothing() {
     // Both machines search the same descriptors: one set, synced by the first, unchanged by the second.
     assert_eq!(again["synced"]["upserted"], 0, "{again}");
 }
+
+/// A certificate authority and a server certificate it signs, made with the openssl
+/// command: EC keys (fast), the server's name `db.example` only, so that connecting to
+/// 127.0.0.1 passes the chain check and fails the name check.
+fn certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    for ca in ["ca", "other-ca"] {
+        let (key, pem, subj) = (format!("{ca}.key"), format!("{ca}.pem"), format!("/CN=lookalike test {ca}"));
+        openssl(&[&["req", "-x509"][..], &ec, &["-keyout", &key, "-out", &pem, "-days", "2", "-subj", &subj]].concat());
+    }
+    openssl(&[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=db.example"]].concat());
+    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:db.example\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+}
+
+#[test]
+fn postgres_over_tls_encrypts_and_checks_the_server_as_sslmode_says() {
+    let pg = Postgres::start_with_tls_support();
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    for (name, file) in [("server.pem", "server.pem"), ("server.key", "server.key")] {
+        pg.write_private(name, &std::fs::read(dir.path().join(file)).unwrap());
+    }
+    pg.psql("ALTER SYSTEM SET ssl = on");
+    pg.psql("ALTER SYSTEM SET ssl_cert_file = 'server.pem'");
+    pg.psql("ALTER SYSTEM SET ssl_key_file = 'server.key'");
+    // TCP connections must be encrypted from now on; psql (sslmode=prefer) encrypts.
+    std::fs::write(
+        pg.path().join("data/pg_hba.conf"),
+        "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+    )
+    .unwrap();
+    pg.psql("SELECT pg_reload_conf()");
+    pg.wait_for("SHOW ssl", "on");
+
+    let catalog = dir.path().join("catalog");
+    std::fs::create_dir(&catalog).unwrap();
+    let state = dir.path().join("state");
+    let ca = dir.path().join("ca.pem");
+    let other = dir.path().join("other-ca.pem");
+    let status = |query: &str| {
+        let url = format!("{}{query}", pg.url());
+        let out = at(&catalog, &state).args(["--backend", "postgres", "--postgres-url", &url, "db", "status"]).output();
+        let out = out.unwrap();
+        let all = text(&out);
+        assert!(!all.contains(PASSWORD), "the database password was printed: {all}");
+        (out.status.success(), all)
+    };
+    let file = |p: &Path| p.to_str().unwrap().replace('/', "%2F");
+    // Encrypted without a check (libpq's default, prefer; and require), and with the
+    // chain checked against the right authority (verify-ca).
+    for query in [String::new(), "?sslmode=require".into(), format!("?sslmode=verify-ca&sslrootcert={}", file(&ca))] {
+        let (ok, all) = status(&query);
+        assert!(ok && all.contains("encrypted, TLSv1."), "{query}: {all}");
+    }
+    let url = format!("{}?sslmode=require", pg.url());
+    let json = json(
+        &at(&catalog, &state)
+            .args(["--backend", "postgres", "--postgres-url", &url, "db", "status", "--json"])
+            .output()
+            .unwrap(),
+    );
+    assert!(json["tls"].as_str().unwrap().starts_with("TLSv1."), "{json}");
+    // The server refuses unencrypted connections, and says so.
+    let (ok, all) = status("?sslmode=disable");
+    assert!(!ok && all.contains("no encryption") && all.contains(&format!("127.0.0.1:{}", pg.port)), "{all}");
+    // verify-full: the certificate names db.example, not 127.0.0.1.
+    let (ok, all) = status(&format!("?sslmode=verify-full&sslrootcert={}", file(&ca)));
+    assert!(!ok && all.contains("not valid for name \"127.0.0.1\""), "{all}");
+    // Another authority: the chain check fails.
+    let (ok, all) = status(&format!("?sslmode=verify-ca&sslrootcert={}", file(&other)));
+    assert!(!ok && all.contains("UnknownIssuer"), "{all}");
+    // A root certificate file that is not there is named.
+    let (ok, all) = status("?sslmode=verify-full&sslrootcert=%2Fnonexistent%2Fca.pem");
+    assert!(!ok && all.contains("/nonexistent/ca.pem"), "{all}");
+}

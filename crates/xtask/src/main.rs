@@ -77,6 +77,10 @@ fn tmux(_: &Ctx) -> bool {
     succeeds(Command::new("tmux").arg("-V"))
 }
 
+fn openssl(_: &Ctx) -> bool {
+    succeeds(Command::new("openssl").arg("version"))
+}
+
 fn ssh(_: &Ctx) -> bool {
     Path::new("/usr/sbin/sshd").is_file() && succeeds(Command::new("ssh").arg("-V"))
 }
@@ -223,6 +227,18 @@ fn components() -> Vec<Component> {
                     && postgres_user_ok()
             },
             tests: &["postgres_"],
+        },
+        Component {
+            name: "OpenSSL's command (Debian's openssl), for test certificates",
+            apt: &["openssl"],
+            present: openssl,
+            tests: &["postgres_over_tls_"],
+        },
+        Component {
+            name: "PostgreSQL 15 with TLS (Debian's postgresql-15; the PyPI build has no TLS)",
+            apt: &["postgresql-15"],
+            present: |_| Path::new("/usr/lib/postgresql/15/bin/postgres").is_file() && postgres_user_ok(),
+            tests: &["postgres_over_tls_"],
         },
         Component {
             name: "Chromium and chromedriver (Debian's chromium, chromium-driver)",

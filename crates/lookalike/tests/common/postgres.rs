@@ -63,7 +63,26 @@ fn free_port() -> u16 {
 impl Postgres {
     /// A new cluster, started and accepting connections.
     pub fn start() -> Postgres {
-        let mut pg = Postgres { bin: bin(), port: free_port(), child: None, dir: server_dir() };
+        Postgres::start_with(bin())
+    }
+
+    /// A new cluster of Debian's PostgreSQL 15 (`LOOKALIKE_PG_TLS_BIN`, default
+    /// /usr/lib/postgresql/15/bin): built with TLS, which the PyPI build is not; without
+    /// pgvector, so for what needs no descriptors.
+    pub fn start_with_tls_support() -> Postgres {
+        let bin = std::env::var_os("LOOKALIKE_PG_TLS_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"));
+        assert!(
+            bin.join("postgres").is_file(),
+            "PostgreSQL with TLS is missing at {}: `cargo xtask test` installs it (apt-get install postgresql-15)",
+            bin.display()
+        );
+        Postgres::start_with(bin)
+    }
+
+    fn start_with(bin: PathBuf) -> Postgres {
+        let mut pg = Postgres { bin, port: free_port(), child: None, dir: server_dir() };
         pg.tool("initdb", &["-U", "lookalike", "--auth=trust", "-E", "UTF8", "--no-sync", "-D"]);
         pg.start_server();
         pg
@@ -146,7 +165,9 @@ impl Postgres {
     }
 
     fn try_psql(&self, sql: &str) -> Option<String> {
-        let out = Command::new(self.bin.join("psql"))
+        // Debian keeps psql apart from the server's programs.
+        let psql = [self.bin.join("psql"), PathBuf::from("/usr/bin/psql")].into_iter().find(|p| p.is_file());
+        let out = Command::new(psql?)
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "lookalike", "-d", "postgres"])
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
             // Servers that check passwords get the right one; the others ignore it.
@@ -169,6 +190,18 @@ impl Postgres {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Writes a file into the data folder that only the server's user may read (a TLS
+    /// key: the server refuses one that others can read).
+    pub fn write_private(&self, name: &str, bytes: &[u8]) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.data().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if let Some((uid, gid)) = server_user() {
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+        }
     }
 }
 
