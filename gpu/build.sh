@@ -51,16 +51,18 @@ for line in sys.stdin:
   esac
   strip -o "$out/$to" "$path"
 done
-# What gpu/check.sh needs, packed and split for the device tool's 64 MiB per call.
+# What gpu/check.sh needs, packed and split for the device tool's 64 MiB per call
+# (the repository travels in the same 64 MiB).
 pack="$CARGO_TARGET_DIR/gpu-pack"
 rm -rf "$pack" "$out/parts" && mkdir -p "$pack/fashion-mnist" "$out/parts"
 cp -r "$out" "$pack/bin" && rm -rf "$pack/bin/parts"
 cp "${LOOKALIKE_WEIGHTS:-weights/resnet50.safetensors}" "$pack/resnet50.safetensors"
 cp /usr/share/datasets/fashion-mnist/t10k-*.gz "$pack/fashion-mnist/"
 echo "$PWD" > "$pack/built-at"
-tar -cz -C "$pack" . | split -b 60M -d -a 1 - "$pack/pack.tar.gz."
+rm -rf "$pack.parts" && mkdir -p "$pack.parts"
+tar -cz -C "$pack" . | split -b 56M -d -a 1 - "$pack.parts/pack.tar.gz."
 i=1
-for part in "$pack"/pack.tar.gz.*; do
+for part in "$pack.parts"/pack.tar.gz.*; do
   mkdir -p "$out/parts/$i" && mv "$part" "$out/parts/$i/"
   i=$((i + 1))
 done

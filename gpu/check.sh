@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA checks and figures, on a GPU machine (README, GPU). The machines here have
 # CUDA 13.0, PyTorch and no Rust or network, so gpu/build.sh makes everything this needs
-# on a machine without a GPU and splits it into parts of at most 60 MB (the device tool
+# on a machine without a GPU and splits it into parts of 56 MiB (the device tool
 # carries 64 MiB per call). Each call carries one part and stores it; the last runs this:
 #
 #   device run, carry gpu/out/parts/1:  gpu/check.sh --store 1
@@ -33,8 +33,8 @@ mkdir -p weights && ln -sfn "$keep/resnet50.safetensors" weights/resnet50.safete
 export LOOKALIKE_WEIGHTS="$PWD/weights/resnet50.safetensors"
 # The demo catalog's source, as Debian's dataset-fashion-mnist installs it.
 mkdir -p /usr/share/datasets/fashion-mnist && cp "$keep"/fashion-mnist/*.gz /usr/share/datasets/fashion-mnist/
-# cuBLAS, cuRAND and NVRTC of CUDA 13 come with the image's PyTorch (pip wheels).
-for lib in libcublas.so.13 libcurand.so.10 libnvrtc.so.13; do
+# The CUDA 13 runtime, cuBLAS, cuRAND and NVRTC come with the image's PyTorch (pip wheels).
+for lib in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libcurand.so.10 libnvrtc.so.13; do
   dir="$(dirname "$(python3 - "$lib" <<'PY'
 import glob, site, sys
 for root in site.getsitepackages():

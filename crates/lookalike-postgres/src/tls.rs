@@ -114,14 +114,13 @@ fn percent_decode(text: &str) -> String {
 /// A `sslmode` of `disable` still makes no TLS connection: tokio-postgres decides that.
 pub fn connector(verify: Verify, root_cert: Option<&str>) -> Result<MakeRustlsConnect, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier: Arc<dyn ServerCertVerifier> = match verify {
-        Verify::Nothing => Arc::new(EncryptOnly(provider.clone())),
-        Verify::Chain | Verify::Full if root_cert == Some("system") => {
-            let system = rustls_platform_verifier::Verifier::new(provider.clone())
-                .map_err(|e| format!("cannot read the system's trusted roots: {e}"))?;
-            chain_or_full(verify, Arc::new(system))
-        }
-        Verify::Chain | Verify::Full => {
+    let chain: Option<Arc<dyn ServerCertVerifier>> = match verify {
+        Verify::Nothing => None,
+        _ if root_cert == Some("system") => Some(Arc::new(
+            rustls_platform_verifier::Verifier::new(provider.clone())
+                .map_err(|e| format!("cannot read the system's trusted roots: {e}"))?,
+        )),
+        _ => {
             let path =
                 root_cert.map(PathBuf::from).or_else(|| dirs::home_dir().map(|h| h.join(".postgresql/root.crt")));
             let path = path.ok_or("no sslrootcert given and no home folder for ~/.postgresql/root.crt")?;
@@ -133,73 +132,34 @@ pub fn connector(verify: Verify, root_cert: Option<&str>) -> Result<MakeRustlsCo
             if added == 0 {
                 return Err(format!("sslrootcert {}: no certificate in it", path.display()));
             }
-            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .map_err(|e| format!("sslrootcert {}: {e}", path.display()))?;
-            chain_or_full(verify, webpki)
+            Some(
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| format!("sslrootcert {}: {e}", path.display()))?,
+            )
         }
     };
+    let verifier = Checks { chain, names: verify == Verify::Full, provider: provider.clone() };
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("cannot set up TLS: {e}"))?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
+        .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))
 }
 
-fn chain_or_full(verify: Verify, verifier: Arc<dyn ServerCertVerifier>) -> Arc<dyn ServerCertVerifier> {
-    match verify {
-        Verify::Chain => Arc::new(ChainOnly(verifier)),
-        _ => verifier,
-    }
+/// What `sslmode` asks of the server's certificate. The handshake's signatures are
+/// always checked (the session is encrypted to whoever holds the certificate's key);
+/// the certificate's chain only with `chain`, and the name it is for only with `names`.
+#[derive(Debug)]
+struct Checks {
+    chain: Option<Arc<dyn ServerCertVerifier>>,
+    names: bool,
+    provider: Arc<CryptoProvider>,
 }
 
-/// `prefer` and `require`: the handshake's signatures are checked (so the session is
-/// encrypted to whoever holds the certificate's key), the certificate itself is not.
-#[derive(Debug)]
-struct EncryptOnly(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for EncryptOnly {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// `verify-ca`: the full check, less the host name.
-#[derive(Debug)]
-struct ChainOnly(Arc<dyn ServerCertVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for Checks {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -208,10 +168,11 @@ impl ServerCertVerifier for ChainOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+        let Some(chain) = &self.chain else { return Ok(ServerCertVerified::assertion()) };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
+            )) if !self.names => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }
@@ -222,7 +183,7 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -231,11 +192,11 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 
