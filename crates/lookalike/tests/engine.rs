@@ -72,6 +72,10 @@ fn stored_rows_are_finite_and_unit_norm_per_part() {
     let ix = indexed();
     let store = lookalike_core::store::Store::open(&ix.state.join("store.lks")).unwrap();
     assert_eq!(store.len(), SUBSET);
+    // The header records the kind of device the model ran on (`auto`: the GPU in a CUDA
+    // build on a GPU machine, else the CPU).
+    let want = if cfg!(feature = "cuda") { "cuda" } else { "cpu" };
+    assert_eq!(store.embedded_on(), [want]);
     use lookalike_core::model::{FEATURE_DIMS, LAYER4_DIMS, ROW_DIMS};
     assert_eq!(store.dims(), ROW_DIMS);
     for i in 0..store.len() {
