@@ -13,9 +13,10 @@ use crate::engine::Engine;
 use crate::error::{Error, IoContext, Result};
 use crate::index::device::DeviceExact;
 use crate::index::exact::{exact_top_k, Exact};
-use crate::index::forest::{self, Cost, Delta, Forest, Truth};
+use crate::index::forest::{self, Cost, Delta, Forest, TreeFiles, Truth};
 use crate::index::{Request, Rows};
 use crate::model::{self, Embedder, Opened, ResNetEmbedder};
+use crate::near;
 use crate::runtime::peak_rss_mib;
 use crate::service::Snapshot;
 use crate::store::{self, Entry, Identity, Store};
@@ -272,6 +273,40 @@ pub struct AnnoyBench {
     pub search: Vec<AnnoyFigure>,
     /// With `--delta`: what adding and removing photos after the build cost.
     pub delta: Option<DeltaFigure>,
+    /// With `--neighbours`: the nearest-neighbour lists `dupes` draws candidates from.
+    pub neighbours: Option<NeighboursFigure>,
+}
+
+/// Every item's [`near::CANDIDATES`] nearest items, both ways `dupes` can list them.
+#[derive(Debug, Serialize)]
+pub struct NeighboursFigure {
+    pub k: usize,
+    pub trees_s: f64,
+    /// The matrix product, measured up to [`PRODUCT_MEASURED_UP_TO`] items.
+    pub product_s: Option<f64>,
+    /// The share of the product's (exact) pairs that the trees' lists hold.
+    pub trees_hold: Option<f64>,
+}
+
+/// Above this many items the matrix product is not timed (it grows with the square).
+pub const PRODUCT_MEASURED_UP_TO: usize = 200_000;
+
+fn neighbours_figure(vectors: &[f32], dims: usize) -> Result<NeighboursFigure> {
+    let k = near::CANDIDATES;
+    let pairs = |lists: Vec<Vec<crate::index::Scored>>| -> std::collections::HashSet<(usize, usize)> {
+        lists.into_iter().enumerate().flat_map(|(i, l)| l.into_iter().map(move |s| (i.min(s.row), i.max(s.row)))).collect()
+    };
+    let started = Instant::now();
+    let by_trees = pairs(near::neighbours_by_trees(vectors, dims, k)?);
+    let trees_s = started.elapsed().as_secs_f64();
+    let (mut product_s, mut trees_hold) = (None, None);
+    if vectors.len() / dims <= PRODUCT_MEASURED_UP_TO {
+        let started = Instant::now();
+        let exact = pairs(near::neighbours_by_product(vectors, dims, k)?);
+        product_s = Some(started.elapsed().as_secs_f64());
+        trees_hold = Some(exact.iter().filter(|p| by_trees.contains(p)).count() as f64 / exact.len().max(1) as f64);
+    }
+    Ok(NeighboursFigure { k, trees_s, product_s, trees_hold })
 }
 
 /// Photos added and removed after the trees were built (the figures of `search` are
@@ -331,7 +366,8 @@ pub fn clustered(items: usize, dims: usize, seed: u64) -> Vec<f32> {
 /// when given), then measures recall@10 against exact search and queries/s at each
 /// `search_ks` (none: the probe's [`forest::ladder`]), with `queries` stored items as queries (each one's own item left out).
 /// With `delta` > 0 the trees are built without the last `delta` vectors, then those are
-/// added and `delta` others removed, and everything is measured on the result.
+/// added and `delta` others removed, and everything is measured on the result. With
+/// `neighbours`, also the nearest-neighbour lists of `dupes` both ways.
 pub fn annoy(
     input: AnnoyInput,
     config: &IndexConfig,
@@ -339,10 +375,11 @@ pub fn annoy(
     queries: usize,
     delta: usize,
     out: Option<&Path>,
+    neighbours: bool,
 ) -> Result<AnnoyBench> {
     let scratch = tempfile::tempdir().map_err(|e| Error::io("cannot create", &std::env::temp_dir(), e))?;
     let path: PathBuf = out.map_or_else(|| scratch.path().join("bench.ann"), Path::to_path_buf);
-    let proj = PathBuf::from(format!("{}.proj", path.display()));
+    let files = TreeFiles::beside(&path);
     let mut made = Vec::new();
     let (space, raw, dims) = match input {
         AnnoyInput::Synthetic { items, dims } => {
@@ -375,10 +412,10 @@ pub fn annoy(
     }
     let base = items - delta;
     let started = Instant::now();
-    let sidecar = forest::build_trees(&vectors[..base * dims], dims, config, 0, &path, &proj)?;
+    let (sidecar, rows) = forest::build_trees(&vectors[..base * dims], dims, config, 0, &files)?;
     let build_s = started.elapsed().as_secs_f64();
     let peak_rss_mib = peak_rss_mib();
-    let mut trees = Forest::open_at(&path, &proj, &sidecar)?;
+    let mut trees = Forest::open_at(&files, &sidecar)?;
     let (current, delta) = match delta {
         0 => (std::borrow::Cow::Borrowed(vectors), None),
         _ => {
@@ -386,7 +423,7 @@ pub fn annoy(
             let removed: std::collections::HashSet<usize> = (0..delta).map(|i| i * base / delta).collect();
             let kept = || (0..items).filter(|r| !removed.contains(r));
             let current: Vec<f32> = kept().flat_map(|r| &vectors[r * dims..(r + 1) * dims]).copied().collect();
-            let keys: Vec<u64> = (0..base).map(|i| forest::key(&i.to_string(), "")).collect();
+            let keys: Vec<u64> = rows.iter().map(|r| forest::key(&r.to_string(), "")).collect();
             let started = Instant::now();
             let map = Delta::of(&keys, kept().map(|r| forest::key(&r.to_string(), "")));
             let apply_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -413,6 +450,7 @@ pub fn annoy(
             }
         })
         .collect();
+    let neighbours = if neighbours { Some(neighbours_figure(vectors, dims)?) } else { None };
     Ok(AnnoyBench {
         items: vectors.len() / dims,
         dims,
@@ -426,6 +464,7 @@ pub fn annoy(
         exact_queries_per_s: 1000.0 / truth.exact_ms().max(1e-9),
         search,
         delta,
+        neighbours,
     })
 }
 

@@ -18,7 +18,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::index::device::DeviceExact;
 use crate::index::exact::{dot, Exact};
-use crate::index::forest::{self, Delta, Forest, ForestIndex};
+use crate::index::forest::{self, Forest, ForestIndex};
 use crate::index::{Request, Rows, Scored, VectorIndex};
 use crate::model::{self, Opened};
 use crate::steer::{self, ColourMode, Crop, Feedback, FeedbackWeights, Steering};
@@ -455,10 +455,7 @@ fn open_forest(engine: &Engine, store: &Store, space: &Space, mode: SearchMode) 
         None => {
             let _lock = state.lock()?;
             match forest::build_for(state, store, space, config)? {
-                Some(sidecar) => {
-                    let delta = Delta::none(sidecar.file.items);
-                    (sidecar, delta)
-                }
+                Some(built) => built,
                 None => return Ok(None),
             }
         }

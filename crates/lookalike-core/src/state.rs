@@ -14,13 +14,14 @@ const ANNOY_SIDECAR: &str = "index.ann.json";
 const ANNOY_PATHS: &str = "index.ann.paths";
 const ANNOY_PROJECTION: &str = "index.ann.proj";
 const ANNOY_KEYS: &str = "index.ann.keys";
+const ANNOY_ROWS: &str = "index.ann.rows";
 const NEAR_DUPES: &str = "near-dupes.json";
 const REVIEW: &str = "review.json";
 const LOCK: &str = "lock";
 /// What `lookalike publish` uploads: everything a search reads (not the journal of an
 /// unfinished run, not the lock, not the review's decisions). The store comes first.
-pub const PUBLISHED: [&str; 8] =
-    [STORE, DESCRIPTORS, ANNOY, ANNOY_PROJECTION, ANNOY_KEYS, ANNOY_SIDECAR, ANNOY_PATHS, NEAR_DUPES];
+pub const PUBLISHED: [&str; 9] =
+    [STORE, DESCRIPTORS, ANNOY, ANNOY_PROJECTION, ANNOY_KEYS, ANNOY_ROWS, ANNOY_SIDECAR, ANNOY_PATHS, NEAR_DUPES];
 /// Prefixes of the temp files of atomic writes (store, Annoy index, small files).
 const TEMP_PREFIXES: [&str; 3] = [".store-", ".index-", files::TEMP_PREFIX];
 
@@ -80,6 +81,11 @@ impl StateDir {
     /// or removed since they were built are told apart.
     pub fn annoy_keys(&self) -> PathBuf {
         self.dir.join(ANNOY_KEYS)
+    }
+
+    /// The store row of each Annoy item when the trees were built.
+    pub fn annoy_rows(&self) -> PathBuf {
+        self.dir.join(ANNOY_ROWS)
     }
 
     /// For users of the Annoy file outside lookalike: line i is the catalog path of item i.

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use lookalike_core::config::IndexConfig;
 use lookalike_core::index::annoy::{self, Annoy};
-use lookalike_core::index::forest::{self, Forest, Truth};
+use lookalike_core::index::forest::{self, Forest, TreeFiles, Truth};
 
 const DIMS: usize = 64;
 const ITEMS: usize = 3000;
@@ -144,11 +144,11 @@ fn default_trees_reach_the_recall_goal_on_100k_clustered_descriptors_and_python_
     let config = IndexConfig::default();
     let vecs = lookalike_core::bench::clustered(items, dims, 1);
     let dir = tempfile::tempdir().unwrap();
-    let (ann, proj) = (dir.path().join("d.ann"), dir.path().join("d.ann.proj"));
-    let sidecar = forest::build(&vecs, dims, &config, 0, &ann, &proj).unwrap();
+    let files = TreeFiles::beside(&dir.path().join("d.ann"));
+    let (sidecar, rows) = forest::build(&vecs, dims, &config, 0, &files).unwrap();
     assert_eq!((sidecar.file.dims, sidecar.descriptor_dims), (config.project_dims, dims));
     // At the search_k the build's probe chose, which searches use.
-    let trees = Forest::open_at(&ann, &proj, &sidecar).unwrap();
+    let trees = Forest::open_at(&files, &sidecar).unwrap();
     let cost = Truth::of(&vecs, dims, 300).cost(&vecs, dims, &trees);
     eprintln!("defaults on {items} x {dims}: {cost:?} (probe at build: {:?})", sidecar.cost);
     assert!(cost.recall_at_10 >= 0.99, "recall@10 {}", cost.recall_at_10);
@@ -156,9 +156,11 @@ fn default_trees_reach_the_recall_goal_on_100k_clustered_descriptors_and_python_
     // The file is a plain Annoy index of the projected vectors, which Python's annoy loads
     // with the dimensions the sidecar records; each item is its own nearest neighbour.
     // The projection file is as the README describes it: the mean, then the
-    // descriptor_dims x dims basis; projecting item 7's descriptor gives its stored vector.
+    // descriptor_dims x dims basis; projecting item 7's descriptor (row rows[7], as
+    // index.ann.rows records it) gives its stored vector.
     let item = dir.path().join("item7.json");
-    std::fs::write(&item, serde_json::to_vec(&vecs[7 * dims..8 * dims]).unwrap()).unwrap();
+    let row = rows[7] as usize;
+    std::fs::write(&item, serde_json::to_vec(&vecs[row * dims..(row + 1) * dims]).unwrap()).unwrap();
     let found = python(
         "import sys, json, struct, math
 from annoy import AnnoyIndex
@@ -173,7 +175,7 @@ norm = math.sqrt(sum(x * x for x in p))
 print(json.dumps({'items': u.get_n_items(), 'trees': u.get_n_trees(), 'floats': len(floats),
   'gap': max(abs(a / norm - b) for a, b in zip(p, u.get_item_vector(7))),
   'first': [u.get_nns_by_item(i, 1)[0] for i in range(0, 100000, 9973)]}))",
-        &[&ann, Path::new(&sidecar.file.dims.to_string()), Path::new(&dims.to_string()), &item],
+        &[&files.ann, Path::new(&sidecar.file.dims.to_string()), Path::new(&dims.to_string()), &item],
     );
     assert_eq!(found["items"], items);
     assert_eq!(found["trees"], config.n_trees);

@@ -361,6 +361,10 @@ pub struct BenchAnnoyArgs {
     /// Keep the built index at this path
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Also time every item's 12 nearest items (what `dupes` draws candidates from) with
+    /// trees and by matrix product (the latter up to 200,000 items)
+    #[arg(long)]
+    neighbours: bool,
     #[arg(long)]
     json: bool,
 }
@@ -897,8 +901,19 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Completions { .. } | Command::Man => unreachable!("handled before the configuration"),
         Command::BenchAnnoy(args) => {
-            let BenchAnnoyArgs { search_k, queries, vectors, synthetic, dims, trees, project_dims, delta, out, json } =
-                &args;
+            let BenchAnnoyArgs {
+                search_k,
+                queries,
+                vectors,
+                synthetic,
+                dims,
+                trees,
+                project_dims,
+                delta,
+                out,
+                neighbours,
+                json,
+            } = &args;
             let engine;
             let input = match (vectors, synthetic) {
                 (Some(path), _) => bench::AnnoyInput::File { path, dims: *dims },
@@ -911,7 +926,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let mut index = config.index;
             index.n_trees = trees.unwrap_or(index.n_trees);
             index.project_dims = project_dims.unwrap_or(index.project_dims);
-            let r = bench::annoy(input, &index, search_k, *queries, *delta, out.as_deref())?;
+            let r = bench::annoy(input, &index, search_k, *queries, *delta, out.as_deref(), *neighbours)?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -947,6 +962,15 @@ pub fn run(cli: Cli) -> Result<()> {
                     forest::SPEEDUP,
                     forest::MIN_RECALL
                 );
+                if let Some(n) = &r.neighbours {
+                    let product = match (n.product_s, n.trees_hold) {
+                        (Some(s), Some(hold)) => {
+                            format!("{s:.1} s by matrix product; the trees' lists hold {:.4} of its pairs", hold)
+                        }
+                        _ => format!("matrix product not timed above {} items", bench::PRODUCT_MEASURED_UP_TO),
+                    };
+                    println!("neighbours ({} per item, for dupes): {:.1} s with trees, {product}", n.k, n.trees_s);
+                }
             }
         }
     }

@@ -6,11 +6,14 @@
 //! `index.ann` stays a plain spotify/annoy file (of the projected vectors);
 //! `index.ann.proj` holds the projection (little-endian f32: the mean, then the
 //! `dims x tree_dims` basis, row-major); `index.ann.keys` the identity of each item
-//! (little-endian u64, [`key`]); `index.ann.json` records all three and the cost. Photos
+//! (little-endian u64, [`key`]); `index.ann.rows` the store row of each item when the
+//! trees were built (little-endian u32: items are numbered by the trees' leaves, so that
+//! neighbours sit side by side in the file); `index.ann.json` records them all and the
+//! cost. Photos
 //! added or removed since the build are a [`Delta`] beside the trees until it grows past
 //! [`DELTA_SHARE`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -89,6 +92,10 @@ pub struct Sidecar {
     pub fit_id: String,
     /// CRC-32 of `index.ann.keys`, one [`key`] per item.
     pub keys_crc: u32,
+    /// CRC-32 of `index.ann.rows`, the row of each item when the trees were built; none
+    /// in sidecars from before items were numbered by leaves, where item i is row i.
+    #[serde(default)]
+    pub rows_crc: Option<u32>,
     /// The store the trees were built for: while it is the same, its rows are the items
     /// and the keys need not be read and matched.
     pub store: Fingerprint,
@@ -103,6 +110,44 @@ pub struct Sidecar {
 fn modified_ns(path: &Path) -> i64 {
     let since = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).ok();
     std::fs::metadata(path).ok().and_then(|m| m.modified().ok()).and_then(since).map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// The files of one set of trees: the Annoy file, the projection and the item rows.
+pub struct TreeFiles {
+    pub ann: PathBuf,
+    pub proj: PathBuf,
+    pub rows: PathBuf,
+}
+
+impl TreeFiles {
+    pub fn of(state: &StateDir) -> TreeFiles {
+        TreeFiles { ann: state.annoy(), proj: state.annoy_projection(), rows: state.annoy_rows() }
+    }
+
+    /// `ann` with `ann.proj` and `ann.rows` beside it, as in a state folder.
+    pub fn beside(ann: &Path) -> TreeFiles {
+        let with = |suffix: &str| PathBuf::from(format!("{}.{suffix}", ann.display()));
+        TreeFiles { ann: ann.to_path_buf(), proj: with("proj"), rows: with("rows") }
+    }
+}
+
+/// The row of each item as the trees were built ([`Delta::built`]), checked against the
+/// sidecar.
+fn read_rows(path: &Path, sidecar: &Sidecar) -> Result<Delta> {
+    let items = sidecar.file.items;
+    let Some(crc) = sidecar.rows_crc else { return Ok(Delta::none(items)) };
+    let bytes = std::fs::read(path).at("cannot read", path)?;
+    if bytes.len() != 4 * items {
+        return Err(Error::damaged(path, format!("{} bytes, {items} items take {}", bytes.len(), 4 * items)));
+    }
+    if crc32fast::hash(&bytes) != crc {
+        return Err(Error::damaged(path, "its checksum differs from the one in index.ann.json"));
+    }
+    let rows: Vec<u32> = bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    if rows.iter().any(|&r| r as usize >= items) {
+        return Err(Error::damaged(path, format!("a row past the {items} items")));
+    }
+    Ok(Delta::built(rows))
 }
 
 /// A photo's identity in the trees: its catalog path and content hash.
@@ -125,9 +170,14 @@ pub struct Delta {
 const MASKED: u32 = u32::MAX;
 
 impl Delta {
-    /// Items are rows, none added or masked: trees just built.
+    /// Items are rows, none added or masked.
     pub fn none(items: usize) -> Delta {
-        Delta { rows: (0..items as u32).collect(), added: Vec::new(), masked: 0 }
+        Self::built((0..items as u32).collect())
+    }
+
+    /// Item i is row `rows[i]`, none added or masked: the store the trees were built for.
+    pub fn built(rows: Vec<u32>) -> Delta {
+        Delta { rows, added: Vec::new(), masked: 0 }
     }
 
     /// Matches the trees' item keys with the store's rows, given in row order.
@@ -225,25 +275,28 @@ impl Forest {
     /// Opens the state folder's trees as its sidecar describes them, for the store's rows
     /// as `delta` maps them.
     pub fn open(state: &StateDir, sidecar: &Sidecar, delta: Delta) -> Result<Forest> {
-        let forest = Self::open_at(&state.annoy(), &state.annoy_projection(), sidecar)?;
-        Ok(forest.with_delta(delta))
+        Self::open_with(&TreeFiles::of(state), sidecar, delta)
     }
 
     pub fn with_delta(self, delta: Delta) -> Forest {
         Forest { delta, ..self }
     }
 
-    /// Opens trees kept outside a state folder (`bench-annoy --out`).
-    /// Searches go with the `search_k` the build's probe chose.
-    pub fn open_at(ann: &Path, proj: &Path, sidecar: &Sidecar) -> Result<Forest> {
+    /// Opens trees kept outside a state folder (`bench-annoy --out`) for the rows they
+    /// were built over. Searches go with the `search_k` the build's probe chose.
+    pub fn open_at(files: &TreeFiles, sidecar: &Sidecar) -> Result<Forest> {
+        Self::open_with(files, sidecar, read_rows(&files.rows, sidecar)?)
+    }
+
+    fn open_with(files: &TreeFiles, sidecar: &Sidecar, delta: Delta) -> Result<Forest> {
         let tree_dims = sidecar.file.dims;
         let projection = match sidecar.projection_crc {
-            Some(crc) => Some(open_projection(proj, sidecar.descriptor_dims, tree_dims, crc)?),
+            Some(crc) => Some(open_projection(&files.proj, sidecar.descriptor_dims, tree_dims, crc)?),
             None => None,
         };
-        let annoy = Annoy::open(ann, tree_dims, sidecar.file.items)?;
+        let annoy = Annoy::open(&files.ann, tree_dims, sidecar.file.items)?;
         let search_k = sidecar.cost.search_k;
-        Ok(Forest { annoy, projection, search_k, delta: Delta::none(sidecar.file.items) })
+        Ok(Forest { annoy, projection, search_k, delta })
     }
 
     pub fn set_search_k(&mut self, search_k: usize) {
@@ -337,20 +390,19 @@ fn ms_per(started: Instant, count: usize) -> f64 {
     started.elapsed().as_secs_f64() * 1000.0 / count.max(1) as f64
 }
 
-/// Builds the trees over `vectors` (projected when `config` says so) into `ann` and
-/// `proj`, and measures their cost; the caller writes the sidecar.
+/// Builds the trees over `vectors` (projected when `config` says so) into `files`, and
+/// measures their cost; the caller writes the sidecar. Also returns the row of each item.
 pub fn build(
     vectors: &[f32],
     dims: usize,
     config: &IndexConfig,
     source_crc: u32,
-    ann: &Path,
-    proj: &Path,
-) -> Result<Sidecar> {
-    let mut sidecar = build_trees(vectors, dims, config, source_crc, ann, proj)?;
-    let mut forest = Forest::open_at(ann, proj, &sidecar)?;
+    files: &TreeFiles,
+) -> Result<(Sidecar, Vec<u32>)> {
+    let (mut sidecar, rows) = build_trees(vectors, dims, config, source_crc, files)?;
+    let mut forest = Forest::open_with(files, &sidecar, Delta::built(rows.clone()))?;
     sidecar.cost = probe(vectors, dims, &mut forest, config.search_k);
-    Ok(sidecar)
+    Ok((sidecar, rows))
 }
 
 /// The search_k values the probe tries: `from`, 2 `from`, 4 `from`, ... ([`LADDER`] doublings).
@@ -374,33 +426,38 @@ pub fn probe(vectors: &[f32], dims: usize, forest: &mut Forest, from: usize) -> 
     Cost { search_k_from: from, ..cost }
 }
 
-/// The projection and the trees, without the cost (left at zero).
+/// The projection, the trees and the rows of their items, without the cost (left at zero).
 pub fn build_trees(
     vectors: &[f32],
     dims: usize,
     config: &IndexConfig,
     source_crc: u32,
-    ann: &Path,
-    proj: &Path,
-) -> Result<Sidecar> {
+    out: &TreeFiles,
+) -> Result<(Sidecar, Vec<u32>)> {
     let items = vectors.len() / dims.max(1);
     let tree_dims = tree_dims(config, dims, items);
     let projection = if tree_dims < dims { Some(fit_projection(vectors, dims, tree_dims)?) } else { None };
-    let file = match &projection {
-        Some(p) => annoy::build(&project_all(p, vectors)?, tree_dims, config.n_trees, DEFAULT_SEED, source_crc, ann)?,
-        None => annoy::build(vectors, dims, config.n_trees, DEFAULT_SEED, source_crc, ann)?,
+    let (n_trees, ann) = (config.n_trees, &out.ann);
+    let (file, rows) = match &projection {
+        Some(p) => annoy::build_in_leaf_order(&project_all(p, vectors)?, tree_dims, n_trees, DEFAULT_SEED, source_crc, ann)?,
+        None => annoy::build_in_leaf_order(vectors, dims, n_trees, DEFAULT_SEED, source_crc, ann)?,
     };
     let projection_crc = match &projection {
-        Some(p) => Some(save_projection(p, proj)?),
+        Some(p) => Some(save_projection(p, &out.proj)?),
         None => {
-            files::remove_if_present(proj)?;
+            files::remove_if_present(&out.proj)?;
             None
         }
     };
+    let row_bytes: Vec<u8> = rows.iter().flat_map(|r| r.to_le_bytes()).collect();
+    files::write_atomic(&out.rows, &row_bytes)?;
+    let rows_crc = Some(crc32fast::hash(&row_bytes));
     // The store's keys and transform are `build_for`'s to record.
     let (fit_id, keys_crc, store, written_ns) = (String::new(), 0, Fingerprint::default(), 0);
     let cost = Cost::default();
-    Ok(Sidecar { file, descriptor_dims: dims, projection_crc, fit_id, keys_crc, store, written_ns, cost })
+    let sidecar =
+        Sidecar { file, descriptor_dims: dims, projection_crc, fit_id, keys_crc, rows_crc, store, written_ns, cost };
+    Ok((sidecar, rows))
 }
 
 /// The state folder's trees when they can serve `store` as it is now: built with these
@@ -423,8 +480,8 @@ pub fn current(state: &StateDir, store: &Store, space: &Space, config: &IndexCon
         return None;
     }
     if sidecar.store == Fingerprint::of(store) {
-        let items = sidecar.file.items;
-        return Some((sidecar, Delta::none(items)));
+        let delta = read_rows(&state.annoy_rows(), &sidecar).ok()?;
+        return Some((sidecar, delta));
     }
     let keys = std::fs::read(state.annoy_keys()).ok()?;
     if keys.len() != 8 * f.items || crc32fast::hash(&keys) != sidecar.keys_crc {
@@ -437,27 +494,32 @@ pub fn current(state: &StateDir, store: &Store, space: &Space, config: &IndexCon
 
 /// Builds the state folder's trees over `space`, the descriptors of `store`; the caller
 /// holds the state lock. The sidecar goes last, so a crash never leaves stale trees that
-/// look current. None for an empty store.
-pub fn build_for(state: &StateDir, store: &Store, space: &Space, config: &IndexConfig) -> Result<Option<Sidecar>> {
+/// look current. None for an empty store; else the sidecar and how items map to rows.
+pub fn build_for(
+    state: &StateDir,
+    store: &Store,
+    space: &Space,
+    config: &IndexConfig,
+) -> Result<Option<(Sidecar, Delta)>> {
     let sidecar_path = state.annoy_sidecar();
     files::remove_if_present(&sidecar_path)?;
     if space.is_empty() {
-        for path in [state.annoy_projection(), state.annoy_keys(), state.annoy()] {
+        for path in [state.annoy_projection(), state.annoy_keys(), state.annoy_rows(), state.annoy()] {
             files::remove_if_present(&path)?;
         }
         return Ok(None);
     }
-    let mut sidecar =
-        build(space.vectors(), space.dims(), config, space.crc(), &state.annoy(), &state.annoy_projection())?;
-    let keys: Vec<u8> = store.entries().iter().flat_map(|e| key(&e.path, &e.hash).to_le_bytes()).collect();
+    let (mut sidecar, rows) = build(space.vectors(), space.dims(), config, space.crc(), &TreeFiles::of(state))?;
+    let entries: Vec<_> = rows.iter().map(|&row| &store.entries()[row as usize]).collect();
+    let keys: Vec<u8> = entries.iter().flat_map(|e| key(&e.path, &e.hash).to_le_bytes()).collect();
     files::write_atomic(&state.annoy_keys(), &keys)?;
-    let paths: String = store.entries().iter().map(|e| format!("{}\n", e.path)).collect();
+    let paths: String = entries.iter().map(|e| format!("{}\n", e.path)).collect();
     files::write_atomic(&state.annoy_paths(), paths.as_bytes())?;
     (sidecar.fit_id, sidecar.keys_crc) = (space.fit_id(), crc32fast::hash(&keys));
     sidecar.store = Fingerprint::of(store);
     sidecar.written_ns = modified_ns(&state.annoy());
     files::write_atomic(&sidecar_path, &crate::store::json_pretty(&sidecar))?;
-    Ok(Some(sidecar))
+    Ok(Some((sidecar, Delta::built(rows))))
 }
 
 /// The trees' candidates re-ranked exactly; exact search answers instead when a filter
@@ -525,63 +587,82 @@ mod tests {
     struct Fixture {
         _dir: tempfile::TempDir,
         vectors: Vec<f32>,
-        ann: std::path::PathBuf,
-        proj: std::path::PathBuf,
+        files: TreeFiles,
         sidecar: Sidecar,
+        rows: Vec<u32>,
     }
 
     fn built(n: usize, dims: usize, config: &IndexConfig) -> Fixture {
         let vectors = clustered(n, dims);
         let dir = tempfile::tempdir().unwrap();
-        let (ann, proj) = (dir.path().join("i.ann"), dir.path().join("i.ann.proj"));
-        let sidecar = build(&vectors, dims, config, 7, &ann, &proj).unwrap();
-        Fixture { _dir: dir, vectors, ann, proj, sidecar }
+        let files = TreeFiles::beside(&dir.path().join("i.ann"));
+        let (sidecar, rows) = build(&vectors, dims, config, 7, &files).unwrap();
+        Fixture { _dir: dir, vectors, files, sidecar, rows }
     }
 
     #[test]
     fn projected_trees_find_what_exact_search_finds_and_record_their_cost() {
         let (n, dims) = (3000, 64);
         let config = IndexConfig { project_dims: 16, n_trees: 8, search_k: 2000, ..IndexConfig::default() };
-        let Fixture { _dir, vectors, ann, proj, sidecar } = built(n, dims, &config);
+        let Fixture { _dir, vectors, files, sidecar, rows } = built(n, dims, &config);
         assert_eq!((sidecar.file.dims, sidecar.descriptor_dims, sidecar.file.items), (16, 64, n));
-        assert!(sidecar.projection_crc.is_some() && proj.is_file());
+        assert!(sidecar.projection_crc.is_some() && files.proj.is_file());
         assert_eq!((sidecar.cost.queries, sidecar.cost.search_k_from), (PROBES, 2000));
         assert!(sidecar.cost.search_k >= 2000 && sidecar.cost.search_k <= 2000 << LADDER);
         assert!(sidecar.cost.recall_at_10 >= 0.9, "{:?}", sidecar.cost);
         assert!(sidecar.cost.exact_ms > 0.0 && sidecar.cost.forest_ms > 0.0);
 
         // The projection as stored equals the one the trees were built with.
-        let projection = open_projection(&proj, dims, 16, sidecar.projection_crc.unwrap()).unwrap();
+        let projection = open_projection(&files.proj, dims, 16, sidecar.projection_crc.unwrap()).unwrap();
         let (bulk, each) = (project_all(&projection, &vectors).unwrap(), project_each(&projection, &vectors));
         assert!(bulk.iter().zip(&each).all(|(a, b)| (a - b).abs() < 1e-4));
 
+        // Items are numbered by the leaves, each row once; item i of the file is row rows[i].
+        let mut sorted = rows.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..n as u32).collect::<Vec<_>>());
+        assert_ne!(rows, sorted, "numbered by leaves, not by rows");
+        let annoy = Annoy::open(&files.ann, 16, n).unwrap();
+        for item in [0, 1234, n - 1] {
+            let row = rows[item] as usize;
+            let projected = projection.apply_one(&vectors[row * dims..(row + 1) * dims]);
+            assert_eq!(annoy.candidates(&projected, 1, 100), vec![item]);
+        }
+        // Reopened, the trees map items to the same rows; a damaged rows file is refused.
+        assert_eq!(Forest::open_at(&files, &sidecar).unwrap().delta, Delta::built(rows.clone()));
+        let good = std::fs::read(&files.rows).unwrap();
+        std::fs::write(&files.rows, &good[..good.len() - 4]).unwrap();
+        let err = Forest::open_at(&files, &sidecar).err().unwrap().to_string();
+        assert!(err.contains("i.ann.rows") && err.contains("bytes"), "{err}");
+        std::fs::write(&files.rows, &good).unwrap();
+
         // Trees over the first 2,900 rows with the last 100 beside them: found as if built in.
-        let some = build(&vectors[..2900 * dims], dims, &config, 7, &ann, &proj).unwrap();
-        let items: Vec<u64> = (0..2900).map(|i| key(&i.to_string(), "")).collect();
+        let (some, rows) = build(&vectors[..2900 * dims], dims, &config, 7, &files).unwrap();
+        let items: Vec<u64> = rows.iter().map(|i| key(&i.to_string(), "")).collect();
         let delta = Delta::of(&items, (0..n).map(|i| key(&i.to_string(), "")));
-        let forest = Forest::open_at(&ann, &proj, &some).unwrap().with_delta(delta);
+        let forest = Forest::open_at(&files, &some).unwrap().with_delta(delta);
         let query = &vectors[2950 * dims..2951 * dims];
         assert_eq!(forest.top(&vectors, dims, query, 1, 0, false, |_| true)[0].row, 2950);
         assert!(Truth::of(&vectors, dims, 100).cost(&vectors, dims, &forest).recall_at_10 >= 0.9);
 
         // Without a projection the trees are over the descriptors, and a stale file goes.
         let plain = IndexConfig { project_dims: 0, ..config };
-        let sidecar = build(&vectors, dims, &plain, 7, &ann, &proj).unwrap();
+        let (sidecar, _) = build(&vectors, dims, &plain, 7, &files).unwrap();
         assert_eq!((sidecar.file.dims, sidecar.projection_crc), (64, None));
-        assert!(!proj.exists());
+        assert!(!files.proj.exists());
     }
 
     #[test]
     fn a_damaged_projection_is_refused_naming_the_file() {
         let config = IndexConfig { project_dims: 8, n_trees: 2, search_k: 500, ..IndexConfig::default() };
-        let Fixture { _dir, ann, proj, sidecar, .. } = built(500, 32, &config);
-        let mut bytes = std::fs::read(&proj).unwrap();
+        let Fixture { _dir, files, sidecar, .. } = built(500, 32, &config);
+        let mut bytes = std::fs::read(&files.proj).unwrap();
         bytes[10] ^= 0x40;
-        std::fs::write(&proj, &bytes).unwrap();
-        let err = Forest::open_at(&ann, &proj, &sidecar).err().unwrap().to_string();
+        std::fs::write(&files.proj, &bytes).unwrap();
+        let err = Forest::open_at(&files, &sidecar).err().unwrap().to_string();
         assert!(err.contains("i.ann.proj") && err.contains("checksum"), "{err}");
-        std::fs::write(&proj, &bytes[..bytes.len() - 4]).unwrap();
-        let err = Forest::open_at(&ann, &proj, &sidecar).err().unwrap().to_string();
+        std::fs::write(&files.proj, &bytes[..bytes.len() - 4]).unwrap();
+        let err = Forest::open_at(&files, &sidecar).err().unwrap().to_string();
         assert!(err.contains("i.ann.proj") && err.contains("bytes"), "{err}");
     }
 
