@@ -294,7 +294,11 @@ pub const PRODUCT_MEASURED_UP_TO: usize = 200_000;
 fn neighbours_figure(vectors: &[f32], dims: usize) -> Result<NeighboursFigure> {
     let k = near::CANDIDATES;
     let pairs = |lists: Vec<Vec<crate::index::Scored>>| -> std::collections::HashSet<(usize, usize)> {
-        lists.into_iter().enumerate().flat_map(|(i, l)| l.into_iter().map(move |s| (i.min(s.row), i.max(s.row)))).collect()
+        lists
+            .into_iter()
+            .enumerate()
+            .flat_map(|(i, l)| l.into_iter().map(move |s| (i.min(s.row), i.max(s.row))))
+            .collect()
     };
     let started = Instant::now();
     let by_trees = pairs(near::neighbours_by_trees(vectors, dims, k)?);

@@ -223,9 +223,9 @@ pub fn pair_distance(a: &Thumb, b: &Thumb, threshold: f32) -> f32 {
     d.min(distance(b, a))
 }
 
-/// Up to this many rows, [`neighbours`] come from a matrix product, whose time grows with
-/// the square of the rows but which is the faster below it; above it, from Annoy trees
-/// (`bench-annoy --neighbours`, README "Duplicates").
+/// Up to this many rows, [`neighbours`] come from a matrix product, exact, in time that
+/// grows with the square of the rows (8.5 s at 30,000, 98 s at 100,000 here); above it,
+/// from trees, about linear (5.6 s and 35 s) and nearly exact.
 pub const PRODUCT_UP_TO: usize = 30_000;
 
 /// Each row's `k` nearest rows by dot product over `vectors` (`dims` wide, unit rows),
@@ -237,25 +237,57 @@ pub fn neighbours(vectors: &[f32], dims: usize, k: usize) -> Result<Vec<Vec<Scor
     }
 }
 
-/// [`neighbours`] from Annoy trees built for the purpose as an index run builds them
-/// (over a projection, in a temporary folder, at the `search_k` its probe finds for a
-/// recall@10 of 0.99), each row's candidates re-ranked exactly: time about n log n,
+/// Trees whose leaves propose [`neighbours_by_trees`]' candidates, and rows per leaf: on
+/// the sample's descriptors the lists hold 0.98 of the exact ones' pairs (16 trees of 64:
+/// 0.955), on 100,000 synthetic ones 0.998 (README "Duplicates", `bench-annoy --neighbours`).
+const GRAPH_TREES: usize = 32;
+const GRAPH_LEAF: usize = 100;
+
+/// [`neighbours`] from a forest of random-projection trees (over the projection an index
+/// run's trees use): each row's candidates are the rows that share a leaf with it in any
+/// tree, ranked exactly; then once more with the neighbours of its neighbours added, which
+/// finds most of what the leaves split apart. Time n x trees x leaf (about linear),
 /// where the product's is n².
 pub fn neighbours_by_trees(vectors: &[f32], dims: usize, k: usize) -> Result<Vec<Vec<Scored>>> {
     use crate::config::IndexConfig;
-    use crate::index::forest::{self, Forest, TreeFiles};
+    use crate::index::annoy;
+    use crate::index::exact::dot;
+    use crate::index::forest;
     let n = vectors.len() / dims.max(1);
-    if n < 2 {
-        return Ok(vec![Vec::new(); n]);
-    }
-    let scratch = tempfile::tempdir().map_err(|e| Error::io("cannot create", &std::env::temp_dir(), e))?;
-    let files = TreeFiles::beside(&scratch.path().join("neighbours.ann"));
-    let (sidecar, _) = forest::build(vectors, dims, &IndexConfig::default(), 0, &files)?;
-    let trees = Forest::open_at(&files, &sidecar)?;
+    let projected = forest::tree_vectors(vectors, dims, &IndexConfig::default())?;
+    let (tree_vectors, tree_dims) = projected.as_ref().map_or((vectors, dims), |(v, d)| (v.as_slice(), *d));
+    let forest = annoy::leaves(tree_vectors, tree_dims, GRAPH_TREES, GRAPH_LEAF, annoy::DEFAULT_SEED);
+    drop(projected);
+    let row_of = |r: usize| &vectors[r * dims..(r + 1) * dims];
+    let rank = |row: usize, mut mates: Vec<u32>| {
+        mates.sort_unstable();
+        mates.dedup();
+        let query = row_of(row);
+        let scored = mates.into_iter().map(|m| m as usize).filter(|&m| m != row);
+        nearest_first(scored.map(|m| Scored { row: m, score: dot(query, row_of(m)) }).collect(), k)
+    };
+    let first: Vec<Vec<Scored>> = (0..n)
+        .into_par_iter()
+        .map(|row| rank(row, forest.iter().flat_map(|t| t.groups[t.of[row] as usize].iter().copied()).collect()))
+        .collect();
     Ok((0..n)
         .into_par_iter()
-        .map(|row| trees.top(vectors, dims, &vectors[row * dims..(row + 1) * dims], k, 1, false, |r| r != row))
+        .map(|row| {
+            let near = first[row].iter().flat_map(|s| std::iter::once(s.row).chain(first[s.row].iter().map(|t| t.row)));
+            rank(row, near.map(|m| m as u32).collect())
+        })
         .collect())
+}
+
+/// The `k` best of `best`, best first.
+fn nearest_first(mut best: Vec<Scored>, k: usize) -> Vec<Scored> {
+    if best.len() > k {
+        best.select_nth_unstable_by(k, |a, b| b.score.total_cmp(&a.score));
+        best.truncate(k);
+    }
+    best.shrink_to_fit();
+    best.sort_by(|a, b| b.score.total_cmp(&a.score));
+    best
 }
 
 /// [`neighbours`] exactly: blocks of rows against all of them as one matrix product.
@@ -271,20 +303,9 @@ pub fn neighbours_by_product(vectors: &[f32], dims: usize, k: usize) -> Result<V
         let block = all.narrow(0, start, len).map_err(tensor)?.matmul(&all_t).map_err(tensor)?;
         let scores: Vec<Vec<f32>> = block.to_vec2().map_err(tensor)?;
         out.par_extend(scores.into_par_iter().enumerate().map(|(i, row)| {
-            let mut best: Vec<Scored> = row
-                .into_iter()
-                .enumerate()
-                .filter(|&(r, _)| r != start + i)
-                .map(|(row, score)| Scored { row, score })
-                .collect();
-            if best.len() > k {
-                best.select_nth_unstable_by(k, |a, b| b.score.total_cmp(&a.score));
-                best.truncate(k);
-            }
-            // Else every row keeps room for all rows: memory quadratic in the catalog.
-            best.shrink_to_fit();
-            best.sort_by(|a, b| b.score.total_cmp(&a.score));
-            best
+            let best = row.into_iter().enumerate().filter(|&(r, _)| r != start + i);
+            // Shrunk to k, else every row keeps room for all rows: memory quadratic.
+            nearest_first(best.map(|(row, score)| Scored { row, score }).collect(), k)
         }));
     }
     Ok(out)

@@ -252,20 +252,69 @@ pub fn build_in_leaf_order(
     Ok((built, rows.expect("numbered by leaves")))
 }
 
-/// The items of one tree, leaf by leaf, depth first (`make_tree` pushes its root last).
-fn leaf_order(tree: &[Node], n_items: usize) -> Vec<u32> {
-    let mut order = Vec::with_capacity(n_items);
+/// `n_trees` trees (at least one) over row-major vectors, leaves of at most `leaf` items,
+/// in parallel, tree t from its own stream of `seed`.
+fn grow(vectors: &[f32], dims: usize, n_trees: usize, leaf: usize, seed: u64) -> Vec<Vec<Node>> {
+    let n_items = vectors.len() / dims;
+    (0..n_trees.max(1))
+        .into_par_iter()
+        .map(|t| {
+            let mut b = TreeBuilder {
+                vectors,
+                dims,
+                n_items,
+                k: leaf,
+                rng: Rng(seed ^ (t as u64).wrapping_mul(0xA076_1D64_78BD_642F)),
+                nodes: Vec::new(),
+            };
+            b.make_tree((0..n_items as i32).collect(), true);
+            b.nodes
+        })
+        .collect()
+}
+
+/// One random-projection tree's leaves: `groups` lists them, `of[row]` is the leaf of
+/// `row`. Rows sharing a leaf are candidates for each other's nearest neighbours, as
+/// nearest-neighbour graphs are started from a forest of such trees.
+pub struct Leaves {
+    pub groups: Vec<Vec<u32>>,
+    pub of: Vec<u32>,
+}
+
+/// The leaves of `n_trees` trees over row-major vectors, at most `leaf` rows each.
+pub fn leaves(vectors: &[f32], dims: usize, n_trees: usize, leaf: usize, seed: u64) -> Vec<Leaves> {
+    let n_items = vectors.len() / dims.max(1);
+    if n_items == 0 {
+        return Vec::new();
+    }
+    grow(vectors, dims, n_trees, leaf.max(2), seed)
+        .into_par_iter()
+        .map(|tree| {
+            let groups = leaf_groups(&tree);
+            let mut of = vec![0u32; n_items];
+            for (g, rows) in groups.iter().enumerate() {
+                rows.iter().for_each(|&r| of[r as usize] = g as u32);
+            }
+            Leaves { groups, of }
+        })
+        .collect()
+}
+
+/// The items of one tree, leaf by leaf, depth first (`make_tree` pushes its root last);
+/// an item a split left alone is a leaf of one.
+fn leaf_groups(tree: &[Node]) -> Vec<Vec<u32>> {
+    let mut groups = Vec::new();
     let mut stack = vec![Ref::Node(tree.len() - 1)];
     while let Some(r) = stack.pop() {
         match r {
-            Ref::Item(i) => order.push(i as u32),
+            Ref::Item(i) => groups.push(vec![i as u32]),
             Ref::Node(n) => match &tree[n] {
-                Node::Leaf { items, .. } => order.extend(items.iter().map(|&i| i as u32)),
+                Node::Leaf { items, .. } => groups.push(items.iter().map(|&i| i as u32).collect()),
                 Node::Split { children, .. } => stack.extend([children[1], children[0]]),
             },
         }
     }
-    order
+    groups
 }
 
 fn write(
@@ -288,24 +337,9 @@ fn write(
     if n_items >= i32::MAX as usize / 2 {
         return refuse(format!("{n_items} items are more than the Annoy format's 32-bit ids allow"));
     }
-    let n_trees = n_trees.max(1);
-    let trees: Vec<Vec<Node>> = (0..n_trees)
-        .into_par_iter()
-        .map(|t| {
-            let mut b = TreeBuilder {
-                vectors,
-                dims,
-                n_items,
-                k: dims + 2,
-                rng: Rng(seed ^ (t as u64).wrapping_mul(0xA076_1D64_78BD_642F)),
-                nodes: Vec::new(),
-            };
-            b.make_tree((0..n_items as i32).collect(), true);
-            b.nodes
-        })
-        .collect();
+    let trees = grow(vectors, dims, n_trees, dims + 2, seed);
     // Item i of the file is row `rows[i]`; `item_of` maps back.
-    let rows = by_leaves.then(|| leaf_order(&trees[0], n_items));
+    let rows = by_leaves.then(|| leaf_groups(&trees[0]).concat());
     let item_of: Option<Vec<i32>> = rows.as_ref().map(|rows| {
         let mut item_of = vec![0i32; n_items];
         rows.iter().enumerate().for_each(|(item, &row)| item_of[row as usize] = item as i32);

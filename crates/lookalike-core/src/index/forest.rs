@@ -227,6 +227,16 @@ pub fn tree_dims(config: &IndexConfig, dims: usize, items: usize) -> usize {
     }
 }
 
+/// `vectors` as trees are built over them with `config`: projected (with the projection's
+/// dimensions), or None when the trees are over the vectors themselves.
+pub fn tree_vectors(vectors: &[f32], dims: usize, config: &IndexConfig) -> Result<Option<(Vec<f32>, usize)>> {
+    let tree_dims = tree_dims(config, dims, vectors.len() / dims.max(1));
+    if tree_dims >= dims {
+        return Ok(None);
+    }
+    Ok(Some((project_all(&fit_projection(vectors, dims, tree_dims)?, vectors)?, tree_dims)))
+}
+
 /// The PCA of the descriptors, fit on up to [`FIT_ROWS`] rows spread over them.
 fn fit_projection(vectors: &[f32], dims: usize, tree_dims: usize) -> Result<Whitening> {
     let items = vectors.len() / dims;
@@ -439,7 +449,9 @@ pub fn build_trees(
     let projection = if tree_dims < dims { Some(fit_projection(vectors, dims, tree_dims)?) } else { None };
     let (n_trees, ann) = (config.n_trees, &out.ann);
     let (file, rows) = match &projection {
-        Some(p) => annoy::build_in_leaf_order(&project_all(p, vectors)?, tree_dims, n_trees, DEFAULT_SEED, source_crc, ann)?,
+        Some(p) => {
+            annoy::build_in_leaf_order(&project_all(p, vectors)?, tree_dims, n_trees, DEFAULT_SEED, source_crc, ann)?
+        }
         None => annoy::build_in_leaf_order(vectors, dims, n_trees, DEFAULT_SEED, source_crc, ann)?,
     };
     let projection_crc = match &projection {
