@@ -473,7 +473,7 @@ pub fn run(parts: Parts, full: bool, cancel: &Cancel, progress: &(dyn Fn(Progres
         };
         // Rows made in this run (or a resumed one) join the old rows' devices.
         let mut embedded_on = old.as_ref().map(Store::embedded_on).unwrap_or_default();
-        let kind = model::device_kind(embedder.device()).to_string();
+        let kind = embedder.device_kind().to_string();
         if final_sources.iter().any(|s| matches!(s, Source::Journal(_))) && !embedded_on.contains(&kind) {
             embedded_on.push(kind);
         }

@@ -61,11 +61,7 @@ impl DeviceExact {
             .map(|r| match r.filters.is_empty() {
                 true => Ok(self.padding.clone()),
                 false => {
-                    let keep = |row| {
-                        r.filters
-                            .iter()
-                            .all(|f| f.matches(self.exact.rows().products.get(row).and_then(Option::as_ref)))
-                    };
+                    let keep = |row| self.exact.rows().passes(r.filters, row);
                     Tensor::from_vec(bias(padded, self.rows, keep), (1, padded), &self.device)
                 }
             })

@@ -46,7 +46,11 @@ pub struct Rows {
 impl Rows {
     /// True when `row` passes the request's filters and exclusions.
     pub fn keep(&self, request: &Request, row: usize) -> bool {
-        !request.exclude.contains(&row)
-            && request.filters.iter().all(|f| f.matches(self.products.get(row).and_then(Option::as_ref)))
+        !request.exclude.contains(&row) && self.passes(request.filters, row)
+    }
+
+    /// True when `row` passes every filter (exclusions aside).
+    pub fn passes(&self, filters: &[Filter], row: usize) -> bool {
+        filters.iter().all(|f| f.matches(self.products.get(row).and_then(Option::as_ref)))
     }
 }

@@ -50,6 +50,11 @@ pub trait Embedder: Send + Sync {
     fn device(&self) -> &str {
         "cpu"
     }
+
+    /// The kind of device it runs on ([`Opened::kind`]).
+    fn device_kind(&self) -> &'static str {
+        "cpu"
+    }
 }
 
 /// Where the model runs: `[model] device` in the configuration, `--device` on the
@@ -104,15 +109,6 @@ impl Device {
     }
 }
 
-/// The kind of device a resolved name is on: "cpu" or "cuda".
-pub fn device_kind(resolved: &str) -> &str {
-    if resolved.starts_with("cuda") {
-        "cuda"
-    } else {
-        "cpu"
-    }
-}
-
 /// A device opened for the model and the searches of one engine.
 #[derive(Clone)]
 pub struct Opened {
@@ -134,6 +130,15 @@ impl Opened {
     /// A GPU rather than the CPU.
     pub fn is_gpu(&self) -> bool {
         !self.candle.is_cpu()
+    }
+
+    /// The kind stores record rows as made on: "cpu" or "cuda".
+    pub fn kind(&self) -> &'static str {
+        if self.candle.is_cuda() {
+            "cuda"
+        } else {
+            "cpu"
+        }
     }
 }
 
@@ -179,9 +184,7 @@ enum Net {
 /// The ResNet50 encoder up to global average pooling.
 pub struct ResNetEmbedder {
     net: Net,
-    device: candle_core::Device,
-    /// The device as it resolved ("cpu (auto: ...)", "cuda:0").
-    device_name: String,
+    device: Opened,
     policy: ResizePolicy,
 }
 
@@ -207,7 +210,7 @@ impl ResNetEmbedder {
         } else {
             Net::Candle(nchw::ResNet50::load(vb).map_err(not_resnet)?)
         };
-        Ok(ResNetEmbedder { net, device: device.candle.clone(), device_name: device.name.clone(), policy })
+        Ok(ResNetEmbedder { net, device: device.clone(), policy })
     }
 
     /// A failed pass names the device, and says what to do when it ran out of memory.
@@ -216,10 +219,10 @@ impl ResNetEmbedder {
         if e.contains("OUT_OF_MEMORY") {
             Error::Model(format!(
                 "{} ran out of memory at a batch of {batch}; lower [model] batch_size ({e})",
-                self.device_name
+                self.device.name
             ))
         } else {
-            Error::Model(format!("on {}: {e}", self.device_name))
+            Error::Model(format!("on {}: {e}", self.device.name))
         }
     }
 
@@ -229,7 +232,7 @@ impl ResNetEmbedder {
         if !matches!(self.net, Net::Nhwc(_)) {
             return Err(Error::Model(format!(
                 "per-layer times are measured on the CPU only, not on {}",
-                self.device_name
+                self.device.name
             )));
         }
         let mut profile = Profile::default();
@@ -245,7 +248,7 @@ impl ResNetEmbedder {
         check_inputs(inputs)?;
         let flat: Vec<f32> = inputs.concat();
         let side = INPUT as usize;
-        let x = Tensor::from_vec(flat, (n, side, side, 3), &self.device)?;
+        let x = Tensor::from_vec(flat, (n, side, side, 3), &self.device.candle)?;
         let pooled = match &self.net {
             // One hand-over to the thread pool for the whole pass: the layers' parallel
             // loops then start from a pool thread instead of each waking the pool from outside.
@@ -273,7 +276,11 @@ impl Embedder for ResNetEmbedder {
     }
 
     fn device(&self) -> &str {
-        &self.device_name
+        &self.device.name
+    }
+
+    fn device_kind(&self) -> &'static str {
+        self.device.kind()
     }
 }
 
