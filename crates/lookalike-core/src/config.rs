@@ -106,7 +106,7 @@ pub struct IndexConfig {
 
 impl Default for IndexConfig {
     fn default() -> Self {
-        IndexConfig { mode: SearchMode::Auto, n_trees: 32, search_k: 2_500, project_dims: 128, backend: Backend::Local }
+        IndexConfig { mode: SearchMode::Auto, n_trees: 64, search_k: 2_500, project_dims: 128, backend: Backend::Local }
     }
 }
 

@@ -333,7 +333,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct BenchAnnoyArgs {
     /// search_k values to measure recall and speed at [default: the ladder an index run's
-    /// probe climbs, index.search_k doubled up to 5 times]
+    /// probe climbs, index.search_k raised by steps of about 1.4x up to 64x]
     #[arg(long, value_delimiter = ',')]
     search_k: Vec<usize>,
     /// Stored vectors used as queries
