@@ -77,7 +77,7 @@ fn python_annoy_reads_our_index_and_agrees_with_annoy_rs() {
     let dir = tempfile::tempdir().unwrap();
     let (vecs, qs) = (vectors(), queries(&vectors()));
     let ann = dir.path().join("ours.ann");
-    annoy::build(&vecs, DIMS, TREES, 99, 0, &ann).unwrap();
+    annoy::build(&vecs, DIMS, TREES, 99, 0, &ann, annoy::Numbering::Rows).unwrap();
     let (vf, qf) = (dir.path().join("v.f32"), dir.path().join("q.f32"));
     write_f32(&vf, vecs.iter().copied());
     write_f32(&qf, qs.iter().flatten().copied());

@@ -102,6 +102,7 @@ fn the_writers_produce_version_1_bytes() {
         lookalike_core::index::annoy::DEFAULT_SEED,
         0,
         &built,
+        lookalike_core::index::annoy::Numbering::Rows,
     )
     .unwrap();
     let same = std::fs::read(&built).unwrap() == std::fs::read(old.join("index.ann")).unwrap();

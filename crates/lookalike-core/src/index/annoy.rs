@@ -229,27 +229,16 @@ impl TreeBuilder<'_> {
     }
 }
 
-/// Builds `n_trees` trees over row-major unit vectors and writes the Annoy file atomically,
-/// item i being row i. Trees are built in parallel, each from its own seed, so the file
-/// depends only on the vectors, `n_trees` and `seed`.
-pub fn build(vectors: &[f32], dims: usize, n_trees: usize, seed: u64, source_crc: u32, out: &Path) -> Result<Built> {
-    write(vectors, dims, n_trees, seed, source_crc, out, false).map(|(built, _)| built)
-}
-
-/// As [`build`], with the items numbered in the order of the first tree's leaves, so that
-/// neighbours sit side by side in the file: a search reads its candidates' nodes in id
-/// order, and near ones share pages and cache lines instead of each costing a miss
-/// (1.5x the queries/s at a million items). Returns the row of each item.
-pub fn build_in_leaf_order(
-    vectors: &[f32],
-    dims: usize,
-    n_trees: usize,
-    seed: u64,
-    source_crc: u32,
-    out: &Path,
-) -> Result<(Built, Vec<u32>)> {
-    let (built, rows) = write(vectors, dims, n_trees, seed, source_crc, out, true)?;
-    Ok((built, rows.expect("numbered by leaves")))
+/// How a file numbers its items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Numbering {
+    /// Item i is row i.
+    Rows,
+    /// Items in the order of the first tree's leaves, so that neighbours sit side by side
+    /// in the file: a search reads its candidates' nodes in id order, and near ones share
+    /// pages and cache lines instead of each costing a miss (up to 1.5x the queries/s at
+    /// a million items).
+    Leaves,
 }
 
 /// `n_trees` trees (at least one) over row-major vectors, leaves of at most `leaf` items,
@@ -317,15 +306,19 @@ fn leaf_groups(tree: &[Node]) -> Vec<Vec<u32>> {
     groups
 }
 
-fn write(
+/// Builds `n_trees` trees over row-major unit vectors and writes the Annoy file atomically,
+/// its items numbered as `numbering` says; returns the row of each item. Trees are built
+/// in parallel, each from its own seed, so the file depends only on the vectors,
+/// `n_trees`, `seed` and `numbering`.
+pub fn build(
     vectors: &[f32],
     dims: usize,
     n_trees: usize,
     seed: u64,
     source_crc: u32,
     out: &Path,
-    by_leaves: bool,
-) -> Result<(Built, Option<Vec<u32>>)> {
+    numbering: Numbering,
+) -> Result<(Built, Vec<u32>)> {
     let refuse = |reason: String| Err(Error::failed(format!("building Annoy index {}", out.display()), reason));
     if dims == 0 || !vectors.len().is_multiple_of(dims) {
         return refuse(format!("vectors are not a whole number of {dims}-d rows"));
@@ -339,13 +332,13 @@ fn write(
     }
     let trees = grow(vectors, dims, n_trees, dims + 2, seed);
     // Item i of the file is row `rows[i]`; `item_of` maps back.
-    let rows = by_leaves.then(|| leaf_groups(&trees[0]).concat());
-    let item_of: Option<Vec<i32>> = rows.as_ref().map(|rows| {
-        let mut item_of = vec![0i32; n_items];
-        rows.iter().enumerate().for_each(|(item, &row)| item_of[row as usize] = item as i32);
-        item_of
-    });
-    let renumber = |row: i32| item_of.as_ref().map_or(row, |m| m[row as usize]);
+    let rows: Vec<u32> = match numbering {
+        Numbering::Rows => (0..n_items as u32).collect(),
+        Numbering::Leaves => leaf_groups(&trees[0]).concat(),
+    };
+    let mut item_of = vec![0i32; n_items];
+    rows.iter().enumerate().for_each(|(item, &row)| item_of[row as usize] = item as i32);
+    let renumber = |row: i32| item_of[row as usize];
 
     let mut tmp = files::temp_beside(out, ".index-")?;
     let context = "cannot write Annoy index";
@@ -354,8 +347,7 @@ fn write(
     let mut roots: Vec<Vec<u8>> = Vec::new();
     let file_crc = {
         let mut w = CrcWriter { inner: BufWriter::with_capacity(1 << 20, tmp.as_file_mut()), crc: Default::default() };
-        let row = |item: usize| rows.as_ref().map_or(item, |rows| rows[item] as usize);
-        for v in (0..n_items).map(|item| &vectors[row(item) * dims..(row(item) + 1) * dims]) {
+        for v in rows.iter().map(|&row| &vectors[row as usize * dims..(row as usize + 1) * dims]) {
             node.fill(0);
             node[0..4].copy_from_slice(&1i32.to_le_bytes());
             node[4..8].copy_from_slice(&dot(v, v).to_le_bytes());
@@ -520,8 +512,8 @@ mod tests {
         let vectors = clustered(500, dims, 1);
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("a.ann"), dir.path().join("b.ann"));
-        build(&vectors, dims, 5, 42, 0, &a).unwrap();
-        build(&vectors, dims, 5, 42, 0, &b).unwrap();
+        build(&vectors, dims, 5, 42, 0, &a, Numbering::Rows).unwrap();
+        build(&vectors, dims, 5, 42, 0, &b, Numbering::Rows).unwrap();
         assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
         let index = Annoy::open(&a, dims, 500).unwrap();
         for i in [0usize, 123, 499] {
@@ -536,7 +528,7 @@ mod tests {
         let vectors = clustered(100, dims, 2);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.ann");
-        build(&vectors, dims, 3, 1, 0, &path).unwrap();
+        build(&vectors, dims, 3, 1, 0, &path, Numbering::Rows).unwrap();
         assert!(Annoy::open(&path, dims, 100).is_ok());
         assert!(Annoy::open(&path, dims, 99).is_err());
         assert!(Annoy::open(&path, 16, 100).is_err());
@@ -555,7 +547,7 @@ mod tests {
         let vectors: Vec<f32> = std::iter::repeat_n([0.5f32, 0.5, 0.5, 0.5], 200).flatten().collect();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("same.ann");
-        build(&vectors, dims, 2, 7, 0, &path).unwrap();
+        build(&vectors, dims, 2, 7, 0, &path, Numbering::Rows).unwrap();
         let index = Annoy::open(&path, dims, 200).unwrap();
         assert_eq!(index.candidates(&[0.5; 4], 200, 10_000).len(), 200);
     }

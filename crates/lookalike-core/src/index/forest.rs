@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::annoy::{self, file_crc, Annoy, Built, DEFAULT_SEED};
+use super::annoy::{self, file_crc, Annoy, Built, Numbering, DEFAULT_SEED};
 use super::exact::{dot, exact_top_k, Exact};
 use super::{Request, Scored, VectorIndex};
 use crate::config::{IndexConfig, SearchMode};
@@ -140,13 +140,7 @@ impl TreeFiles {
 fn read_rows(path: &Path, sidecar: &Sidecar) -> Result<Delta> {
     let items = sidecar.file.items;
     let Some(crc) = sidecar.rows_crc else { return Ok(Delta::none(items)) };
-    let bytes = std::fs::read(path).at("cannot read", path)?;
-    if bytes.len() != 4 * items {
-        return Err(Error::damaged(path, format!("{} bytes, {items} items take {}", bytes.len(), 4 * items)));
-    }
-    if crc32fast::hash(&bytes) != crc {
-        return Err(Error::damaged(path, "its checksum differs from the one in index.ann.json"));
-    }
+    let bytes = read_checked(path, 4 * items, &format!("{items} items take"), crc)?;
     let rows: Vec<u32> = bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     if rows.iter().any(|&r| r as usize >= items) {
         return Err(Error::damaged(path, format!("a row past the {items} items")));
@@ -234,11 +228,17 @@ pub fn tree_dims(config: &IndexConfig, dims: usize, items: usize) -> usize {
 /// `vectors` as trees are built over them with `config`: projected (with the projection's
 /// dimensions), or None when the trees are over the vectors themselves.
 pub fn tree_vectors(vectors: &[f32], dims: usize, config: &IndexConfig) -> Result<Option<(Vec<f32>, usize)>> {
-    let tree_dims = tree_dims(config, dims, vectors.len() / dims.max(1));
-    if tree_dims >= dims {
-        return Ok(None);
+    match projection(vectors, dims, config)? {
+        Some(p) => Ok(Some((project_all(&p, vectors)?, p.out_dims))),
+        None => Ok(None),
     }
-    Ok(Some((project_all(&fit_projection(vectors, dims, tree_dims)?, vectors)?, tree_dims)))
+}
+
+/// The projection trees are built over with `config`; None when they are over the
+/// vectors themselves.
+fn projection(vectors: &[f32], dims: usize, config: &IndexConfig) -> Result<Option<Whitening>> {
+    let tree_dims = tree_dims(config, dims, vectors.len() / dims.max(1));
+    Ok(if tree_dims < dims { Some(fit_projection(vectors, dims, tree_dims)?) } else { None })
 }
 
 /// The PCA of the descriptors, fit on up to [`FIT_ROWS`] rows spread over them.
@@ -262,16 +262,22 @@ fn save_projection(projection: &Whitening, out: &Path) -> Result<u32> {
     Ok(crc32fast::hash(&bytes))
 }
 
-fn open_projection(path: &Path, dims: usize, tree_dims: usize, crc: u32) -> Result<Whitening> {
+/// A file beside the trees, read whole: `want` bytes (`needs` says for what) with the
+/// checksum the sidecar records.
+fn read_checked(path: &Path, want: usize, needs: &str, crc: u32) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).at("cannot read", path)?;
-    let want = 4 * (dims + dims * tree_dims);
     if bytes.len() != want {
-        let reason = format!("{} bytes, a {dims} x {tree_dims} projection takes {want}", bytes.len());
-        return Err(Error::damaged(path, reason));
+        return Err(Error::damaged(path, format!("{} bytes, {needs} {want}", bytes.len())));
     }
     if crc32fast::hash(&bytes) != crc {
         return Err(Error::damaged(path, "its checksum differs from the one in index.ann.json"));
     }
+    Ok(bytes)
+}
+
+fn open_projection(path: &Path, dims: usize, tree_dims: usize, crc: u32) -> Result<Whitening> {
+    let want = 4 * (dims + dims * tree_dims);
+    let bytes = read_checked(path, want, &format!("a {dims} x {tree_dims} projection takes"), crc)?;
     let floats: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     let (mean, proj) = floats.split_at(dims);
     Ok(Whitening { mean: mean.to_vec(), proj: proj.to_vec(), in_dims: dims, out_dims: tree_dims })
@@ -449,15 +455,11 @@ pub fn build_trees(
     source_crc: u32,
     out: &TreeFiles,
 ) -> Result<(Sidecar, Vec<u32>)> {
-    let items = vectors.len() / dims.max(1);
-    let tree_dims = tree_dims(config, dims, items);
-    let projection = if tree_dims < dims { Some(fit_projection(vectors, dims, tree_dims)?) } else { None };
-    let (n_trees, ann) = (config.n_trees, &out.ann);
+    let projection = projection(vectors, dims, config)?;
+    let (n_trees, ann, leaves) = (config.n_trees, &out.ann, Numbering::Leaves);
     let (file, rows) = match &projection {
-        Some(p) => {
-            annoy::build_in_leaf_order(&project_all(p, vectors)?, tree_dims, n_trees, DEFAULT_SEED, source_crc, ann)?
-        }
-        None => annoy::build_in_leaf_order(vectors, dims, n_trees, DEFAULT_SEED, source_crc, ann)?,
+        Some(p) => annoy::build(&project_all(p, vectors)?, p.out_dims, n_trees, DEFAULT_SEED, source_crc, ann, leaves)?,
+        None => annoy::build(vectors, dims, n_trees, DEFAULT_SEED, source_crc, ann, leaves)?,
     };
     let projection_crc = match &projection {
         Some(p) => Some(save_projection(p, &out.proj)?),
